@@ -1,0 +1,52 @@
+"""Prometheus metrics of the workers, served on RESEARCH_METRICS_PORT.
+
+The Temporal SDK's own metrics (poll latency, schedule-to-start, task slots) are served by
+the SDK's runtime on RESEARCH_SDK_METRICS_PORT; these are the application's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+ACTIVITY_SECONDS = Histogram(
+    "research_activity_duration_seconds",
+    "Wall time of one activity attempt.",
+    ["activity", "outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+ACTIVITY_IN_FLIGHT = Gauge(
+    "research_activity_in_flight", "Activity attempts running now.", ["activity"]
+)
+PROVIDER_REQUESTS = Counter(
+    "research_provider_requests_total",
+    "Calls to a search or model provider, by outcome (ok or an error type).",
+    ["provider", "outcome"],
+)
+LLM_TOKENS = Counter("research_llm_tokens_total", "Model tokens used.", ["step", "direction"])
+SEARCH_HITS = Counter("research_search_hits_total", "Documents returned by searches.", ["provider"])
+
+
+def serve(port: int) -> None:
+    """Serve /metrics on `port` (0 leaves it off)."""
+    if port:
+        start_http_server(port)
+
+
+@contextmanager
+def track_activity(name: str) -> Iterator[None]:
+    """Count an attempt as in flight and record its duration and outcome."""
+    ACTIVITY_IN_FLIGHT.labels(name).inc()
+    started = time.monotonic()
+    outcome = "ok"
+    try:
+        yield
+    except BaseException as err:
+        outcome = type(err).__name__
+        raise
+    finally:
+        ACTIVITY_IN_FLIGHT.labels(name).dec()
+        ACTIVITY_SECONDS.labels(name, outcome).observe(time.monotonic() - started)

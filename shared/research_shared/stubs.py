@@ -1,0 +1,47 @@
+"""Typed stubs of the activities the orchestrator schedules on other services' queues.
+
+Each stub has the real activity's name and its input and result models, so
+`workflow.execute_activity(stubs.web_search, ...)` is type-checked and decodes the result
+into the right model. The stubs are never registered with a worker: the real functions live
+in the search and LLM workers, which register them under the same names. A test checks
+that each real activity matches its stub.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from research_shared.models import (
+    PlanInput,
+    PlanResult,
+    SynthesisResult,
+    SynthesizeInput,
+    WebSearchInput,
+    WebSearchResult,
+)
+from research_shared.names import PLAN_ACTIVITY, SYNTHESIZE_ACTIVITY, WEB_SEARCH_ACTIVITY
+
+
+def _runs_elsewhere(name: str, queue_setting: str) -> NotImplementedError:
+    return NotImplementedError(
+        f"the '{name}' activity runs on the worker that polls {queue_setting}; "
+        "this stub only describes it"
+    )
+
+
+@activity.defn(name=PLAN_ACTIVITY)
+async def plan(input: PlanInput) -> PlanResult:
+    """Turn a question into search queries, each with its reason (LLM worker)."""
+    raise _runs_elsewhere(PLAN_ACTIVITY, "RESEARCH_LLM_QUEUE")
+
+
+@activity.defn(name=WEB_SEARCH_ACTIVITY)
+async def web_search(input: WebSearchInput) -> WebSearchResult:
+    """Run one search and return its hits with capped text (search worker)."""
+    raise _runs_elsewhere(WEB_SEARCH_ACTIVITY, "RESEARCH_SEARCH_QUEUE")
+
+
+@activity.defn(name=SYNTHESIZE_ACTIVITY)
+async def synthesize(input: SynthesizeInput) -> SynthesisResult:
+    """Write the cited report from the retrieved sources (LLM worker)."""
+    raise _runs_elsewhere(SYNTHESIZE_ACTIVITY, "RESEARCH_LLM_QUEUE")
