@@ -1,0 +1,1 @@
+"""The orchestrator: hosts `DeepResearchWorkflow` and no activities."""

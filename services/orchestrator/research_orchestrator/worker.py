@@ -1,0 +1,38 @@
+"""Entry point of the orchestrator pool: hosts `DeepResearchWorkflow`, no activities."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from research_orchestrator.workflows import DeepResearchWorkflow
+from research_shared import metrics, routing
+from research_shared.logs import configure_logging
+from research_shared.serving import run_until_signalled
+from research_shared.settings import QueueSettings, TemporalSettings, WorkerSettings
+from research_shared.temporal_client import connect, sdk_runtime
+
+
+def build_worker(client: Client, queues: QueueSettings, settings: WorkerSettings) -> Worker:
+    routing.configure(routing.Routing(search_queue=queues.search_queue, llm_queue=queues.llm_queue))
+    return Worker(
+        client,
+        task_queue=queues.orchestrator_queue,
+        workflows=[DeepResearchWorkflow],
+        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+    )
+
+
+async def run() -> None:
+    settings = WorkerSettings()
+    configure_logging(settings.log_level, settings.log_format, service="orchestrator")
+    metrics.serve(settings.metrics_port)
+    client = await connect(TemporalSettings(), sdk_runtime(settings.sdk_metrics_port))
+    await run_until_signalled(build_worker(client, QueueSettings(), settings), "orchestrator")
+
+
+def main() -> None:
+    asyncio.run(run())
