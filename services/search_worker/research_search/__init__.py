@@ -1,0 +1,1 @@
+"""The search worker: hosts `web_search` on the search task queue."""
