@@ -1,0 +1,1 @@
+"""The LLM worker: hosts `plan` and `synthesize` on the LLM task queue."""

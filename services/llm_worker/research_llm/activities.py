@@ -1,0 +1,143 @@
+"""The `plan` and `synthesize` activities, hosted by the LLM worker on the LLM task queue.
+
+Each runs one agent through the Agents SDK's `Runner`, heartbeating while it waits on the
+model, and turns provider failures into errors the retry presets understand.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import structlog
+from agents import Agent, Model, Runner, RunResult
+from agents.exceptions import UserError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from research_llm import citations
+from research_llm.agents import (
+    PlanOutput,
+    ReportOutput,
+    build_planner,
+    build_writer,
+    plan_prompt,
+    synthesis_prompt,
+)
+from research_llm.providers.openai_compatible import to_application_error, usage_of
+from research_shared import errors, metrics
+from research_shared.heartbeat import heartbeat_every
+from research_shared.models import (
+    PlanInput,
+    PlanResult,
+    SearchQuery,
+    SynthesisResult,
+    SynthesizeInput,
+)
+from research_shared.names import PLAN_ACTIVITY, SYNTHESIZE_ACTIVITY
+
+log = structlog.get_logger(__name__)
+
+
+class ModelSource(Protocol):
+    """Gives the Agents SDK `Model` to use for a model name."""
+
+    name: str
+
+    def model_for(self, model_name: str) -> Model: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LlmActivities:
+    """Activities of the LLM worker; the model source is built once, in `worker.py`."""
+
+    def __init__(
+        self,
+        models: ModelSource,
+        plan_model: str,
+        synthesize_model: str,
+        heartbeat_seconds: float = 3.0,
+    ) -> None:
+        self._models = models
+        self._plan_model = plan_model
+        self._synthesize_model = synthesize_model
+        self._heartbeat_seconds = heartbeat_seconds
+
+    @activity.defn(name=PLAN_ACTIVITY)
+    async def plan(self, input: PlanInput) -> PlanResult:
+        """Turn the question into at most `max_searches` distinct queries, each with a reason."""
+        agent = build_planner(self._models.model_for(self._plan_model))
+        result = await self._run(PLAN_ACTIVITY, agent, plan_prompt(input))
+        output = _output(result, PlanOutput)
+        queries: list[SearchQuery] = []
+        seen: set[str] = set()
+        for item in output.searches:
+            key = " ".join(item.query.lower().split())
+            if key and key not in seen:
+                seen.add(key)
+                queries.append(SearchQuery(query=item.query.strip(), reason=item.reason.strip()))
+        if not queries:
+            raise ApplicationError(
+                "the planner returned no search query", type=errors.MODEL_OUTPUT_INVALID
+            )
+        return PlanResult(
+            queries=queries[: input.max_searches],
+            model=self._plan_model,
+            usage=usage_of(result),
+        )
+
+    @activity.defn(name=SYNTHESIZE_ACTIVITY)
+    async def synthesize(self, input: SynthesizeInput) -> SynthesisResult:
+        """Write the report; citations of sources not retrieved in this run are removed."""
+        agent = build_writer(self._models.model_for(self._synthesize_model))
+        result = await self._run(SYNTHESIZE_ACTIVITY, agent, synthesis_prompt(input))
+        output = _output(result, ReportOutput)
+        known = {s.id for s in input.sources}
+        body = citations.drop_unknown_citations(output.report_markdown.rstrip(), known)
+        summary = citations.drop_unknown_citations(output.summary.strip(), known)
+        report = body + "\n" + citations.appendix(input.sources, input.failed_searches)
+        return SynthesisResult(
+            report_markdown=report,
+            summary=summary,
+            follow_up_questions=[q.strip() for q in output.follow_up_questions if q.strip()],
+            cited_source_ids=[i for i in citations.cited_ids(body + " " + summary) if i in known],
+            model=self._synthesize_model,
+            usage=usage_of(result),
+        )
+
+    async def _run(self, step: str, agent: Agent[None], prompt: str) -> RunResult:
+        info = activity.info()
+        log.info("model step started", step=step, attempt=info.attempt, provider=self._models.name)
+        with metrics.track_activity(step):
+            async with heartbeat_every(self._heartbeat_seconds, {"step": step}):
+                try:
+                    result = await Runner.run(agent, prompt)
+                except UserError as err:
+                    # The same call would fail the same way: a bug or a misconfiguration.
+                    metrics.PROVIDER_REQUESTS.labels(self._models.name, errors.MODEL_USAGE).inc()
+                    raise ApplicationError(
+                        f"{step}: {err}", type=errors.MODEL_USAGE, non_retryable=True
+                    ) from err
+                except Exception as err:
+                    mapped = to_application_error(err, provider=self._models.name)
+                    outcome = mapped.type if mapped is not None else type(err).__name__
+                    metrics.PROVIDER_REQUESTS.labels(self._models.name, outcome or "error").inc()
+                    if mapped is not None:
+                        raise mapped from err
+                    raise
+        metrics.PROVIDER_REQUESTS.labels(self._models.name, "ok").inc()
+        usage = usage_of(result)
+        metrics.LLM_TOKENS.labels(step, "input").inc(usage.input_tokens)
+        metrics.LLM_TOKENS.labels(step, "output").inc(usage.output_tokens)
+        log.info("model step finished", step=step, calls=usage.calls)
+        return result
+
+
+def _output(result: RunResult, kind: type[Any]) -> Any:
+    output = result.final_output
+    if not isinstance(output, kind):
+        raise ApplicationError(
+            f"the model returned {type(output).__name__}, expected {kind.__name__}",
+            type=errors.MODEL_OUTPUT_INVALID,
+        )
+    return output

@@ -1,0 +1,102 @@
+"""The two agents of the LLM worker, their structured outputs, and the prompts they get.
+
+The same agents run whatever the model behind them: an OpenAI-compatible endpoint or the
+offline model. Each agent's input is one JSON document (built here), so a model, real or
+offline, reads exactly the facts the activity has: the question, the limits, and for the
+writer the numbered sources it may cite.
+"""
+
+from __future__ import annotations
+
+import json
+
+from agents import Agent, Model
+from pydantic import BaseModel, Field
+
+from research_shared.models import PlanInput, SynthesizeInput
+
+PLANNER_NAME = "research_planner"
+WRITER_NAME = "report_writer"
+
+
+class PlannedSearch(BaseModel):
+    """One search the planner wants, with its reason."""
+
+    query: str = Field(description="A web search query, a few words long.")
+    reason: str = Field(description="Why this search helps answer the question.")
+
+
+class PlanOutput(BaseModel):
+    """Structured output of the planner."""
+
+    searches: list[PlannedSearch]
+
+
+class ReportOutput(BaseModel):
+    """Structured output of the writer."""
+
+    report_markdown: str = Field(
+        description="The report in markdown, citing sources as [n] with their ids."
+    )
+    summary: str = Field(description="Two or three sentences that answer the question.")
+    follow_up_questions: list[str] = Field(description="Questions worth researching next.")
+
+
+PLANNER_INSTRUCTIONS = """\
+You plan web research. The input is JSON with a `question` and `max_searches`.
+Return between 1 and `max_searches` searches that together cover the question: its main
+concepts, the comparisons or trade-offs it implies, and recent or authoritative sources.
+Each search has a short `query` (what to type into a search engine) and a `reason`.
+Do not repeat a query."""
+
+WRITER_INSTRUCTIONS = """\
+You write research reports. The input is JSON with a `question`, the `searches` that were
+run, the `sources` retrieved (each with an integer `id`, `title`, `url` and `content`), and
+`failed_searches`. Write a markdown report that answers the question from the sources only.
+Cite every claim with the id of its source in square brackets, like [2] or [1][3]. Cite
+only ids that appear in `sources`; do not invent sources or add a bibliography, which is
+appended for you. If searches failed or sources are thin, say so in the report. Also give a
+short `summary` and a few `follow_up_questions`."""
+
+
+def build_planner(model: Model | str) -> Agent[None]:
+    return Agent(
+        name=PLANNER_NAME,
+        instructions=PLANNER_INSTRUCTIONS,
+        model=model,
+        output_type=PlanOutput,
+    )
+
+
+def build_writer(model: Model | str) -> Agent[None]:
+    return Agent(
+        name=WRITER_NAME,
+        instructions=WRITER_INSTRUCTIONS,
+        model=model,
+        output_type=ReportOutput,
+    )
+
+
+def plan_prompt(request: PlanInput) -> str:
+    return json.dumps({"question": request.question, "max_searches": request.max_searches})
+
+
+def synthesis_prompt(request: SynthesizeInput) -> str:
+    return json.dumps(
+        {
+            "question": request.question,
+            "searches": [q.model_dump() for q in request.queries],
+            "sources": [
+                {
+                    "id": s.id,
+                    "title": s.title,
+                    "url": s.url,
+                    "query_index": s.query_index,
+                    "content": s.content,
+                }
+                for s in request.sources
+            ],
+            "failed_searches": [f.model_dump() for f in request.failed_searches],
+        },
+        ensure_ascii=False,
+    )

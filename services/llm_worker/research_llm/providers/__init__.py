@@ -1,0 +1,1 @@
+"""Model providers for the Agents SDK: an OpenAI-compatible endpoint, or the offline model."""

@@ -1,0 +1,107 @@
+"""Entry point of the LLM pool: hosts `plan` and `synthesize` only."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import structlog
+from agents import Model
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from research_llm.activities import LlmActivities, ModelSource
+from research_shared import metrics
+from research_shared.logs import configure_logging
+from research_shared.serving import run_until_signalled
+from research_shared.settings import (
+    LlmProviderName,
+    LlmSettings,
+    QueueSettings,
+    TemporalSettings,
+    WorkerSettings,
+)
+from research_shared.temporal_client import connect, sdk_runtime
+
+log = structlog.get_logger(__name__)
+
+
+class OfflineModels:
+    """The offline model for every step, whatever model name is configured."""
+
+    name = "offline"
+
+    def model_for(self, model_name: str) -> Model:
+        from research_llm.providers.offline import OfflineModel
+
+        return OfflineModel()
+
+    async def aclose(self) -> None:
+        return None
+
+
+def build_models(settings: LlmSettings) -> ModelSource:
+    """An OpenAI-compatible endpoint when a key is set (or asked for), else the offline model."""
+    if settings.resolved_provider() is LlmProviderName.OPENAI:
+        from research_llm.providers.openai_compatible import OpenAICompatibleModels
+
+        # A local OpenAI-compatible server (vLLM, Ollama, llama.cpp) may need no key.
+        if settings.openai_api_key is None and settings.openai_base_url is None:
+            raise SystemExit("RESEARCH_LLM_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL")
+        return OpenAICompatibleModels(
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            api=settings.openai_api,
+            timeout=settings.openai_timeout_seconds,
+        )
+    return OfflineModels()
+
+
+def build_worker(
+    client: Client,
+    models: ModelSource,
+    llm: LlmSettings,
+    queues: QueueSettings,
+    settings: WorkerSettings,
+) -> Worker:
+    plan_model, synthesize_model = llm.plan_model, llm.synthesize_model
+    if isinstance(models, OfflineModels):
+        from research_llm.providers.offline import OFFLINE_MODEL_NAME
+
+        plan_model = synthesize_model = OFFLINE_MODEL_NAME
+    activities = LlmActivities(
+        models,
+        plan_model=plan_model,
+        synthesize_model=synthesize_model,
+        heartbeat_seconds=llm.heartbeat_seconds,
+    )
+    return Worker(
+        client,
+        task_queue=queues.llm_queue,
+        activities=[activities.plan, activities.synthesize],
+        max_concurrent_activities=settings.max_concurrent_activities,
+        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+    )
+
+
+async def run() -> None:
+    from research_llm.providers.openai_compatible import configure_agents_sdk
+
+    settings = WorkerSettings()
+    configure_logging(settings.log_level, settings.log_format, service="llm-worker")
+    configure_agents_sdk()
+    metrics.serve(settings.metrics_port)
+    llm = LlmSettings()
+    models = build_models(llm)
+    log.info("model provider ready", provider=models.name)
+    try:
+        client = await connect(TemporalSettings(), sdk_runtime(settings.sdk_metrics_port))
+        await run_until_signalled(
+            build_worker(client, models, llm, QueueSettings(), settings), "llm"
+        )
+    finally:
+        await models.aclose()
+
+
+def main() -> None:
+    asyncio.run(run())
