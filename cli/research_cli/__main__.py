@@ -1,0 +1,3 @@
+from research_cli.main import entrypoint
+
+entrypoint()
