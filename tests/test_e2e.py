@@ -1,0 +1,364 @@
+"""End to end: the three worker pools as real processes against the session's dev server.
+
+Runs research with the offline providers (the default corpus and the offline model), then
+reads the run's event history to check where each activity ran and with which options.
+Also: a run started by the `temporal` CLI binary, the `deep-research` CLI, and a run with
+the real Tavily and OpenAI clients against wire-compatible local servers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
+from temporalio.exceptions import ApplicationError
+
+from research_cli.embedded import temporal_binary
+from research_shared import errors, retry
+from research_shared.models import ResearchReport, ResearchRequest
+from research_shared.names import LLM_QUEUE, ORCHESTRATOR_QUEUE, SEARCH_QUEUE, WORKFLOW_TYPE
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.tavily_server import FakeTavilyServer
+from tests.processes import DevServer, WorkerProcesses
+
+pytestmark = pytest.mark.e2e
+
+CITATION = re.compile(r"\[(\d+)\](?!\()")
+QUESTION = "How do I compress data with gzip and zlib?"
+
+
+@pytest.fixture(scope="module")
+def offline_workers(
+    dev_server: DevServer, session_data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcesses]:
+    """The three pools on the default queues, with the offline providers and default corpus."""
+    workers = WorkerProcesses(
+        address=dev_server.address,
+        log_dir=tmp_path_factory.mktemp("offline-logs"),
+        env={
+            "RESEARCH_DATA_DIR": str(session_data_dir),
+            "RESEARCH_SEARCH_PROVIDER": "local",
+            "RESEARCH_LLM_PROVIDER": "offline",
+        },
+    )
+    workers.start("orchestrator", "search", "llm")
+    yield workers
+    workers.stop_all()
+
+
+def scheduled_activities(history: WorkflowHistory) -> list[Any]:
+    return [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+def assert_citations_resolve(report: ResearchReport) -> None:
+    ids = {s.id for s in report.sources}
+    cited = {int(n) for n in CITATION.findall(report.report_markdown + report.summary)}
+    assert cited, "the report cites nothing"
+    assert cited <= ids, f"citations {sorted(cited - ids)} name no retrieved source"
+
+
+async def test_offline_research_end_to_end(
+    client: Client, offline_workers: WorkerProcesses
+) -> None:
+    handle = await client.start_workflow(
+        WORKFLOW_TYPE,
+        ResearchRequest(question=QUESTION, max_searches=4),
+        id=f"e2e-{uuid.uuid4().hex[:8]}",
+        task_queue=ORCHESTRATOR_QUEUE,
+        result_type=ResearchReport,
+    )
+    report = await handle.result()
+
+    # A real report from real retrieved text, with citations that resolve.
+    assert report.question == QUESTION
+    assert "No language model wrote this report" in report.report_markdown
+    assert_citations_resolve(report)
+    assert 1 <= report.stats.searches_planned <= 4
+    assert report.stats.searches_succeeded == report.stats.searches_planned
+    assert report.stats.llm_calls == 2
+    assert report.stats.total_tokens > 0
+    assert report.stats.wall_time_seconds > 0
+    assert report.summary and report.follow_up_questions
+    files = [Path(s.url) for s in report.sources]
+    assert all(f.is_file() for f in files), "local sources are files of the corpus"
+    assert any(f.name in ("gzip.md", "zlib.md") for f in files)
+    # Quoted sentences are really in the cited files (whitespace aside).
+    corpus_text = " ".join(" ".join(f.read_text().split()) for f in files)
+    quoted = [
+        line[2:].rsplit(" [", 1)[0]
+        for line in report.report_markdown.splitlines()
+        if line.startswith("- ") and CITATION.search(line)
+    ]
+    assert quoted and all(" ".join(q.split()) in corpus_text for q in quoted[:5])
+
+    history = await handle.fetch_history()
+    events = scheduled_activities(history)
+    by_type: dict[str, list[Any]] = {}
+    for e in events:
+        attrs = e.activity_task_scheduled_event_attributes
+        by_type.setdefault(attrs.activity_type.name, []).append(attrs)
+    assert len(by_type["plan"]) == 1 and len(by_type["synthesize"]) == 1
+    assert len(by_type["web_search"]) == report.stats.searches_planned
+    assert by_type["plan"][0].task_queue.name == LLM_QUEUE
+    assert by_type["synthesize"][0].task_queue.name == LLM_QUEUE
+    assert {a.task_queue.name for a in by_type["web_search"]} == {SEARCH_QUEUE}
+    # The fan-out: every search scheduled by the same workflow task.
+    assert len({a.workflow_task_completed_event_id for a in by_type["web_search"]}) == 1
+    # Each activity carries its own preset's retry policy and heartbeat timeout.
+    for name, preset in (
+        ("plan", retry.PLAN),
+        ("web_search", retry.WEB_SEARCH),
+        ("synthesize", retry.SYNTHESIZE),
+    ):
+        for attrs in by_type[name]:
+            assert attrs.heartbeat_timeout.ToTimedelta() == preset.heartbeat
+            assert attrs.start_to_close_timeout.ToTimedelta() == preset.start_to_close
+            assert attrs.retry_policy.maximum_attempts == preset.retry.maximum_attempts
+            assert attrs.retry_policy.initial_interval.ToTimedelta() == (
+                preset.retry.initial_interval
+            )
+            assert set(attrs.retry_policy.non_retryable_error_types) == set(errors.NON_RETRYABLE)
+
+    # The pools stayed in their lanes.
+    assert "search started" in offline_workers.log("search")
+    assert "model step started" in offline_workers.log("llm")
+    assert "search started" not in offline_workers.log("llm")
+
+
+def temporal_cli(dev_server: DevServer, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [temporal_binary(), *args, "--address", dev_server.address],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_run_started_by_temporal_cli_completes(
+    client: Client, dev_server: DevServer, offline_workers: WorkerProcesses
+) -> None:
+    workflow_id = f"cli-{uuid.uuid4().hex[:8]}"
+    started = temporal_cli(
+        dev_server,
+        "workflow",
+        "start",
+        "--type",
+        "DeepResearchWorkflow",
+        "--task-queue",
+        "research-orchestrator",
+        "--workflow-id",
+        workflow_id,
+        "--input",
+        json.dumps({"question": "How do I parse command line arguments?"}),
+    )
+    assert started.returncode == 0, started.stderr
+    report = await client.get_workflow_handle(workflow_id, result_type=ResearchReport).result()
+    assert_citations_resolve(report)
+    assert any(Path(s.url).name == "argparse.md" for s in report.sources)
+
+    # Bad input from any client fails at once, with our error type and no activity.
+    bad_id = f"cli-bad-{uuid.uuid4().hex[:8]}"
+    started = temporal_cli(
+        dev_server,
+        "workflow",
+        "start",
+        "--type",
+        "DeepResearchWorkflow",
+        "--task-queue",
+        "research-orchestrator",
+        "--workflow-id",
+        bad_id,
+        "--input",
+        json.dumps({"question": "ok", "max_searches": 99}),
+    )
+    assert started.returncode == 0, started.stderr
+    handle = client.get_workflow_handle(bad_id)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert isinstance(failure.value.cause, ApplicationError)
+    assert failure.value.cause.type == errors.INVALID_REQUEST
+    assert not scheduled_activities(await handle.fetch_history())
+
+
+def deep_research(
+    dev_server: DevServer, *args: str, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "research_cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env={**_env(), "TEMPORAL_ADDRESS": dev_server.address},
+        check=False,
+    )
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+def test_cli_run_status_result(
+    dev_server: DevServer, offline_workers: WorkerProcesses, tmp_path: Path
+) -> None:
+    run = deep_research(
+        dev_server, "run", "How does sqlite3 handle transactions?", "--json", cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    report_path = Path(data["report_path"])
+    if not report_path.is_absolute():
+        report_path = tmp_path / report_path
+    assert report_path.read_text() == data["report_markdown"]
+    assert data["stats"]["searches_succeeded"] >= 1
+
+    status = deep_research(dev_server, "status", data["workflow_id"], "--json", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["phase"] == "completed"
+    assert json.loads(status.stdout)["run_status"] == "COMPLETED"
+
+    out = tmp_path / "again.md"
+    result = deep_research(
+        dev_server, "result", data["workflow_id"], "--out", str(out), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.read_text() == data["report_markdown"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "   "], "invalid research request: question: the question is empty"),
+        (["run", "ok", "--max-searches", "0"], "invalid research request: max_searches"),
+        (["run", "x" * 2500], "the limit is 2000"),
+    ],
+)
+def test_cli_rejects_bad_input_in_one_line(
+    dev_server: DevServer, tmp_path: Path, args: list[str], expected: str
+) -> None:
+    result = deep_research(dev_server, *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "reports").exists()
+
+
+def test_cli_reports_unreachable_server_in_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "research_cli", "status", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**_env(), "TEMPORAL_ADDRESS": "127.0.0.1:1"},
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot reach Temporal at 127.0.0.1:1")
+    assert "Traceback" not in result.stderr
+
+
+PLAN_JSON = json.dumps(
+    {
+        "searches": [
+            {"query": "durable execution", "reason": "the core idea"},
+            {"query": "workflow replay", "reason": "how recovery works"},
+        ]
+    }
+)
+
+
+def fake_model(body: dict[str, Any]) -> str:
+    """Plans two searches; writes a report that cites source 1 and a source that does not
+    exist, which the synthesize activity must remove."""
+    if "report_markdown" not in json.dumps(body):
+        return PLAN_JSON
+    return json.dumps(
+        {
+            "report_markdown": "# Report\n\nDurable execution resumes work [1]. Invented [42].",
+            "summary": "It resumes [1][42].",
+            "follow_up_questions": ["What about versioning?"],
+        }
+    )
+
+
+async def test_real_clients_against_wire_compatible_servers(
+    client: Client, dev_server: DevServer, tmp_path: Path
+) -> None:
+    """Tavily search with an OpenAI-compatible model (Chat Completions), real clients,
+    workers as processes on their own queues."""
+    suffix = uuid.uuid4().hex[:6]
+    queues = {
+        "RESEARCH_ORCHESTRATOR_QUEUE": f"orch-{suffix}",
+        "RESEARCH_SEARCH_QUEUE": f"search-{suffix}",
+        "RESEARCH_LLM_QUEUE": f"llm-{suffix}",
+    }
+    with (
+        FakeTavilyServer() as tavily,
+        FakeOpenAIServer(responder=fake_model) as openai_server,
+    ):
+        assert isinstance(tavily, FakeTavilyServer)
+        assert isinstance(openai_server, FakeOpenAIServer)
+        workers = WorkerProcesses(
+            address=dev_server.address,
+            log_dir=tmp_path / "logs",
+            env={
+                **queues,
+                "RESEARCH_SEARCH_PROVIDER": "tavily",
+                "TAVILY_API_KEY": tavily.api_key,
+                "TAVILY_BASE_URL": tavily.base_url,
+                "RESEARCH_LLM_PROVIDER": "openai",
+                "OPENAI_API_KEY": openai_server.api_key,
+                "OPENAI_BASE_URL": openai_server.api_base_url,
+                "RESEARCH_OPENAI_API": "chat_completions",
+                "RESEARCH_PLAN_MODEL": "planner-model",
+                "RESEARCH_SYNTHESIZE_MODEL": "writer-model",
+            },
+        )
+        try:
+            workers.start("orchestrator", "search", "llm")
+            report = await client.execute_workflow(
+                WORKFLOW_TYPE,
+                {"question": "What is durable execution?"},
+                id=f"mix-{suffix}",
+                task_queue=queues["RESEARCH_ORCHESTRATOR_QUEUE"],
+                result_type=ResearchReport,
+            )
+        finally:
+            workers.stop_all()
+
+        assert sorted(tavily.queries_received()) == ["durable execution", "workflow replay"]
+        requests = openai_server.requests_for("chat_completions")
+        assert [r.model for r in requests] == ["planner-model", "writer-model"]
+        assert all(r.bearer == openai_server.api_key for r in requests)
+        assert openai_server.calls_for("responses") == []
+
+    assert "Invented [42]" not in report.report_markdown
+    assert "Durable execution resumes work [1]." in report.report_markdown
+    assert report.summary == "It resumes [1]."
+    assert_citations_resolve(report)
+    assert report.stats.llm_calls == 2
+    assert report.stats.input_tokens > 0
+    # The keys stayed out of the logs and the history.
+    for pool in ("search", "llm", "orchestrator"):
+        assert tavily.api_key not in workers.log(pool)
+        assert openai_server.api_key not in workers.log(pool)
+    history = await client.get_workflow_handle(f"mix-{suffix}").fetch_history()
+    raw = history.to_json()
+    assert tavily.api_key not in raw and openai_server.api_key not in raw
