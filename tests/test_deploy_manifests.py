@@ -1,0 +1,611 @@
+"""Static checks of the deployment files: Dockerfiles, docker-compose.yml, Kubernetes manifests.
+
+Nothing here needs a Docker daemon or a cluster. The source files are checked as written; when
+`kubectl` is on PATH the overlays are also rendered by its built-in kustomize and the rendered
+objects checked, since those are what a cluster would receive.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from research_shared import names
+from research_shared.settings import WorkerSettings
+
+yaml = pytest.importorskip("yaml")
+
+ROOT = Path(__file__).resolve().parents[1]
+K8S = ROOT / "deploy" / "k8s"
+COMPOSE = ROOT / "docker-compose.yml"
+OVERLAYS = ("dev", "prod")
+WORKER_UID = 10001
+METRICS_PORTS = {"9464", "9465"}
+# Time a worker needs after its graceful-shutdown budget to exit and flush its last logs.
+SHUTDOWN_MARGIN_SECONDS = 5
+SECRET_NAME = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
+ENV_REFERENCE = re.compile(r"^\$\{[A-Z][A-Z0-9_]*(:?-)?\}$")
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One worker pool and the names it has in each deployment file."""
+
+    pool: str  # the argument of `deep-research worker`
+    deployment: str  # Deployment, ScaledObject and compose service name
+    folder: str  # deploy/k8s/base/<folder>
+    dockerfile: str
+    queue: str
+    queue_setting: str
+    queue_type: str  # what KEDA counts: workflow or activity tasks
+    extras: tuple[str, ...]
+
+
+POOLS = (
+    Pool(
+        "orchestrator",
+        "orchestrator-worker",
+        "orchestrator",
+        "services/orchestrator/Dockerfile",
+        names.ORCHESTRATOR_QUEUE,
+        "RESEARCH_ORCHESTRATOR_QUEUE",
+        "workflow",
+        (),
+    ),
+    Pool(
+        "search",
+        "search-worker",
+        "search-worker",
+        "services/search_worker/Dockerfile",
+        names.SEARCH_QUEUE,
+        "RESEARCH_SEARCH_QUEUE",
+        "activity",
+        ("search",),
+    ),
+    Pool(
+        "llm",
+        "llm-worker",
+        "llm-worker",
+        "services/llm_worker/Dockerfile",
+        names.LLM_QUEUE,
+        "RESEARCH_LLM_QUEUE",
+        "activity",
+        ("llm",),
+    ),
+)
+POOL_IDS = [p.pool for p in POOLS]
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def load_all(path: Path) -> list[dict[str, Any]]:
+    docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    assert all(isinstance(d, dict) for d in docs), f"{path}: every document must be a mapping"
+    return docs
+
+
+def k8s_files() -> list[Path]:
+    return sorted(K8S.rglob("*.yaml"))
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f"{path}: not KEY=VALUE: {line!r}"
+            values[key] = value
+    return values
+
+
+def default_shutdown_seconds() -> float:
+    default = WorkerSettings.model_fields["graceful_shutdown_seconds"].default
+    assert isinstance(default, (int, float))
+    return float(default)
+
+
+def quantity(value: str | int | float) -> float:
+    """A Kubernetes resource quantity (100m, 2, 512Mi, 1Gi) as a plain number."""
+    scale = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2.0**10, "Mi": 2.0**20}
+    scale["Gi"] = 2.0**30
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([a-zA-Z]*)", str(value))
+    assert match and match[2] in scale, f"not a resource quantity: {value!r}"
+    return float(match[1]) * scale[match[2]]
+
+
+def image_is_pinned(image: str) -> bool:
+    """A digest, or an explicit tag other than `latest`."""
+    if "@sha256:" in image:
+        return True
+    last = image.rsplit("/", 1)[-1]
+    _, sep, tag = last.partition(":")
+    return bool(sep and tag and tag != "latest")
+
+
+@dataclass(frozen=True)
+class Kustomization:
+    """What one kustomization.yaml refers to, split into kinds of reference."""
+
+    path: Path
+    doc: dict[str, Any]
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def references(self) -> Iterator[tuple[str, str]]:
+        for key in ("resources", "components", "patchesStrategicMerge"):
+            for entry in self.doc.get(key) or []:
+                yield key, entry
+        for patch in self.doc.get("patches") or []:
+            if "path" in patch:
+                yield "patches", patch["path"]
+        for generator in (self.doc.get("configMapGenerator") or []) + (
+            self.doc.get("secretGenerator") or []
+        ):
+            for key in ("envs", "files"):
+                for entry in generator.get(key) or []:
+                    yield key, entry.partition("=")[2] or entry
+
+    def patch_files(self) -> set[Path]:
+        return {
+            (self.folder / ref).resolve()
+            for key, ref in self.references()
+            if key in ("patches", "patchesStrategicMerge")
+        }
+
+
+def kustomizations() -> list[Kustomization]:
+    return [Kustomization(p, load_all(p)[0]) for p in sorted(K8S.rglob("kustomization.yaml"))]
+
+
+def patch_files() -> set[Path]:
+    return set().union(*(k.patch_files() for k in kustomizations()))
+
+
+def objects(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def source_objects(kind: str) -> list[dict[str, Any]]:
+    """Whole objects of a kind in the source tree (patches are partial, so left out)."""
+    patches = patch_files()
+    found: list[dict[str, Any]] = []
+    for path in k8s_files():
+        if path.name != "kustomization.yaml" and path.resolve() not in patches:
+            found += objects(load_all(path), kind)
+    return found
+
+
+def by_name(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in objects(docs, kind)}
+
+
+def config_values(docs: list[dict[str, Any]], container: dict[str, Any]) -> dict[str, str]:
+    """The settings a rendered container gets from the ConfigMaps it references."""
+    maps = by_name(docs, "ConfigMap")
+    values: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        name = source["configMapRef"]["name"]
+        assert name in maps, f"container {container['name']} references missing ConfigMap {name}"
+        values.update(maps[name].get("data") or {})
+    for var in container.get("env") or []:
+        if "value" in var:
+            values[var["name"]] = var["value"]
+    return values
+
+
+# -- Kubernetes: the source tree -------------------------------------------------------------
+
+
+def test_every_manifest_parses_and_names_its_kind() -> None:
+    assert k8s_files(), "no manifests under deploy/k8s"
+    for path in k8s_files():
+        for doc in load_all(path):
+            assert doc.get("kind"), f"{path}: a document without kind"
+            assert doc.get("apiVersion"), f"{path}: a document without apiVersion"
+
+
+def test_kustomizations_list_only_existing_files_and_every_file_is_used() -> None:
+    used: set[Path] = set()
+    for k in kustomizations():
+        for key, ref in k.references():
+            target = (k.folder / ref).resolve()
+            if key in ("resources", "components"):
+                assert target.is_file() or (target / "kustomization.yaml").is_file(), (
+                    f"{k.path}: {key} entry {ref!r} is neither a file nor a kustomization"
+                )
+            else:
+                assert target.is_file(), f"{k.path}: {key} entry {ref!r} does not exist"
+            used.add(target)
+    for path in sorted(K8S.rglob("*")):
+        if path.is_file() and path.name != "kustomization.yaml":
+            assert path.resolve() in used, f"{path} is not listed by any kustomization.yaml"
+
+
+def test_no_secret_values_are_committed() -> None:
+    for path in k8s_files():
+        for doc in load_all(path):
+            if doc["kind"] == "Secret":
+                assert not doc.get("data") and not doc.get("stringData"), f"{path}: Secret data"
+    for k in kustomizations():
+        assert not k.doc.get("secretGenerator"), f"{k.path}: secrets are created by hand"
+        for generator in k.doc.get("configMapGenerator") or []:
+            for literal in generator.get("literals") or []:
+                assert not SECRET_NAME.search(literal.partition("=")[0]), f"{k.path}: {literal}"
+    for env_file in K8S.rglob("*.env"):
+        for key in read_env_file(env_file):
+            assert not SECRET_NAME.search(key), f"{env_file}: {key} belongs in a Secret"
+
+
+def check_deployment(deployment: dict[str, Any]) -> None:
+    """The hardening, sizing and probing every Deployment must have."""
+    name = deployment["metadata"]["name"]
+    pod = deployment["spec"]["template"]["spec"]
+    pod_security = pod.get("securityContext") or {}
+    assert pod.get("automountServiceAccountToken") is False, f"{name}: mounts an API token"
+    assert pod.get("containers"), f"{name}: no containers"
+    for container in pod["containers"] + (pod.get("initContainers") or []):
+        where = f"{name}/{container['name']}"
+        security = {**pod_security, **(container.get("securityContext") or {})}
+        assert security.get("runAsNonRoot") is True, f"{where}: may run as root"
+        assert security.get("runAsUser", 0) != 0, f"{where}: runs as uid 0"
+        assert security.get("readOnlyRootFilesystem") is True, f"{where}: writable root fs"
+        assert security.get("allowPrivilegeEscalation") is False, f"{where}: can escalate"
+        assert "ALL" in (security.get("capabilities") or {}).get("drop", []), f"{where}: caps"
+        assert (security.get("seccompProfile") or {}).get("type") == "RuntimeDefault", where
+        assert image_is_pinned(container["image"]), f"{where}: image {container['image']}"
+        resources = container.get("resources") or {}
+        for resource in ("cpu", "memory"):
+            request = (resources.get("requests") or {}).get(resource)
+            limit = (resources.get("limits") or {}).get(resource)
+            assert request is not None and limit is not None, f"{where}: {resource} unsized"
+            assert quantity(request) <= quantity(limit), f"{where}: {resource} request > limit"
+        if container in pod["containers"]:
+            assert container.get("livenessProbe"), f"{where}: no liveness probe"
+            assert container.get("readinessProbe"), f"{where}: no readiness probe"
+
+
+def test_every_deployment_is_hardened_sized_and_probed() -> None:
+    deployments = source_objects("Deployment")
+    assert {p.deployment for p in POOLS} <= {d["metadata"]["name"] for d in deployments}
+    for deployment in deployments:
+        check_deployment(deployment)
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=POOL_IDS)
+def test_worker_deployment_runs_the_image_user_and_exposes_metrics(pool: Pool) -> None:
+    deployment = by_name(load_all(K8S / "base" / pool.folder / "deployment.yaml"), "Deployment")[
+        pool.deployment
+    ]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    security = {**(pod.get("securityContext") or {}), **(container.get("securityContext") or {})}
+    assert security["runAsUser"] == WORKER_UID
+    assert container["image"].rsplit("/", 1)[-1].startswith(f"deep-research-{pool.deployment}:")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == 9464
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    service = by_name(load_all(K8S / "base" / pool.folder / "service.yaml"), "Service")[
+        pool.deployment
+    ]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert "metrics" in {p["name"] for p in service["spec"]["ports"]}
+    assert (
+        service["spec"]["selector"].items() <= deployment["spec"]["selector"]["matchLabels"].items()
+    )
+    account = by_name(
+        load_all(K8S / "base" / pool.folder / "serviceaccount.yaml"), "ServiceAccount"
+    )
+    assert account[pod["serviceAccountName"]]["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=POOL_IDS)
+def test_termination_grace_outlasts_the_graceful_shutdown(pool: Pool) -> None:
+    config = read_env_file(K8S / "base" / pool.folder / "config.env")
+    budget = float(config.get("RESEARCH_GRACEFUL_SHUTDOWN_SECONDS", default_shutdown_seconds()))
+    deployment = by_name(load_all(K8S / "base" / pool.folder / "deployment.yaml"), "Deployment")[
+        pool.deployment
+    ]
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace >= budget + SHUTDOWN_MARGIN_SECONDS, (
+        f"{pool.deployment}: {grace}s of grace for a {budget}s shutdown budget"
+    )
+
+
+def test_base_settings_use_the_contract_queue_names() -> None:
+    common = read_env_file(K8S / "base" / "common.env")
+    for pool in POOLS:
+        assert common[pool.queue_setting] == pool.queue
+    assert common["RESEARCH_METRICS_PORT"] == "9464"
+    assert common["RESEARCH_SDK_METRICS_PORT"] == "9465"
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=POOL_IDS)
+def test_scaled_object_scales_its_pool_on_its_queue(pool: Pool) -> None:
+    component = K8S / "components" / "keda"
+    scaled = by_name(source_objects("ScaledObject"), "ScaledObject")[pool.deployment]
+    spec = scaled["spec"]
+    assert spec["scaleTargetRef"]["name"] == pool.deployment
+    assert spec["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
+    assert pool.deployment in {d["metadata"]["name"] for d in source_objects("Deployment")}
+    minimum, maximum = spec["minReplicaCount"], spec["maxReplicaCount"]
+    assert minimum >= (1 if pool.queue_type == "workflow" else 0)
+    assert maximum > minimum
+    (trigger,) = spec["triggers"]
+    assert trigger["type"] == "temporal"
+    meta = trigger["metadata"]
+    assert meta["taskQueue"] == pool.queue
+    assert meta["queueTypes"] == pool.queue_type
+    # KEDA wants numbers as strings in trigger metadata.
+    assert isinstance(meta["targetQueueSize"], str) and int(meta["targetQueueSize"]) > 0
+    assert isinstance(meta["activationTargetQueueSize"], str)
+    assert int(meta["activationTargetQueueSize"]) >= 0
+    if "endpointFromEnv" in meta:
+        assert meta["endpointFromEnv"] in read_env_file(K8S / "base" / "common.env")
+    else:
+        assert re.fullmatch(r"[\w.-]+:\d+", meta["endpoint"])
+    auth = by_name(load_all(component / "triggerauthentication.yaml"), "TriggerAuthentication")
+    refs = auth[trigger["authenticationRef"]["name"]]["spec"]["secretTargetRef"]
+    assert [r["parameter"] for r in refs] == ["apiKey"]
+
+
+# -- Kubernetes: the rendered overlays ---------------------------------------------------------
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed; the source files are still checked")
+    done = subprocess.run(
+        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    return request.param, render(request.param)
+
+
+def test_rendered_overlay_is_hardened_and_self_consistent(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    overlay, docs = rendered
+    assert not objects(docs, "Secret"), f"{overlay}: renders a Secret"
+    deployments = by_name(docs, "Deployment")
+    for deployment in deployments.values():
+        check_deployment(deployment)
+    for account in objects(docs, "ServiceAccount"):
+        assert account["automountServiceAccountToken"] is False
+    for pool in POOLS:
+        pod = deployments[pool.deployment]["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        settings = config_values(docs, container)
+        assert settings[pool.queue_setting] == pool.queue
+        budget = float(
+            settings.get("RESEARCH_GRACEFUL_SHUTDOWN_SECONDS", default_shutdown_seconds())
+        )
+        assert pod["terminationGracePeriodSeconds"] >= budget + SHUTDOWN_MARGIN_SECONDS
+        for var in container.get("env") or []:
+            secret = (var.get("valueFrom") or {}).get("secretKeyRef")
+            if secret and var["name"] != "TEMPORAL_API_KEY":
+                # Provider keys are optional so a missing Secret falls back to offline work.
+                assert secret.get("optional") is True, f"{overlay}/{pool.deployment}: {var}"
+
+
+def test_dev_overlay_runs_offline_against_its_own_dev_server() -> None:
+    docs = render("dev")
+    deployments = by_name(docs, "Deployment")
+    services = by_name(docs, "Service")
+    for pool in POOLS:
+        deployment = deployments[pool.deployment]
+        assert deployment["spec"]["replicas"] == 1
+        settings = config_values(docs, deployment["spec"]["template"]["spec"]["containers"][0])
+        host, _, port = settings["TEMPORAL_ADDRESS"].partition(":")
+        assert host in services, f"{settings['TEMPORAL_ADDRESS']} is not a Service of the overlay"
+        assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}
+        assert settings.get("RESEARCH_SEARCH_PROVIDER", "local") == "local"
+        assert settings.get("RESEARCH_LLM_PROVIDER", "offline") == "offline"
+    assert not objects(docs, "ScaledObject")
+
+
+def test_prod_overlay_uses_temporal_cloud_and_scales_every_pool() -> None:
+    docs = render("prod")
+    deployments = by_name(docs, "Deployment")
+    scaled = by_name(docs, "ScaledObject")
+    assert set(scaled) == {p.deployment for p in POOLS}
+    auths = by_name(docs, "TriggerAuthentication")
+    for pool in POOLS:
+        container = deployments[pool.deployment]["spec"]["template"]["spec"]["containers"][0]
+        settings = config_values(docs, container)
+        assert settings["TEMPORAL_TLS"] == "true"
+        api_key = {v["name"]: v for v in container.get("env") or []}["TEMPORAL_API_KEY"]
+        secret = api_key["valueFrom"]["secretKeyRef"]
+        assert secret.get("optional") is not True
+        assert "replicas" not in deployments[pool.deployment]["spec"], "KEDA owns replicas"
+        trigger = scaled[pool.deployment]["spec"]["triggers"][0]
+        assert trigger["metadata"]["namespace"] == settings["TEMPORAL_NAMESPACE"]
+        assert trigger["metadata"]["taskQueue"] == settings[pool.queue_setting]
+        auth = auths[trigger["authenticationRef"]["name"]]["spec"]["secretTargetRef"][0]
+        assert (auth["name"], auth["key"]) == (secret["name"], secret["key"])
+
+
+# -- Dockerfiles --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    args: str
+
+
+def parse_dockerfile(path: Path) -> list[Instruction]:
+    """Instructions with continuations joined and heredoc bodies attached to their RUN."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    parsed: list[Instruction] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        while line.rstrip().endswith("\\") and i < len(lines):
+            following = lines[i]
+            i += 1
+            if not following.lstrip().startswith("#"):
+                line = line.rstrip()[:-1] + " " + following.strip()
+        keyword, _, args = line.strip().partition(" ")
+        heredoc = re.search(r"<<-?['\"]?(\w+)['\"]?", args)
+        if heredoc:
+            body: list[str] = []
+            while i < len(lines) and lines[i].strip() != heredoc[1]:
+                body.append(lines[i])
+                i += 1
+            i += 1
+            args += "\n" + "\n".join(body)
+        parsed.append(Instruction(keyword.upper(), args.strip()))
+    return parsed
+
+
+def arg_defaults(instructions: list[Instruction]) -> dict[str, str]:
+    defaults: dict[str, str] = {}
+    for ins in instructions:
+        if ins.keyword == "ARG":
+            key, _, value = ins.args.partition("=")
+            defaults[key] = value.strip().strip('"')
+    return defaults
+
+
+def stages(instructions: list[Instruction]) -> list[list[Instruction]]:
+    result: list[list[Instruction]] = []
+    for ins in instructions:
+        if ins.keyword == "FROM":
+            result.append([])
+        if result:
+            result[-1].append(ins)
+    return result
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=POOL_IDS)
+def test_dockerfile_is_pinned_non_root_and_runs_its_pool(pool: Pool) -> None:
+    instructions = parse_dockerfile(ROOT / pool.dockerfile)
+    args = arg_defaults(instructions)
+    all_stages = stages(instructions)
+    assert len(all_stages) >= 2, "dependencies are built in a stage of their own"
+    for stage in all_stages:
+        image = re.sub(r"\$\{(\w+)\}", lambda m: args[m[1]], stage[0].args.split()[0])
+        assert image_is_pinned(image), f"base image {image} is not pinned"
+        if image.startswith("python:"):
+            assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", image)
+    final = all_stages[-1]
+    users = [ins.args for ins in final if ins.keyword == "USER"]
+    assert users, "the runtime stage sets no USER"
+    uid = users[-1].partition(":")[0]
+    assert uid.isdigit() and int(uid) == WORKER_UID, f"USER {users[-1]}"
+    (entrypoint,) = [ins.args for ins in final if ins.keyword == "ENTRYPOINT"]
+    assert json.loads(entrypoint) == ["deep-research", "worker", pool.pool]
+    exposed = {p for ins in final if ins.keyword == "EXPOSE" for p in ins.args.split()}
+    assert exposed >= METRICS_PORTS
+    env = " ".join(ins.args for ins in final if ins.keyword == "ENV")
+    assert "PYTHONDONTWRITEBYTECODE=1" in env and "PYTHONUNBUFFERED=1" in env
+    for ins in instructions:
+        if ins.keyword in ("ARG", "ENV"):
+            for key in re.findall(r"(\w+)=", ins.args):
+                assert not SECRET_NAME.search(key), f"{ins.keyword} {key}: a secret in the image"
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=POOL_IDS)
+def test_dockerfile_installs_exactly_its_pools_extras(pool: Pool) -> None:
+    instructions = parse_dockerfile(ROOT / pool.dockerfile)
+    extras = tuple(arg_defaults(instructions)["POOL_EXTRAS"].split())
+    assert extras == pool.extras
+    optional = pyproject_extras()
+    assert set(extras) <= optional, f"extras {extras} are not in pyproject.toml"
+    text = (ROOT / pool.dockerfile).read_text(encoding="utf-8")
+    # No other route to a provider library: no `.[extra]` install, no other pool's sources.
+    assert not re.search(r"\.\[[\w,]+\]", text)
+    others = [p for p in POOLS if p is not pool]
+    for other in others:
+        assert str(Path(other.dockerfile).parent) not in text
+    for ins in instructions:
+        if ins.keyword == "COPY" and not ins.args.startswith("--from"):
+            for source in ins.args.split()[:-1]:
+                assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+
+
+def pyproject_extras() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return set(project["optional-dependencies"])
+
+
+def test_dockerignore_admits_what_the_images_copy_and_nothing_else() -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*", "the context is an allow-list"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    for pool in POOLS:
+        for ins in parse_dockerfile(ROOT / pool.dockerfile):
+            if ins.keyword == "COPY" and not ins.args.startswith("--from"):
+                for source in ins.args.split()[:-1]:
+                    assert source.split("/")[0].rstrip("/") in allowed, f"{source} is ignored"
+
+
+# -- docker-compose.yml -----------------------------------------------------------------------
+
+
+def compose() -> dict[str, Any]:
+    (doc,) = load_all(COMPOSE)
+    return doc
+
+
+def test_compose_runs_a_pinned_dev_server_on_a_volume() -> None:
+    services = compose()["services"]
+    temporal = services["temporal"]
+    assert temporal["image"].startswith("temporalio/temporal:")
+    assert image_is_pinned(temporal["image"])
+    command = temporal["command"]
+    command = command.split() if isinstance(command, str) else command
+    assert command[:2] == ["server", "start-dev"]
+    db_file = command[command.index("--db-filename") + 1]
+    mounts = [v.split(":")[1] for v in temporal["volumes"]]
+    assert any(db_file.startswith(m.rstrip("/") + "/") for m in mounts), "history not on a volume"
+    assert "healthcheck" in temporal
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=POOL_IDS)
+def test_compose_builds_each_worker_and_passes_keys_through(pool: Pool) -> None:
+    services = compose()["services"]
+    service = services[pool.deployment]
+    assert service["build"]["context"] == "."
+    assert service["build"]["dockerfile"] == pool.dockerfile
+    assert image_is_pinned(service["image"])
+    env = service["environment"]
+    host = env["TEMPORAL_ADDRESS"].partition(":")[0]
+    assert host in services and host in service["depends_on"]
+    for key, value in env.items():
+        if SECRET_NAME.search(key):
+            assert value is None or ENV_REFERENCE.match(str(value)), f"{key} is written in"
+    budget = float(env.get("RESEARCH_GRACEFUL_SHUTDOWN_SECONDS", default_shutdown_seconds()))
+    grace = re.fullmatch(r"(\d+)s", service["stop_grace_period"])
+    assert grace and int(grace[1]) >= budget + SHUTDOWN_MARGIN_SECONDS
