@@ -57,9 +57,7 @@ def offline_workers(
 
 def scheduled_activities(history: WorkflowHistory) -> list[Any]:
     return [
-        e
-        for e in history.events
-        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
 
 
@@ -194,9 +192,7 @@ async def test_run_started_by_temporal_cli_completes(
     assert not scheduled_activities(await handle.fetch_history())
 
 
-def deep_research(
-    dev_server: DevServer, *args: str, cwd: Path
-) -> subprocess.CompletedProcess[str]:
+def deep_research(dev_server: DevServer, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "research_cli", *args],
         capture_output=True,

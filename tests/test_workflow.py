@@ -24,6 +24,8 @@ from temporalio.worker import Worker
 from research_orchestrator.workflows import DeepResearchWorkflow
 from research_shared import errors, routing
 from research_shared.models import (
+    ClarifyInput,
+    ClarifyResult,
     LlmUsage,
     Phase,
     PlanInput,
@@ -35,6 +37,8 @@ from research_shared.models import (
     SearchQuery,
     SynthesisResult,
     SynthesizeInput,
+    TriageInput,
+    TriageResult,
     WebSearchInput,
     WebSearchResult,
 )
@@ -53,10 +57,36 @@ class Stubs:
     running: int = 0
     max_running: int = 0
     gate: asyncio.Event | None = None
+    needs_clarification: bool = True
+    clarifying_questions: list[str] = field(
+        default_factory=lambda: ["Which version?", "For what use?", "How deep?"]
+    )
+    seen_plan_inputs: list[PlanInput] = field(default_factory=list)
+    cancelled_searches: list[str] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
 
     def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="triage")
+        async def triage(input: TriageInput) -> TriageResult:
+            self.calls.append("triage")
+            return TriageResult(
+                needs_clarification=self.needs_clarification,
+                reason="stub",
+                usage=LlmUsage(calls=1, input_tokens=1, output_tokens=1),
+            )
+
+        @activity.defn(name="clarify")
+        async def clarify(input: ClarifyInput) -> ClarifyResult:
+            self.calls.append("clarify")
+            return ClarifyResult(
+                questions=self.clarifying_questions[: input.max_questions],
+                usage=LlmUsage(calls=1, input_tokens=1, output_tokens=1),
+            )
+
         @activity.defn(name="plan")
         async def plan(input: PlanInput) -> PlanResult:
+            self.calls.append("plan")
+            self.seen_plan_inputs.append(input)
             return PlanResult(
                 queries=[SearchQuery(query=q, reason=f"covers {q}") for q in self.queries],
                 model="stub",
@@ -69,8 +99,14 @@ class Stubs:
             self.running += 1
             self.max_running = max(self.max_running, self.running)
             try:
-                if self.gate is not None:
-                    await self.gate.wait()
+                while self.gate is not None and not self.gate.is_set():
+                    # Heartbeats carry the cancellation of the run to this activity.
+                    activity.heartbeat()
+                    try:
+                        await asyncio.sleep(0.1)
+                    except asyncio.CancelledError:
+                        self.cancelled_searches.append(input.query)
+                        raise
                 await asyncio.sleep(self.search_delay)
                 if input.query in self.failing:
                     raise self.failing[input.query]
@@ -79,7 +115,9 @@ class Stubs:
                     query=input.query,
                     provider="stub",
                     hits=[
-                        SearchHit(title=f"About {input.query}", url=f"https://x.test/{input.query}"),
+                        SearchHit(
+                            title=f"About {input.query}", url=f"https://x.test/{input.query}"
+                        ),
                         SearchHit(title="Shared", url="https://x.test/shared"),
                     ],
                 )
@@ -88,6 +126,7 @@ class Stubs:
 
         @activity.defn(name="synthesize")
         async def synthesize(input: SynthesizeInput) -> SynthesisResult:
+            self.calls.append("synthesize")
             self.seen_synthesis.append(input)
             return SynthesisResult(
                 report_markdown="report " + " ".join(f"[{s.id}]" for s in input.sources),
@@ -97,18 +136,18 @@ class Stubs:
                 usage=LlmUsage(calls=1, input_tokens=100, output_tokens=50),
             )
 
-        return [plan, web_search, synthesize]
+        return [triage, clarify, plan, web_search, synthesize]
 
 
 @asynccontextmanager
 async def running_workers(client: Client, queue: str, stubs: Stubs) -> AsyncIterator[None]:
     """Orchestrator, search and LLM workers in this process, on their own queues."""
     routing.configure(routing.Routing(search_queue=f"{queue}-search", llm_queue=f"{queue}-llm"))
-    plan, web_search, synthesize = stubs.activities()
+    triage, clarify, plan, web_search, synthesize = stubs.activities()
     async with (
         Worker(client, task_queue=queue, workflows=[DeepResearchWorkflow], max_cached_workflows=0),
         Worker(client, task_queue=f"{queue}-search", activities=[web_search]),
-        Worker(client, task_queue=f"{queue}-llm", activities=[plan, synthesize]),
+        Worker(client, task_queue=f"{queue}-llm", activities=[triage, clarify, plan, synthesize]),
     ):
         yield
     routing.configure(routing.Routing())
@@ -279,5 +318,7 @@ async def test_bad_input_fails_fast_and_schedules_nothing(
     assert expected in cause.message
     assert "\n" not in cause.message
     history = await handle.fetch_history()
-    assert not [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    assert not [
+        e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
     assert stubs.seen_search_inputs == []

@@ -9,6 +9,7 @@ page text is capped by the search worker before it leaves the activity.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -25,6 +26,13 @@ DEFAULT_SEARCH_CONCURRENCY = 10
 # each well under Temporal's 2 MB payload limit.
 MAX_HIT_CONTENT_CHARS = 4000
 MAX_SNIPPET_CHARS = 400
+DEFAULT_CLARIFYING_QUESTIONS = 3
+MAX_CLARIFYING_QUESTIONS = 5
+MAX_ANSWER_CHARS = 2000
+DEFAULT_WAIT_SECONDS = 7 * 24 * 3600
+MAX_WAIT_SECONDS = 365 * 24 * 3600
+
+ApprovalTimeoutAction = Literal["end", "approve"]
 
 
 class _Contract(BaseModel):
@@ -56,6 +64,27 @@ class ResearchRequest(_Contract):
         ge=1,
         le=MAX_SEARCH_CONCURRENCY,
         description="How many searches may run at once.",
+    )
+    clarify: bool = Field(
+        default=False,
+        description="Ask the person clarifying questions first, if the question needs them.",
+    )
+    max_clarifying_questions: int = Field(
+        default=DEFAULT_CLARIFYING_QUESTIONS, ge=1, le=MAX_CLARIFYING_QUESTIONS
+    )
+    clarification_timeout_seconds: int = Field(
+        default=DEFAULT_WAIT_SECONDS,
+        ge=1,
+        le=MAX_WAIT_SECONDS,
+        description="How long to wait for answers; then research goes on without them.",
+    )
+    approve_plan: bool = Field(
+        default=False, description="Wait for a person to approve, edit or reject the plan."
+    )
+    approval_timeout_seconds: int = Field(default=DEFAULT_WAIT_SECONDS, ge=1, le=MAX_WAIT_SECONDS)
+    on_approval_timeout: ApprovalTimeoutAction = Field(
+        default="end",
+        description="What an unanswered approval does when it times out: end the run or approve.",
     )
 
     @field_validator("question")
@@ -93,11 +122,47 @@ class SearchQuery(_Contract):
     reason: str = ""
 
 
+class Clarification(_Contract):
+    """A clarifying question and, once given, the person's answer."""
+
+    question: str
+    answer: str | None = None
+
+
+class TriageInput(_Contract):
+    """Input of the `triage` activity."""
+
+    question: str
+
+
+class TriageResult(_Contract):
+    """Whether the question needs clarifying before research, and why."""
+
+    needs_clarification: bool
+    reason: str = ""
+    usage: LlmUsage = Field(default_factory=LlmUsage)
+
+
+class ClarifyInput(_Contract):
+    """Input of the `clarify` activity."""
+
+    question: str
+    max_questions: int = Field(ge=1, le=MAX_CLARIFYING_QUESTIONS)
+
+
+class ClarifyResult(_Contract):
+    """Result of the `clarify` activity: at most `max_questions` questions for the person."""
+
+    questions: list[str]
+    usage: LlmUsage = Field(default_factory=LlmUsage)
+
+
 class PlanInput(_Contract):
-    """Input of the `plan` activity."""
+    """Input of the `plan` activity. `clarifications` enrich the brief when a person gave them."""
 
     question: str
     max_searches: int = Field(ge=MIN_SEARCHES, le=MAX_SEARCHES)
+    clarifications: list[Clarification] = Field(default_factory=list)
 
 
 class PlanResult(_Contract):
@@ -164,6 +229,7 @@ class SynthesizeInput(_Contract):
     queries: list[SearchQuery]
     sources: list[SourceDocument]
     failed_searches: list[SearchFailure] = Field(default_factory=list)
+    clarifications: list[Clarification] = Field(default_factory=list)
 
 
 class SynthesisResult(_Contract):
@@ -183,6 +249,7 @@ class RunStats(_Contract):
     searches_planned: int = 0
     searches_succeeded: int = 0
     searches_failed: int = 0
+    searches_cancelled: int = 0
     sources_retrieved: int = 0
     llm_calls: int = 0
     input_tokens: int = 0
@@ -191,16 +258,30 @@ class RunStats(_Contract):
     wall_time_seconds: float = 0.0
 
 
+class Outcome(StrEnum):
+    """How a run ended."""
+
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    PLAN_REJECTED = "plan_rejected"
+    APPROVAL_TIMED_OUT = "approval_timed_out"
+
+
 class ResearchReport(_Contract):
-    """Output of `DeepResearchWorkflow`."""
+    """Output of `DeepResearchWorkflow`. `partial` is true when the report was not written
+    from every planned search; `outcome_reason` then says why."""
 
     question: str
+    outcome: Outcome = Outcome.COMPLETED
+    partial: bool = False
+    outcome_reason: str = ""
     report_markdown: str
     summary: str
     follow_up_questions: list[str] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
     queries: list[SearchQuery] = Field(default_factory=list)
     failed_searches: list[SearchFailure] = Field(default_factory=list)
+    clarifications: list[Clarification] = Field(default_factory=list)
     stats: RunStats = Field(default_factory=RunStats)
 
 
@@ -208,24 +289,100 @@ class Phase(StrEnum):
     """Where a run is."""
 
     STARTING = "starting"
+    TRIAGING = "triaging"
+    CLARIFYING = "clarifying"
+    AWAITING_ANSWERS = "awaiting_answers"
     PLANNING = "planning"
+    AWAITING_APPROVAL = "awaiting_approval"
     SEARCHING = "searching"
     SYNTHESIZING = "synthesizing"
     COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    ENDED = "ended"
 
 
 class ResearchStatus(_Contract):
-    """Answer of the `status` query."""
+    """Answer of the `status` query: everything a person could act on."""
 
     phase: Phase
     question: str
+    paused: bool = False
+    cancel_requested: bool = False
+    questions_pending: list[int] = Field(
+        default_factory=list, description="Indexes of clarifying questions without an answer."
+    )
+    clarifications: list[Clarification] = Field(default_factory=list)
+    awaiting_approval: bool = False
     searches_planned: int = 0
     searches_running: int = 0
     searches_succeeded: int = 0
     searches_failed: int = 0
+    searches_cancelled: int = 0
     sources_retrieved: int = 0
     queries: list[SearchQuery] = Field(default_factory=list)
+    started_at: str = ""
     elapsed_seconds: float = 0.0
+    phase_seconds: dict[str, float] = Field(
+        default_factory=dict, description="Time spent in each phase so far."
+    )
+
+
+class ClarificationAnswer(_Contract):
+    """One answer: `index` is the question's position in `status.clarifications`."""
+
+    index: int = Field(ge=0)
+    answer: str
+
+    @field_validator("answer")
+    @classmethod
+    def _answer_has_text(cls, value: str) -> str:
+        text = value.strip()
+        if not text:
+            raise ValueError("the answer is empty")
+        if len(text) > MAX_ANSWER_CHARS:
+            raise ValueError(f"the answer is longer than {MAX_ANSWER_CHARS} characters")
+        return text
+
+
+class ClarificationAnswers(_Contract):
+    """Input of the `answer_clarifications` update: one answer or all of them."""
+
+    answers: list[ClarificationAnswer] = Field(min_length=1)
+
+
+class ClarificationState(_Contract):
+    """Result of the `answer_clarifications` update."""
+
+    clarifications: list[Clarification]
+    questions_pending: list[int]
+
+
+class PlanDecision(StrEnum):
+    APPROVE = "approve"
+    EDIT = "edit"
+    REJECT = "reject"
+
+
+class PlanReview(_Contract):
+    """Input of the `review_plan` update. `edit` replaces the plan with `queries` (to add,
+    remove or rewrite queries, send the whole new list)."""
+
+    decision: PlanDecision
+    queries: list[SearchQuery] = Field(default_factory=list)
+    reason: str = Field(default="", max_length=MAX_ANSWER_CHARS)
+
+
+class PlanReviewResult(_Contract):
+    """Result of the `review_plan` update: the plan research will run, or none if rejected."""
+
+    decision: PlanDecision
+    queries: list[SearchQuery]
+
+
+class CancelRequest(_Contract):
+    """Input of the `cancel` signal (optional)."""
+
+    reason: str = Field(default="", max_length=MAX_ANSWER_CHARS)
 
 
 def describe_validation_error(err: ValidationError) -> str:

@@ -80,3 +80,9 @@ SYNTHESIZE = ActivityPreset(
         non_retryable_error_types=list(errors.NON_RETRYABLE),
     ),
 )
+
+# Triage and clarify are short model calls: plan's policy, a shorter start-to-close.
+TRIAGE = ActivityPreset(
+    start_to_close=timedelta(minutes=2), heartbeat=PLAN.heartbeat, retry=PLAN.retry
+)
+CLARIFY = TRIAGE

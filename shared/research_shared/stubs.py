@@ -12,14 +12,24 @@ from __future__ import annotations
 from temporalio import activity
 
 from research_shared.models import (
+    ClarifyInput,
+    ClarifyResult,
     PlanInput,
     PlanResult,
     SynthesisResult,
     SynthesizeInput,
+    TriageInput,
+    TriageResult,
     WebSearchInput,
     WebSearchResult,
 )
-from research_shared.names import PLAN_ACTIVITY, SYNTHESIZE_ACTIVITY, WEB_SEARCH_ACTIVITY
+from research_shared.names import (
+    CLARIFY_ACTIVITY,
+    PLAN_ACTIVITY,
+    SYNTHESIZE_ACTIVITY,
+    TRIAGE_ACTIVITY,
+    WEB_SEARCH_ACTIVITY,
+)
 
 
 def _runs_elsewhere(name: str, queue_setting: str) -> NotImplementedError:
@@ -27,6 +37,18 @@ def _runs_elsewhere(name: str, queue_setting: str) -> NotImplementedError:
         f"the '{name}' activity runs on the worker that polls {queue_setting}; "
         "this stub only describes it"
     )
+
+
+@activity.defn(name=TRIAGE_ACTIVITY)
+async def triage(input: TriageInput) -> TriageResult:
+    """Decide whether the question needs clarifying before research (LLM worker)."""
+    raise _runs_elsewhere(TRIAGE_ACTIVITY, "RESEARCH_LLM_QUEUE")
+
+
+@activity.defn(name=CLARIFY_ACTIVITY)
+async def clarify(input: ClarifyInput) -> ClarifyResult:
+    """Write up to `max_questions` clarifying questions for the person (LLM worker)."""
+    raise _runs_elsewhere(CLARIFY_ACTIVITY, "RESEARCH_LLM_QUEUE")
 
 
 @activity.defn(name=PLAN_ACTIVITY)

@@ -22,6 +22,9 @@ def build_worker(client: Client, queues: QueueSettings, settings: WorkerSettings
         client,
         task_queue=queues.orchestrator_queue,
         workflows=[DeepResearchWorkflow],
+        # A run whose worker died goes to another worker after this long (SDK default 10 s);
+        # replaying a research history elsewhere is cheap.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
     )
 
