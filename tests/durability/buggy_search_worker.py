@@ -1,0 +1,49 @@
+"""A search worker with a deterministic bug, for the fix-in-flight test.
+
+It registers an activity under the real `web_search` name on the search queue from
+`RESEARCH_SEARCH_QUEUE`, with the real input and result models, and fails every call with
+the same `KeyError`: the kind of bug a deploy ships and the next deploy fixes. A run that
+meets it keeps retrying under the web_search retry policy until a fixed worker takes over.
+
+Run with `python -m tests.durability.buggy_search_worker` from the repository root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.worker import Worker
+
+from research_shared.logs import configure_logging
+from research_shared.models import WebSearchInput, WebSearchResult
+from research_shared.names import WEB_SEARCH_ACTIVITY
+from research_shared.serving import run_until_signalled
+from research_shared.settings import QueueSettings, TemporalSettings, WorkerSettings
+from research_shared.temporal_client import connect
+
+
+@activity.defn(name=WEB_SEARCH_ACTIVITY)
+async def web_search(input: WebSearchInput) -> WebSearchResult:
+    """Reads a field the provider's answer does not have, so every attempt fails alike."""
+    answer: dict[str, Any] = {"query": input.query, "results": []}
+    return WebSearchResult(query=answer["query"], provider=answer["provider"], hits=[])
+
+
+async def run() -> None:
+    settings = WorkerSettings()
+    configure_logging(settings.log_level, settings.log_format, service="buggy-search-worker")
+    client = await connect(TemporalSettings())
+    worker = Worker(
+        client,
+        task_queue=QueueSettings().search_queue,
+        activities=[web_search],
+        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+    )
+    await run_until_signalled(worker, "buggy-search")
+
+
+if __name__ == "__main__":
+    asyncio.run(run())

@@ -1,0 +1,292 @@
+"""Helpers for the durability tests: a research stack on fresh task queues whose providers
+are counting fakes, and readers of what a run's history and pending activities say.
+
+Every search and model call reaches a fake over real HTTP, so "was this call repeated?" is
+answered by the provider's own count, not by the workers' logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType, TimeoutType
+from temporalio.api.failure.v1 import Failure
+from temporalio.api.workflow.v1 import PendingActivityInfo
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+
+from research_cli.embedded import stop_process
+from research_shared.models import ResearchReport
+from research_shared.names import WORKFLOW_TYPE
+from tests.fakes.openai_server import FakeOpenAIServer, Responder
+from tests.fakes.tavily_server import FakeTavilyServer
+from tests.processes import WorkerProcesses
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PLANNER_MODEL = "planner-model"
+WRITER_MODEL = "writer-model"
+REPORT_BODY = "# Report\n\nWork resumes where it stopped [1]."
+REPORT_SUMMARY = "It resumes [1]."
+
+
+def scripted_model(queries: Sequence[str]) -> Responder:
+    """A model that plans exactly `queries` and writes a short report citing source 1.
+
+    The step is told apart by the model name, which the LLM worker takes from its settings.
+    """
+    plan = json.dumps({"searches": [{"query": q, "reason": f"covers {q}"} for q in queries]})
+    report = json.dumps(
+        {
+            "report_markdown": REPORT_BODY,
+            "summary": REPORT_SUMMARY,
+            "follow_up_questions": ["What happens on the next crash?"],
+        }
+    )
+
+    def answer(body: dict[str, Any]) -> str:
+        return plan if body.get("model") == PLANNER_MODEL else report
+
+    return answer
+
+
+def search_for(*queries: str) -> Callable[[str, dict[str, Any]], bool]:
+    """A fault matcher for Tavily requests that search one of `queries`."""
+    wanted = set(queries)
+    return lambda path, body: path == "/search" and body.get("query") in wanted
+
+
+def writer_request(path: str, body: dict[str, Any]) -> bool:
+    """A fault matcher for the `synthesize` step's model request."""
+    return body.get("model") == WRITER_MODEL
+
+
+def distinct_queries(count: int, topic: str) -> list[str]:
+    """`count` queries that no deduplication can merge."""
+    return [f"{topic} aspect {n}" for n in range(1, count + 1)]
+
+
+@dataclass
+class ResearchStack:
+    """The fakes, the worker processes on this stack's own queues, and the planned queries."""
+
+    tavily: FakeTavilyServer
+    model: FakeOpenAIServer
+    workers: WorkerProcesses
+    queues: dict[str, str]
+    queries: list[str]
+    api: str
+
+    @property
+    def orchestrator_queue(self) -> str:
+        return self.queues["RESEARCH_ORCHESTRATOR_QUEUE"]
+
+    def search_counts(self) -> Counter[str]:
+        """How many requests the search provider received, per query."""
+        return Counter(self.tavily.queries_received())
+
+    def model_calls(self, model_name: str) -> int:
+        """How many requests the model provider received for `model_name`."""
+        return sum(1 for r in self.model.requests_for(self.api) if r.model == model_name)
+
+    async def start_run(self, client: Client, max_searches: int) -> WorkflowHandle[Any, Any]:
+        return await client.start_workflow(
+            WORKFLOW_TYPE,
+            {"question": "How does a durable run survive a crash?", "max_searches": max_searches},
+            id=f"durability-{uuid.uuid4().hex[:10]}",
+            task_queue=self.orchestrator_queue,
+            result_type=ResearchReport,
+        )
+
+    async def start_pools(self, *pools: str) -> None:
+        """Start pools without blocking the event loop while they come up."""
+        await asyncio.to_thread(self.workers.start, *pools)
+
+    async def start_module(self, name: str, module: str) -> None:
+        """Run `python -m module` as a worker named `name`, with the stack's environment,
+        and wait until it logs that it polls."""
+        await asyncio.to_thread(self._spawn_module, name, module)
+        await asyncio.to_thread(self.workers.wait_ready, name, 60.0)
+
+    def _spawn_module(self, name: str, module: str) -> None:
+        self.workers.log_dir.mkdir(parents=True, exist_ok=True)
+        with self.workers.log_file(name).open("ab") as out:
+            self.workers.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", module],
+                env=self.workers.full_env(),
+                # The module lives in the tests package, importable from the repository root.
+                cwd=REPO_ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    async def kill(self, pool: str) -> float:
+        """SIGKILL a pool; returns the moment of the kill (monotonic clock)."""
+        await asyncio.to_thread(self.workers.kill, pool)
+        return time.monotonic()
+
+    async def stop(self, pool: str) -> None:
+        """SIGTERM a pool and wait for its graceful exit."""
+        await asyncio.to_thread(stop_process, self.workers.procs[pool], 15.0)
+
+    def logs(self) -> str:
+        """The tail of every worker's log, for failure messages."""
+        return "\n".join(
+            f"--- {pool} ---\n{self.workers.log(pool)[-3000:]}" for pool in self.workers.procs
+        )
+
+    async def wait_for(
+        self,
+        condition: Callable[[], bool | Awaitable[bool]],
+        what: str,
+        within: float = 30.0,
+    ) -> None:
+        """Poll `condition` until it holds; fail with the worker logs after `within` s."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            outcome = condition()
+            if inspect.isawaitable(outcome):
+                outcome = await outcome
+            if outcome:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"timed out after {within:g}s waiting for {what}\n{self.logs()}")
+
+
+@contextmanager
+def research_stack(
+    address: str,
+    log_dir: Path,
+    queries: Sequence[str],
+    api: str = "responses",
+) -> Iterator[ResearchStack]:
+    """Fakes and worker settings for one test; every process started is stopped on exit.
+
+    Pools are not started here: each test starts the pools it needs, as it needs them.
+    """
+    suffix = uuid.uuid4().hex[:8]
+    queues = {
+        "RESEARCH_ORCHESTRATOR_QUEUE": f"dur-orch-{suffix}",
+        "RESEARCH_SEARCH_QUEUE": f"dur-search-{suffix}",
+        "RESEARCH_LLM_QUEUE": f"dur-llm-{suffix}",
+    }
+    with (
+        FakeTavilyServer() as tavily,
+        FakeOpenAIServer(responder=scripted_model(queries)) as model,
+    ):
+        assert isinstance(tavily, FakeTavilyServer)
+        assert isinstance(model, FakeOpenAIServer)
+        workers = WorkerProcesses(
+            address=address,
+            log_dir=log_dir,
+            env={
+                **queues,
+                "RESEARCH_SEARCH_PROVIDER": "tavily",
+                "TAVILY_API_KEY": tavily.api_key,
+                "TAVILY_BASE_URL": tavily.base_url,
+                "RESEARCH_LLM_PROVIDER": "openai",
+                "OPENAI_API_KEY": model.api_key,
+                "OPENAI_BASE_URL": model.api_base_url,
+                "RESEARCH_OPENAI_API": api,
+                "RESEARCH_PLAN_MODEL": PLANNER_MODEL,
+                "RESEARCH_SYNTHESIZE_MODEL": WRITER_MODEL,
+            },
+        )
+        stack = ResearchStack(tavily, model, workers, queues, list(queries), api)
+        try:
+            yield stack
+        finally:
+            workers.stop_all()
+
+
+# -- reading a run -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActivityOutcome:
+    """One activity of a run as its history records it: the last attempt and its result."""
+
+    name: str
+    query: str | None
+    attempt: int
+    last_failure: str
+    completed: bool
+
+
+def activity_outcomes(history: WorkflowHistory) -> list[ActivityOutcome]:
+    """Every scheduled activity, with the attempt that closed it (0 while none has).
+
+    Attempts that failed and were retried leave no event of their own; the server writes
+    the started event of the final attempt, with its number and the previous failure.
+    """
+    scheduled: dict[int, tuple[str, str | None]] = {}
+    started: dict[int, tuple[int, str]] = {}
+    completed: set[int] = set()
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            payloads = attrs.input.payloads
+            data = json.loads(payloads[0].data) if payloads else {}
+            query = data.get("query") if isinstance(data, dict) else None
+            scheduled[event.event_id] = (attrs.activity_type.name, query)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            s = event.activity_task_started_event_attributes
+            failure = _describe(s.last_failure) if s.HasField("last_failure") else ""
+            started[s.scheduled_event_id] = (s.attempt, failure)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            completed.add(event.activity_task_completed_event_attributes.scheduled_event_id)
+    return [
+        ActivityOutcome(
+            name=name,
+            query=query,
+            attempt=started.get(event_id, (0, ""))[0],
+            last_failure=started.get(event_id, (0, ""))[1],
+            completed=event_id in completed,
+        )
+        for event_id, (name, query) in scheduled.items()
+    ]
+
+
+def _describe(failure: Failure) -> str:
+    """`type: message` of a failure; a timeout's type is its kind (HEARTBEAT, ...)."""
+    if failure.HasField("timeout_failure_info"):
+        kind = TimeoutType.Name(failure.timeout_failure_info.timeout_type)
+    else:
+        kind = failure.application_failure_info.type
+    return f"{kind}: {failure.message}"
+
+
+async def completed_searches(handle: WorkflowHandle[Any, Any]) -> set[str]:
+    """Queries whose `web_search` completion the server has recorded."""
+    history = await handle.fetch_history()
+    return {
+        o.query
+        for o in activity_outcomes(history)
+        if o.name == "web_search" and o.completed and o.query is not None
+    }
+
+
+async def pending_activities(
+    handle: WorkflowHandle[Any, Any], name: str
+) -> list[PendingActivityInfo]:
+    """The run's pending activities of type `name`, as the server describes them."""
+    description = await handle.describe()
+    return [
+        p for p in description.raw_description.pending_activities if p.activity_type.name == name
+    ]
+
+
+def report_recovery(label: str, seconds: float) -> None:
+    """Print a measured recovery time; it is a figure to read, never a pass condition."""
+    print(f"recovery [{label}]: {seconds:.1f}s")
