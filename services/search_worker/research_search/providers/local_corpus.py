@@ -45,7 +45,7 @@ _MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 
 # Bumped whenever the schema, the tokenizer or the passage cutting changes: an index of an
 # older version is dropped and rebuilt rather than mixed with new rows.
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 PASSAGE_MIN_CHARS = 1000
 PASSAGE_MAX_CHARS = 1500
 # A log file of hundreds of megabytes is not a document; it would only slow every build.
@@ -56,7 +56,14 @@ _MAX_QUERY_TERMS = 32
 # A match in the title says more about the whole file than one in a passage's body.
 _TITLE_WEIGHT = 4.0
 _BODY_WEIGHT = 1.0
+# FTS5's bm25 adds the weighted columns up before it saturates, so a passage's title weight
+# cannot lift a file past a passage that matches one more query term: "threads" in
+# threading's title lost to any passage mentioning both "tasks" and "threads". The title is
+# therefore also ranked on its own, per file, and that score is added with this weight.
+_FILE_TITLE_WEIGHT = 1.0
 _SNIPPET_TOKENS = 40
+# How far from the matched passage the hit's content may reach, in passages on each side.
+_MAX_NEIGHBOURS = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -77,6 +84,15 @@ CREATE INDEX IF NOT EXISTS passages_by_file ON passages (file_id, seq);
 CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5 (
     title, body, content='passages', content_rowid='id', tokenize='porter unicode61'
 );
+CREATE VIRTUAL TABLE IF NOT EXISTS titles_fts USING fts5 (
+    title, content='files', content_rowid='id', tokenize='porter unicode61'
+);
+CREATE TRIGGER IF NOT EXISTS files_ai AFTER INSERT ON files BEGIN
+    INSERT INTO titles_fts (rowid, title) VALUES (new.id, new.title);
+END;
+CREATE TRIGGER IF NOT EXISTS files_ad AFTER DELETE ON files BEGIN
+    INSERT INTO titles_fts (titles_fts, rowid, title) VALUES ('delete', old.id, old.title);
+END;
 CREATE TRIGGER IF NOT EXISTS passages_ai AFTER INSERT ON passages BEGIN
     INSERT INTO passages_fts (rowid, title, body) VALUES (new.id, new.title, new.body);
 END;
@@ -89,6 +105,9 @@ END;
 _DROP_SCHEMA = """
 DROP TRIGGER IF EXISTS passages_ai;
 DROP TRIGGER IF EXISTS passages_ad;
+DROP TRIGGER IF EXISTS files_ai;
+DROP TRIGGER IF EXISTS files_ad;
+DROP TABLE IF EXISTS titles_fts;
 DROP TABLE IF EXISTS passages_fts;
 DROP TABLE IF EXISTS passages;
 DROP TABLE IF EXISTS files;
@@ -99,18 +118,24 @@ DROP TABLE IF EXISTS files;
 _BEST_PASSAGE_PER_FILE = f"""
 WITH hits AS MATERIALIZED (
     SELECT rowid AS id, bm25(passages_fts, {_TITLE_WEIGHT}, {_BODY_WEIGHT}) AS rank
-    FROM passages_fts WHERE passages_fts MATCH ?
+    FROM passages_fts WHERE passages_fts MATCH :expression
+),
+titled AS MATERIALIZED (
+    SELECT rowid AS file_id, bm25(titles_fts) AS rank
+    FROM titles_fts WHERE titles_fts MATCH :expression
 ),
 ranked AS (
-    SELECT p.id, p.file_id, p.seq, p.title, p.body, h.rank,
+    SELECT p.id, p.file_id, p.seq, p.title, p.body,
+           h.rank + {_FILE_TITLE_WEIGHT} * coalesce(t.rank, 0.0) AS rank,
            row_number() OVER (PARTITION BY p.file_id ORDER BY h.rank, p.seq) AS nth
     FROM hits AS h JOIN passages AS p ON p.id = h.id
+    LEFT JOIN titled AS t ON t.file_id = p.file_id
 )
 SELECT r.id, r.file_id, r.seq, r.title, r.body, r.rank, f.path
 FROM ranked AS r JOIN files AS f ON f.id = r.file_id
 WHERE r.nth = 1
 ORDER BY r.rank, f.path
-LIMIT ?
+LIMIT :limit
 """
 
 _STOP_WORD_TEXT = """
@@ -124,7 +149,7 @@ _STOP_WORD_TEXT = """
     that the their theirs them themselves then there these they this those though through to
     too under until up upon us use used using very via want was way we were what whatever
     when where whether which while who whom whose why will with within without would yet you
-    your yours yourself yourselves
+    your yours yourself yourselves vs versus
 """
 _STOP_WORDS = frozenset(_STOP_WORD_TEXT.split())
 _FTS_OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR"})
@@ -135,10 +160,13 @@ _HAS_WORD_CHAR = re.compile(r"[^\W_]")
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WHITESPACE = re.compile(r"\s+")
-# Stand-alone layout marks (pydoc's "|" gutter, table bars, heading hashes) mean nothing
-# once a snippet is folded onto one line.
+# Stand-alone layout marks (the "|" gutter of plain-text docs, table bars, heading hashes)
+# mean nothing once a snippet is folded onto one line.
 _LAYOUT_MARKS = re.compile(r"(?<!\S)(?:\|+|#{1,6})(?!\S)")
 _CODE_FENCE = re.compile(r"^\s*(```|~~~)")
+# A markdown file's HTML comments are invisible to its readers (notes, provenance, editor
+# markers), so they are not searchable text either.
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _ATX_H1 = re.compile(r"^#[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _SETEXT_H1 = re.compile(r"^=+[ \t]*$")
 
@@ -317,8 +345,26 @@ def _markdown_title(text: str) -> str:
 
 
 def _markdown_text(text: str) -> str:
-    # The fence markers say nothing a reader of the passage needs; the code inside stays.
-    return "\n".join(line for line in text.split("\n") if not _CODE_FENCE.match(line))
+    """The text of a markdown file without fence markers, and without HTML comments outside
+    code blocks; the code inside the fences stays searchable."""
+    kept: list[str] = []
+    prose: list[str] = []
+    in_fence = False
+
+    def flush_prose() -> None:
+        if prose:
+            kept.append(_HTML_COMMENT.sub("", "\n".join(prose)))
+            prose.clear()
+
+    for line in text.split("\n"):
+        if _CODE_FENCE.match(line):
+            if not in_fence:
+                flush_prose()
+            in_fence = not in_fence
+            continue
+        (kept if in_fence else prose).append(line)
+    flush_prose()
+    return "\n".join(kept)
 
 
 def split_passages(
@@ -645,7 +691,9 @@ class LocalCorpusSearch:
     def _search_in(
         cls, conn: sqlite3.Connection, expression: str, max_results: int
     ) -> list[SearchHit]:
-        rows = conn.execute(_BEST_PASSAGE_PER_FILE, (expression, max_results)).fetchall()
+        rows = conn.execute(
+            _BEST_PASSAGE_PER_FILE, {"expression": expression, "limit": max_results}
+        ).fetchall()
         if not rows:
             return []
         ids = [row[0] for row in rows]
@@ -673,23 +721,33 @@ class LocalCorpusSearch:
 
     @staticmethod
     def _content(conn: sqlite3.Connection, file_id: int, seq: int, body: str) -> str:
-        """The passage and, when it fits, the one after it (or before it, at the end)."""
-        room = MAX_HIT_CONTENT_CHARS - len(body) - 2
-        if room <= 0:
+        """The passage, widened by the passages around it while they fit in the cap.
+
+        Neighbours are taken nearest first, the one after before the one before: the rest
+        of a matched section usually follows it. A short passage at the end of a file would
+        otherwise leave the synthesizer a few lines where it may have pages.
+        """
+        if len(body) >= MAX_HIT_CONTENT_CHARS:
             return _truncate(body, MAX_HIT_CONTENT_CHARS)
         neighbours = dict(
             conn.execute(
-                "SELECT seq, body FROM passages WHERE file_id = ? AND seq IN (?, ?)",
-                (file_id, seq - 1, seq + 1),
+                "SELECT seq, body FROM passages WHERE file_id = ? AND seq BETWEEN ? AND ?",
+                (file_id, seq - _MAX_NEIGHBOURS, seq + _MAX_NEIGHBOURS),
             ).fetchall()
         )
-        following = neighbours.get(seq + 1)
-        if following is not None and len(following) <= room:
-            return f"{body}\n\n{following}"
-        preceding = neighbours.get(seq - 1)
-        if preceding is not None and len(preceding) <= room:
-            return f"{preceding}\n\n{body}"
-        return body
+        first = last = seq
+        size = len(body)
+        for step in range(1, _MAX_NEIGHBOURS + 1):
+            for candidate in (seq + step, seq - step):
+                text = neighbours.get(candidate)
+                # Only a neighbour adjacent to what is taken keeps the text contiguous.
+                if text is None or candidate not in (first - 1, last + 1):
+                    continue
+                if size + 2 + len(text) > MAX_HIT_CONTENT_CHARS:
+                    continue
+                size += 2 + len(text)
+                first, last = min(first, candidate), max(last, candidate)
+        return "\n\n".join(neighbours.get(n, body) for n in range(first, last + 1))
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
