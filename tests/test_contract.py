@@ -38,6 +38,8 @@ def _io_types(fn: Any) -> tuple[Any, Any]:
 @pytest.mark.parametrize(
     ("stub", "real"),
     [
+        (stubs.triage, LlmActivities.triage),
+        (stubs.clarify, LlmActivities.clarify),
         (stubs.plan, LlmActivities.plan),
         (stubs.synthesize, LlmActivities.synthesize),
         (stubs.web_search, SearchActivities.web_search),

@@ -16,24 +16,39 @@ from temporalio.exceptions import ApplicationError
 
 from research_llm import citations
 from research_llm.agents import (
+    ClarifyOutput,
     PlanOutput,
     ReportOutput,
+    TriageOutput,
+    build_clarifier,
     build_planner,
+    build_triage,
     build_writer,
+    clarify_prompt,
     plan_prompt,
     synthesis_prompt,
+    triage_prompt,
 )
 from research_llm.providers.openai_compatible import to_application_error, usage_of
 from research_shared import errors, metrics
 from research_shared.heartbeat import heartbeat_every
 from research_shared.models import (
+    ClarifyInput,
+    ClarifyResult,
     PlanInput,
     PlanResult,
     SearchQuery,
     SynthesisResult,
     SynthesizeInput,
+    TriageInput,
+    TriageResult,
 )
-from research_shared.names import PLAN_ACTIVITY, SYNTHESIZE_ACTIVITY
+from research_shared.names import (
+    CLARIFY_ACTIVITY,
+    PLAN_ACTIVITY,
+    SYNTHESIZE_ACTIVITY,
+    TRIAGE_ACTIVITY,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +77,35 @@ class LlmActivities:
         self._plan_model = plan_model
         self._synthesize_model = synthesize_model
         self._heartbeat_seconds = heartbeat_seconds
+
+    @activity.defn(name=TRIAGE_ACTIVITY)
+    async def triage(self, input: TriageInput) -> TriageResult:
+        """Decide whether the question needs clarifying with the person before research."""
+        agent = build_triage(self._models.model_for(self._plan_model))
+        result = await self._run(TRIAGE_ACTIVITY, agent, triage_prompt(input))
+        output = _output(result, TriageOutput)
+        return TriageResult(
+            needs_clarification=output.needs_clarification,
+            reason=output.reason.strip(),
+            usage=usage_of(result),
+        )
+
+    @activity.defn(name=CLARIFY_ACTIVITY)
+    async def clarify(self, input: ClarifyInput) -> ClarifyResult:
+        """Write at most `max_questions` distinct clarifying questions."""
+        agent = build_clarifier(self._models.model_for(self._plan_model))
+        result = await self._run(CLARIFY_ACTIVITY, agent, clarify_prompt(input))
+        output = _output(result, ClarifyOutput)
+        questions: list[str] = []
+        for question in output.questions:
+            text = " ".join(question.split())
+            if text and text.lower() not in {q.lower() for q in questions}:
+                questions.append(text)
+        if not questions:
+            raise ApplicationError(
+                "the clarifier returned no question", type=errors.MODEL_OUTPUT_INVALID
+            )
+        return ClarifyResult(questions=questions[: input.max_questions], usage=usage_of(result))
 
     @activity.defn(name=PLAN_ACTIVITY)
     async def plan(self, input: PlanInput) -> PlanResult:

@@ -78,7 +78,12 @@ def build_worker(
     return Worker(
         client,
         task_queue=queues.llm_queue,
-        activities=[activities.plan, activities.synthesize],
+        activities=[
+            activities.triage,
+            activities.clarify,
+            activities.plan,
+            activities.synthesize,
+        ],
         max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
     )
