@@ -17,19 +17,34 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from research_shared.models import (
     DEFAULT_MAX_SEARCHES,
+    ClarificationState,
     Phase,
+    PlanReviewResult,
     ResearchReport,
     ResearchRequest,
     ResearchStatus,
     describe_validation_error,
 )
-from research_shared.names import STATUS_QUERY, WORKFLOW_TYPE
+from research_shared.names import (
+    ANSWER_UPDATE,
+    CANCEL_SIGNAL,
+    PAUSE_SIGNAL,
+    RESUME_SIGNAL,
+    REVIEW_PLAN_UPDATE,
+    STATUS_QUERY,
+    WORKFLOW_TYPE,
+)
 from research_shared.settings import QueueSettings, TemporalSettings, default_data_dir
 
 DEMO_QUESTION = "How should I choose between asyncio tasks and threads for I/O-bound work?"
@@ -50,6 +65,10 @@ def validated_request(args: argparse.Namespace) -> ResearchRequest:
     fields: dict[str, Any] = {"question": args.question, "max_searches": args.max_searches}
     if args.results_per_search is not None:
         fields["results_per_search"] = args.results_per_search
+    # A person at the terminal can answer clarifying questions; a script cannot.
+    clarify = args.clarify if args.clarify is not None else interactive(args)
+    fields["clarify"] = clarify
+    fields["approve_plan"] = args.approve_plan
     try:
         return ResearchRequest(**fields)
     except ValidationError as err:
@@ -68,7 +87,17 @@ async def connect_client(settings: TemporalSettings | None = None) -> Client:
         raise CliError(f"cannot reach Temporal at {settings.address}: {err}") from None
 
 
+def interactive(args: argparse.Namespace) -> bool:
+    return sys.stdin.isatty() and not args.json and not args.detach
+
+
 def progress_line(status: ResearchStatus) -> str:
+    if status.paused:
+        return f"paused in {status.phase.value}"
+    if status.phase is Phase.AWAITING_ANSWERS:
+        return f"waiting for answers to {len(status.questions_pending)} clarifying questions"
+    if status.phase is Phase.AWAITING_APPROVAL:
+        return f"waiting for the plan of {len(status.queries)} searches to be reviewed"
     if status.phase is Phase.SEARCHING:
         done = status.searches_succeeded + status.searches_failed
         line = (
@@ -80,10 +109,14 @@ def progress_line(status: ResearchStatus) -> str:
     return status.phase.value
 
 
-async def follow(handle: WorkflowHandle[Any, ResearchReport], quiet: bool) -> ResearchReport:
-    """Show progress while the run goes on, then return its report."""
+async def follow(
+    handle: WorkflowHandle[Any, ResearchReport], quiet: bool, ask: bool = False
+) -> ResearchReport:
+    """Show progress while the run goes on, then return its report. With `ask`, a person at
+    the terminal answers clarifying questions and reviews the plan when the run waits."""
     result = asyncio.ensure_future(handle.result())
     last = ""
+    asked: set[str] = set()
     while not result.done():
         if not quiet:
             try:
@@ -94,6 +127,13 @@ async def follow(handle: WorkflowHandle[Any, ResearchReport], quiet: bool) -> Re
             if line != last:
                 print(f"  {line}", file=sys.stderr, flush=True)
                 last = line
+            if ask and status is not None and status.phase.value not in asked:
+                if status.phase is Phase.AWAITING_ANSWERS and status.questions_pending:
+                    asked.add(status.phase.value)
+                    await ask_clarifications(handle, status)
+                elif status.phase is Phase.AWAITING_APPROVAL:
+                    asked.add(status.phase.value)
+                    await ask_plan_review(handle, status)
         await asyncio.wait([result], timeout=0.5)
     try:
         return result.result()
@@ -101,6 +141,61 @@ async def follow(handle: WorkflowHandle[Any, ResearchReport], quiet: bool) -> Re
         cause = err.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
         raise CliError(f"research {handle.id} failed: {message}") from None
+
+
+async def prompt(text: str) -> str:
+    return (await asyncio.to_thread(input, text)).strip()
+
+
+async def ask_clarifications(handle: WorkflowHandle[Any, Any], status: ResearchStatus) -> None:
+    print("\nA few questions first (Enter skips one):", file=sys.stderr)
+    answers = []
+    for index in status.questions_pending:
+        answer = await prompt(f"  {status.clarifications[index].question}\n  > ")
+        if answer:
+            answers.append({"index": index, "answer": answer})
+    if answers:
+        await send_update(handle, ANSWER_UPDATE, {"answers": answers}, ClarificationState)
+    else:
+        print("  no answers given; the run waits (answer later with `deep-research answer`)")
+
+
+async def ask_plan_review(handle: WorkflowHandle[Any, Any], status: ResearchStatus) -> None:
+    print("\nThe plan:", file=sys.stderr)
+    for n, q in enumerate(status.queries):
+        print(f"  {n}. {q.query}  ({q.reason})", file=sys.stderr)
+    choice = await prompt("Approve [a], reject [r], or leave it for later [Enter]? ")
+    if choice.lower().startswith("a"):
+        await send_update(handle, REVIEW_PLAN_UPDATE, {"decision": "approve"}, PlanReviewResult)
+    elif choice.lower().startswith("r"):
+        reason = await prompt("Why? ")
+        await send_update(
+            handle, REVIEW_PLAN_UPDATE, {"decision": "reject", "reason": reason}, PlanReviewResult
+        )
+
+
+async def send_update(
+    handle: WorkflowHandle[Any, Any], name: str, arg: Any, result_type: type[Any]
+) -> Any:
+    """Send an update; a rejection or a missing run is one line for the user."""
+    try:
+        return await handle.execute_update(name, arg, result_type=result_type)
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise CliError(f"{handle.id} refused: {message}", code=2) from None
+    except RPCError as err:
+        raise CliError(f"cannot update {handle.id}: {err.message}") from None
+
+
+async def send_signal(handle: WorkflowHandle[Any, Any], name: str, arg: Any = None) -> None:
+    try:
+        if arg is None:
+            await handle.signal(name)
+        else:
+            await handle.signal(name, arg)
+    except RPCError as err:
+        raise CliError(f"cannot signal {handle.id}: {err.message}") from None
 
 
 def write_report(report: ResearchReport, workflow_id: str, out: Path | None) -> Path:
@@ -119,6 +214,8 @@ def print_outcome(
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return
     s = report.stats
+    if report.partial:
+        print(f"\n{report.outcome.value}: {report.outcome_reason}")
     print(f"\n{report.summary}\n")
     print(
         f"searches: {s.searches_succeeded} ok, {s.searches_failed} failed; "
@@ -146,7 +243,7 @@ async def research(client: Client, args: argparse.Namespace, request: ResearchRe
     if args.detach:
         print(workflow_id)
         return 0
-    report = await follow(handle, quiet=args.json)
+    report = await follow(handle, quiet=args.json, ask=interactive(args))
     path = write_report(report, workflow_id, args.out)
     print_outcome(report, workflow_id, path, args.json, time.monotonic() - started)
     return 0
@@ -173,8 +270,13 @@ async def cmd_status(args: argparse.Namespace) -> int:
     data["run_status"] = description.status.name if description.status else "UNKNOWN"
     if args.json:
         print(json.dumps(data, indent=2))
-    else:
-        print(f"{args.workflow_id}: {data['run_status'].lower()}, {progress_line(status)}")
+        return 0
+    print(f"{args.workflow_id}: {data['run_status'].lower()}, {progress_line(status)}")
+    for index in status.questions_pending:
+        print(f"  question {index}: {status.clarifications[index].question}")
+    if status.awaiting_approval:
+        for n, q in enumerate(status.queries):
+            print(f"  query {n}: {q.query}  ({q.reason})")
     return 0
 
 
@@ -188,6 +290,81 @@ async def cmd_result(args: argparse.Namespace) -> int:
     path = write_report(report, args.workflow_id, args.out)
     print_outcome(report, args.workflow_id, path, args.json, report.stats.wall_time_seconds)
     return 0
+
+
+async def cmd_answer(args: argparse.Namespace) -> int:
+    client = await connect_client()
+    handle = client.get_workflow_handle(args.workflow_id)
+    if args.index is not None:
+        if len(args.answers) != 1:
+            raise CliError("with --index, give exactly one answer", code=2)
+        answers = [{"index": args.index, "answer": args.answers[0]}]
+    else:
+        status = await query_status(handle)
+        pending = status.questions_pending
+        if len(args.answers) > len(pending):
+            raise CliError(
+                f"{len(args.answers)} answers for {len(pending)} pending questions", code=2
+            )
+        answers = [{"index": i, "answer": a} for i, a in zip(pending, args.answers, strict=False)]
+    state: ClarificationState = await send_update(
+        handle, ANSWER_UPDATE, {"answers": answers}, ClarificationState
+    )
+    left = len(state.questions_pending)
+    print(f"answered; {left} question{'s' if left != 1 else ''} still pending")
+    return 0
+
+
+async def cmd_approve(args: argparse.Namespace) -> int:
+    client = await connect_client()
+    handle = client.get_workflow_handle(args.workflow_id)
+    review: dict[str, Any]
+    if args.reject is not None:
+        review = {"decision": "reject", "reason": args.reject}
+    elif args.add or args.remove or args.replace:
+        queries = [q.model_dump() for q in (await query_status(handle)).queries]
+        for index, text in args.replace or []:
+            position = int(index)
+            if not 0 <= position < len(queries):
+                raise CliError(f"there is no query {position} in the plan", code=2)
+            queries[position] = {"query": text, "reason": "rewritten by a person"}
+        for position in sorted(set(args.remove or []), reverse=True):
+            if not 0 <= position < len(queries):
+                raise CliError(f"there is no query {position} in the plan", code=2)
+            del queries[position]
+        queries += [{"query": text, "reason": "added by a person"} for text in args.add or []]
+        review = {"decision": "edit", "queries": queries}
+    else:
+        review = {"decision": "approve"}
+    result: PlanReviewResult = await send_update(
+        handle, REVIEW_PLAN_UPDATE, review, PlanReviewResult
+    )
+    if result.decision.value == "reject":
+        print("plan rejected; the run ends")
+    else:
+        verb = {"approve": "approved", "edit": "edited"}[result.decision.value]
+        print(f"plan {verb}; {len(result.queries)} searches will run:")
+        for q in result.queries:
+            print(f"  - {q.query}")
+    return 0
+
+
+async def cmd_signal(args: argparse.Namespace) -> int:
+    client = await connect_client()
+    handle = client.get_workflow_handle(args.workflow_id)
+    name = {"pause": PAUSE_SIGNAL, "resume": RESUME_SIGNAL, "cancel": CANCEL_SIGNAL}[args.command]
+    arg = {"reason": args.reason} if args.command == "cancel" and args.reason else None
+    await send_signal(handle, name, arg)
+    print(f"{args.command} sent to {args.workflow_id}")
+    return 0
+
+
+async def query_status(handle: WorkflowHandle[Any, Any]) -> ResearchStatus:
+    try:
+        status: ResearchStatus = await handle.query(STATUS_QUERY, result_type=ResearchStatus)
+        return status
+    except RPCError as err:
+        raise CliError(f"cannot read the status of {handle.id}: {err.message}") from None
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -253,6 +430,13 @@ def _add_request_args(p: argparse.ArgumentParser, question_optional: bool = Fals
     p.add_argument("--out", type=Path, help="report file (default: reports/<id>.md)")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     p.add_argument("--detach", action="store_true", help="start the run and print its id")
+    p.add_argument(
+        "--clarify",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ask clarifying questions first (default: on when run from a terminal)",
+    )
+    p.add_argument("--approve-plan", action="store_true", help="wait for the plan to be reviewed")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -281,6 +465,30 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("workflow_id")
     status.add_argument("--json", action="store_true")
 
+    answer = sub.add_parser("answer", help="answer a run's clarifying questions")
+    answer.add_argument("workflow_id")
+    answer.add_argument("answers", nargs="+", help="answers, in the order of pending questions")
+    answer.add_argument("--index", type=int, help="answer this question only")
+
+    approve = sub.add_parser("approve", help="approve, edit or reject a run's plan")
+    approve.add_argument("workflow_id")
+    approve.add_argument("--add", action="append", metavar="QUERY", help="add a query")
+    approve.add_argument("--remove", action="append", type=int, metavar="N", help="drop query N")
+    approve.add_argument(
+        "--replace", action="append", nargs=2, metavar=("N", "QUERY"), help="rewrite query N"
+    )
+    approve.add_argument("--reject", metavar="REASON", help="reject the plan; the run ends")
+
+    for name, text in (
+        ("pause", "stop scheduling new activities (running ones finish)"),
+        ("resume", "continue a paused run"),
+        ("cancel", "stop a run; it returns a partial report"),
+    ):
+        steer = sub.add_parser(name, help=text)
+        steer.add_argument("workflow_id")
+        if name == "cancel":
+            steer.add_argument("--reason", default="")
+
     result = sub.add_parser("result", help="wait for a run's report and write it")
     result.add_argument("workflow_id")
     result.add_argument("--out", type=Path)
@@ -299,6 +507,11 @@ def main(argv: list[str] | None = None) -> int:
             "run": cmd_run,
             "status": cmd_status,
             "result": cmd_result,
+            "answer": cmd_answer,
+            "approve": cmd_approve,
+            "pause": cmd_signal,
+            "resume": cmd_signal,
+            "cancel": cmd_signal,
         }[args.command]
         return asyncio.run(command(args))
     except CliError as err:

@@ -1,0 +1,101 @@
+"""The `deep-research answer|approve|pause|resume|cancel` commands, as a person would use them,
+against a run served by stub workers on the real dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+from temporalio.client import Client
+
+from research_shared.models import Outcome, Phase
+from tests.processes import DevServer
+from tests.test_steering import start, status_of, wait_for
+from tests.test_workflow import Stubs, running_workers
+
+
+async def cli(dev_server: DevServer, queue: str, *args: str) -> tuple[int, str, str]:
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": dev_server.address,
+        "RESEARCH_ORCHESTRATOR_QUEUE": queue,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "research_cli",
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_person_steers_a_run_from_the_cli(
+    client: Client, dev_server: DevServer, task_queue: str
+) -> None:
+    stubs = Stubs(gate=asyncio.Event())
+    async with running_workers(client, task_queue, stubs):
+        handle: Any = await start(
+            client, task_queue, clarify=True, approve_plan=True, max_searches=3
+        )
+        run_id = handle.id
+        await wait_for(handle, Phase.AWAITING_ANSWERS)
+
+        code, out, _ = await cli(dev_server, task_queue, "status", run_id)
+        assert code == 0 and "question 0: Which version?" in out
+
+        code, _, err = await cli(dev_server, task_queue, "answer", run_id, "--index", "9", "x")
+        assert code == 2 and err.count("\n") == 1
+        assert "refused: there is no question 9" in err
+
+        code, out, _ = await cli(dev_server, task_queue, "answer", run_id, "--index", "2", "deep")
+        assert code == 0 and "2 questions still pending" in out
+        code, out, _ = await cli(dev_server, task_queue, "answer", run_id, "3.11", "a talk")
+        assert code == 0 and "0 questions still pending" in out
+
+        await wait_for(handle, Phase.AWAITING_APPROVAL)
+        code, out, _ = await cli(
+            dev_server,
+            task_queue,
+            "approve",
+            run_id,
+            "--remove",
+            "0",
+            "--replace",
+            "1",
+            "beta rewritten",
+            "--add",
+            "delta",
+        )
+        assert code == 0, out
+        assert "plan edited; 3 searches will run" in out
+
+        await wait_for(handle, Phase.SEARCHING)
+        code, _, _ = await cli(dev_server, task_queue, "pause", run_id)
+        assert code == 0 and (await status_of(handle)).paused
+        code, _, _ = await cli(dev_server, task_queue, "resume", run_id)
+        assert code == 0 and not (await status_of(handle)).paused
+
+        code, out, _ = await cli(
+            dev_server, task_queue, "cancel", run_id, "--reason", "seen enough"
+        )
+        assert code == 0 and "cancel sent" in out
+        report = await handle.result()
+
+    assert [c.answer for c in report.clarifications] == ["3.11", "a talk", "deep"]
+    assert [q.query for q in report.queries] == ["beta rewritten", "gamma", "delta"]
+    assert report.outcome is Outcome.CANCELLED
+    assert report.outcome_reason == "seen enough"
+
+
+async def test_steering_a_missing_run_is_one_line(dev_server: DevServer, task_queue: str) -> None:
+    code, _, err = await cli(dev_server, task_queue, "approve", "no-such-run")
+    assert code == 1 and err.startswith("error: cannot update no-such-run")
+    assert "Traceback" not in err
