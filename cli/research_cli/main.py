@@ -65,8 +65,11 @@ def validated_request(args: argparse.Namespace) -> ResearchRequest:
     fields: dict[str, Any] = {"question": args.question, "max_searches": args.max_searches}
     if args.results_per_search is not None:
         fields["results_per_search"] = args.results_per_search
-    # A person at the terminal can answer clarifying questions; a script cannot.
-    clarify = args.clarify if args.clarify is not None else interactive(args)
+    # A person at the terminal can answer clarifying questions; a script cannot. The demo
+    # runs straight through unless asked.
+    clarify = args.clarify
+    if clarify is None:
+        clarify = interactive(args) and args.command == "run"
     fields["clarify"] = clarify
     fields["approve_plan"] = args.approve_plan
     try:
@@ -148,16 +151,12 @@ async def prompt(text: str) -> str:
 
 
 async def ask_clarifications(handle: WorkflowHandle[Any, Any], status: ResearchStatus) -> None:
-    print("\nA few questions first (Enter skips one):", file=sys.stderr)
+    print("\nA few questions first (Enter: no preference):", file=sys.stderr)
     answers = []
     for index in status.questions_pending:
         answer = await prompt(f"  {status.clarifications[index].question}\n  > ")
-        if answer:
-            answers.append({"index": index, "answer": answer})
-    if answers:
-        await send_update(handle, ANSWER_UPDATE, {"answers": answers}, ClarificationState)
-    else:
-        print("  no answers given; the run waits (answer later with `deep-research answer`)")
+        answers.append({"index": index, "answer": answer or "no preference"})
+    await send_update(handle, ANSWER_UPDATE, {"answers": answers}, ClarificationState)
 
 
 async def ask_plan_review(handle: WorkflowHandle[Any, Any], status: ResearchStatus) -> None:
