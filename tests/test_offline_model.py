@@ -3,31 +3,45 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
-from agents import Agent, ModelSettings, ModelTracing, Runner, set_tracing_disabled
+from agents import Agent, Model, ModelSettings, ModelTracing, Runner, set_tracing_disabled
 from agents.agent_output import AgentOutputSchema
 from agents.exceptions import UserError
 from agents.items import ModelResponse
 from openai.types.responses import ResponseOutputMessage, ResponseOutputText
 from pydantic import BaseModel
 
+from research_llm import citations
 from research_llm.agents import (
+    CLARIFIER_INSTRUCTIONS,
     PLANNER_INSTRUCTIONS,
+    TRIAGE_INSTRUCTIONS,
+    WRITER_INSTRUCTIONS,
+    ClarifyOutput,
     PlanOutput,
     ReportOutput,
+    TriageOutput,
+    build_clarifier,
     build_planner,
+    build_triage,
     build_writer,
+    clarify_prompt,
     plan_prompt,
     synthesis_prompt,
+    triage_prompt,
 )
 from research_llm.providers.offline import NO_LLM_NOTICE, OfflineModel, OfflineModelError
 from research_shared.models import (
+    Clarification,
+    ClarifyInput,
     PlanInput,
     SearchFailure,
     SearchQuery,
     SourceDocument,
     SynthesizeInput,
+    TriageInput,
 )
 
 # The Agents SDK would otherwise export traces to OpenAI's servers.
@@ -573,3 +587,305 @@ async def test_off_topic_sources_are_named_in_gaps_not_quoted() -> None:
     # The pickle page shares only "Python", the question's setting, with the question.
     assert 3 not in quoted_ids
     assert "“asyncio tasks Python” [3] had no sentence close enough to the question" in gaps
+
+
+# --- triage --------------------------------------------------------------------------------------
+
+CHOICE_QUESTION = "How should I choose between asyncio tasks and threads for I/O-bound work?"
+SQLITE_QUESTION = "How does sqlite3 handle transactions with the isolation_level attribute?"
+
+
+async def triage(question: str) -> TriageOutput:
+    result = await Runner.run(
+        build_triage(OfflineModel()), triage_prompt(TriageInput(question=question))
+    )
+    assert isinstance(result.final_output, TriageOutput)
+    assert TriageOutput.model_validate_json(answer_text(result.raw_responses[0])) == (
+        result.final_output
+    )
+    return result.final_output
+
+
+@pytest.mark.parametrize(
+    ("question", "needs", "named_in_reason"),
+    [
+        ("What is the best one?", True, ["no subject", "\u201cone\u201d", "\u201cbest\u201d"]),
+        ("Which is better?", True, ["no subject", "\u201cbetter\u201d", "criteria"]),
+        (CHOICE_QUESTION, True, ["asyncio tasks and threads", "criteria", "goal"]),
+        ("How do I fix this error in my code?", True, ["\u201cthis error\u201d"]),
+        ("How does it handle transactions?", True, ["\u201cit\u201d"]),
+        # A pronoun may point forward to what the question goes on to name.
+        ("How does it handle transactions and rollbacks in sqlite3?", False, ["sqlite3"]),
+        ("What is Temporal?", True, ["too short", "Temporal"]),
+        (SQLITE_QUESTION, False, ["sqlite3", "isolation_level"]),
+        # An expletive "it" refers to what follows it, not to something unnamed.
+        ("Is it safe to share a sqlite3 connection between threads?", False, ["sqlite3"]),
+        # A judgement that names what it turns on needs nothing more.
+        (
+            "Which is faster for parsing large JSON files, orjson or the json module?",
+            False,
+            ["faster"],
+        ),
+        # "Best practices" is a facet of the topic, not a choice.
+        ("What are best practices for asyncio error handling in Python?", False, ["asyncio"]),
+        # A question that compares without weighing ("differ") is answerable as asked.
+        (QUESTION, False, ["asyncio", "threads"]),
+    ],
+)
+async def test_triage(question: str, needs: bool, named_in_reason: list[str]) -> None:
+    output = await triage(question)
+
+    assert output.needs_clarification is needs, output.reason
+    for fragment in named_in_reason:
+        assert fragment in output.reason, output.reason
+    assert output.reason.endswith(".") and "\n" not in output.reason
+
+
+async def test_triage_reason_names_only_what_is_missing() -> None:
+    output = await triage("Is it safe to fork?")
+
+    # Too short, but its "it" is an expletive that stands for "to fork", not a lost referent.
+    assert output.needs_clarification
+    assert "too short" in output.reason
+    assert "\u201cit\u201d" not in output.reason
+
+
+async def test_triage_is_deterministic() -> None:
+    assert await triage(CHOICE_QUESTION) == await triage(CHOICE_QUESTION)
+
+
+# --- clarifying questions ------------------------------------------------------------------------
+
+
+async def clarify(question: str, max_questions: int) -> list[str]:
+    result = await Runner.run(
+        build_clarifier(OfflineModel()),
+        clarify_prompt(ClarifyInput(question=question, max_questions=max_questions)),
+    )
+    assert isinstance(result.final_output, ClarifyOutput)
+    return result.final_output.questions
+
+
+@pytest.mark.parametrize("max_questions", [1, 3, 5])
+@pytest.mark.parametrize("question", [CHOICE_QUESTION, "What is the best one?", SQLITE_QUESTION])
+async def test_clarify_respects_max_questions(question: str, max_questions: int) -> None:
+    questions = await clarify(question, max_questions)
+
+    assert len(questions) == max_questions
+    assert len({q.casefold() for q in questions}) == len(questions)
+    assert all(q.endswith("?") and q == " ".join(q.split()) for q in questions)
+    assert questions == await clarify(question, max_questions)
+
+
+async def test_clarify_asks_first_what_the_question_leaves_open() -> None:
+    choice = await clarify(CHOICE_QUESTION, 3)
+    vague = await clarify("What is the best one?", 2)
+    versioned = await clarify("What changed in Python 3.12 for asyncio task groups?", 5)
+
+    # The criteria of the choice come first, in the question's own terms.
+    assert choice[0] == (
+        "What matters most for your choice between asyncio tasks and threads: throughput, "
+        "simplicity, or compatibility with existing code?"
+    )
+    assert "Which version or platform should the research assume?" in choice
+    # What "one" stands for, then what the judgement turns on.
+    assert "\u201cone\u201d" in vague[0]
+    assert vague[1].startswith("What matters most for your choice:")
+    # A question that names its version is not asked for one.
+    assert not any("version" in q for q in versioned)
+    assert any("asyncio task groups" in q for q in versioned)
+
+
+# --- planning with clarifications ----------------------------------------------------------------
+
+SCOPE_QUESTION = "Which version or platform should the research assume?"
+CRITERIA_QUESTION = (
+    "What matters most for your choice between asyncio tasks and threads: throughput, "
+    "simplicity, or compatibility with existing code?"
+)
+
+
+async def plan_with(
+    question: str, max_searches: int, clarifications: list[Clarification]
+) -> list[str]:
+    request = PlanInput(question=question, max_searches=max_searches, clarifications=clarifications)
+    result = await Runner.run(build_planner(OfflineModel()), plan_prompt(request))
+    assert isinstance(result.final_output, PlanOutput)
+    return [search.query for search in result.final_output.searches]
+
+
+@pytest.mark.parametrize("max_searches", [1, 3, 8])
+async def test_plan_takes_in_the_answers_key_terms(max_searches: int) -> None:
+    answers = [
+        Clarification(question=SCOPE_QUESTION, answer="Python 3.11 on Linux"),
+        Clarification(question=CRITERIA_QUESTION, answer="performance for many sockets"),
+    ]
+    queries = await plan_with(CHOICE_QUESTION, max_searches, answers)
+    without = await plan_with(CHOICE_QUESTION, max_searches, [])
+
+    assert 1 <= len(queries) <= max_searches
+    keys = [" ".join(q.casefold().split()) for q in queries]
+    assert len(keys) == len(set(keys))
+    # The first query is still the question, now narrowed by the answers.
+    assert "Python 3.11" in queries[0] and "asyncio" in queries[0]
+    assert not any("3.11" in q for q in without)
+    if max_searches >= 3:
+        assert any("sockets" in q and "threads" in q for q in queries[1:])
+    assert queries == await plan_with(CHOICE_QUESTION, max_searches, answers)
+
+
+async def test_answers_that_say_nothing_leave_the_plan_alone() -> None:
+    base = await plan_with(CHOICE_QUESTION, 6, [])
+    no_preference = await plan_with(
+        CHOICE_QUESTION,
+        6,
+        [
+            Clarification(question=SCOPE_QUESTION, answer="No preference."),
+            Clarification(question=CRITERIA_QUESTION, answer="I don\u2019t know"),
+            Clarification(question="What will you use the answer for?", answer=None),
+        ],
+    )
+
+    assert no_preference == base
+
+
+async def test_plan_leaves_out_what_an_answer_rules_out() -> None:
+    queries = await plan_with(
+        CHOICE_QUESTION,
+        8,
+        [Clarification(question=SCOPE_QUESTION, answer="Python 3.12 on Linux, not Windows")],
+    )
+
+    assert any("Python 3.12" in q for q in queries)
+    assert any("Linux" in q for q in queries)
+    assert not any("Windows" in q for q in queries)
+
+
+async def test_answers_give_a_question_without_subject_its_topic() -> None:
+    queries = await plan_with(
+        "What is the best one?",
+        5,
+        [
+            Clarification(
+                question="What exactly does \u201cone\u201d refer to?",
+                answer="a Python library for HTTP requests",
+            )
+        ],
+    )
+
+    assert len(queries) > 1
+    assert "HTTP requests" in queries[0]
+    for query in queries:
+        assert "Python library" in query or "HTTP requests" in query, query
+
+
+# --- writing with clarifications ----------------------------------------------------------------
+
+
+def with_clarifications(request: SynthesizeInput, *answers: tuple[str, str | None]) -> None:
+    request.clarifications = [Clarification(question=q, answer=a) for q, a in answers]
+
+
+async def test_report_lists_clarifications_near_the_top() -> None:
+    request = on_topic_input()
+    with_clarifications(
+        request,
+        (SCOPE_QUESTION, "Python 3.11 on Linux"),
+        ("Which deadline applies?", None),
+    )
+    output = await write(request)
+
+    report = output.report_markdown
+    head, rest = report.split("## Clarifications", 1)
+    assert NO_LLM_NOTICE in head and "## Summary" not in head
+    section = rest.split("## Summary", 1)[0]
+    assert f"- {SCOPE_QUESTION} Answer: Python 3.11 on Linux" in section.splitlines()
+    # A question the person did not answer is not listed.
+    assert "Which deadline applies?" not in report
+
+
+async def test_report_without_clarifications_has_no_such_section() -> None:
+    output = await write(on_topic_input())
+
+    assert "Clarifications" not in output.report_markdown
+
+
+async def test_bracketed_numbers_in_answers_are_not_citations() -> None:
+    request = synthesis_input()
+    with_clarifications(
+        request,
+        (SCOPE_QUESTION, "Python 3.11, as in [7] and [8, 9]"),
+        ("Seen [5] before?", "yes"),
+    )
+    output = await write(request)
+
+    section = output.report_markdown.split("## Clarifications", 1)[1].split("## Summary", 1)[0]
+    assert "Python 3.11, as in" in section
+    # The worker's own citation check sees none there, and only input ids anywhere.
+    assert citations.cited_ids(section) == []
+    ids = {source.id for source in request.sources}
+    assert set(citations.cited_ids(output.report_markdown + output.summary)) <= ids
+    assert {int(n) for n in CITATION.findall(output.report_markdown)} <= ids
+
+
+async def test_answers_steer_which_sentences_are_quoted() -> None:
+    base = await write(on_topic_input())
+    request = on_topic_input()
+    with_clarifications(request, (CRITERIA_QUESTION, "memory per connection"))
+    steered = await write(request)
+
+    memory_sentence = "thousands of threads cost far more memory than tasks"
+    assert memory_sentence not in base.summary
+    assert memory_sentence in steered.summary
+    ids = {source.id for source in request.sources}
+    assert {int(n) for n in CITATION.findall(steered.report_markdown)} <= ids
+
+
+async def test_an_answers_setting_does_not_bring_off_topic_sources_in() -> None:
+    request = on_topic_input()
+    with_clarifications(request, (SCOPE_QUESTION, "Python 3.11 on Linux"))
+    output = await write(request)
+
+    # The pickle page names the answer's "Python", and still nothing of the question.
+    quoted_ids = {source_id for _, source_id in quoted_lines(output.report_markdown)}
+    assert 3 not in quoted_ids
+
+
+# --- usage of every agent -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "instructions", "prompt"),
+    [
+        (build_triage, TRIAGE_INSTRUCTIONS, triage_prompt(TriageInput(question=CHOICE_QUESTION))),
+        (
+            build_clarifier,
+            CLARIFIER_INSTRUCTIONS,
+            clarify_prompt(ClarifyInput(question=CHOICE_QUESTION, max_questions=3)),
+        ),
+        (
+            build_planner,
+            PLANNER_INSTRUCTIONS,
+            plan_prompt(
+                PlanInput(
+                    question=CHOICE_QUESTION,
+                    max_searches=4,
+                    clarifications=[Clarification(question=SCOPE_QUESTION, answer="Python 3.11")],
+                )
+            ),
+        ),
+        (build_writer, WRITER_INSTRUCTIONS, synthesis_prompt(synthesis_input())),
+    ],
+    ids=["triage", "clarifier", "planner", "writer"],
+)
+async def test_every_agent_reports_usage(
+    build: Callable[[Model], Agent[None]], instructions: str, prompt: str
+) -> None:
+    result = await Runner.run(build(OfflineModel()), prompt)
+
+    usage = result.context_wrapper.usage
+    answer = answer_text(result.raw_responses[0])
+    assert usage.requests == 1
+    assert usage.input_tokens == len(instructions.split()) + len(prompt.split())
+    assert usage.output_tokens == len(answer.split()) > 0
+    assert usage.total_tokens == usage.input_tokens + usage.output_tokens

@@ -167,7 +167,12 @@ class LlmActivities:
                     outcome = mapped.type if mapped is not None else type(err).__name__
                     metrics.PROVIDER_REQUESTS.labels(self._models.name, outcome or "error").inc()
                     if mapped is not None:
-                        raise mapped from err
+                        # Not chained: the message already summarises the cause, scrubbed.
+                        # A chained cause would carry the provider's raw text (which may
+                        # echo the key) into the history, and its stack traces push a
+                        # retried attempt's failure past the server's 4 KB limit for
+                        # failures it keeps, so type and message would be lost.
+                        raise mapped from None
                     raise
         metrics.PROVIDER_REQUESTS.labels(self._models.name, "ok").inc()
         usage = usage_of(result)

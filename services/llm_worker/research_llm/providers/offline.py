@@ -4,14 +4,21 @@ It lets the same agents, `Runner` and structured outputs run with no network and
 It reads the JSON prompt that `research_llm.agents` builds, sees which output type the agent
 asks for, and answers with JSON of that type:
 
+* `TriageOutput`: whether to ask the person first, decided from the question's words: too
+  few key words, an "it" or "this error" that refers to nothing the question names, or a
+  judgement ("best", "should I", "X vs Y") with no criteria; the reason names what is missing.
+* `ClarifyOutput`: up to `max_questions` questions, what the question leaves open first
+  (the referent, the criteria of a choice, the aspect), then scope, purpose and depth.
 * `PlanOutput`: search queries made of the question's own key terms (the question in keyword
   form first, then its subjects, the comparison it implies, shorter forms of long concepts,
-  and the facets such as examples or performance only when the question asks for them).
+  and the facets such as examples or performance only when the question asks for them),
+  narrowed by the key terms of the person's answers to clarifying questions, if any.
 * `ReportOutput`: a report assembled extractively. Source text is split into sentences,
-  sentences are ranked with BM25 against the question's and the searches' terms (scaled by
-  how many of those terms they name, how much of the question their source covers, and how
-  well they read as prose rather than signatures or fragments), and the best ones are quoted
-  verbatim, each followed by the `[id]` of its source.
+  sentences are ranked with BM25 against the question's, the answers' and the searches'
+  terms (scaled by how many of those terms they name, how much of the question their source
+  covers, and how well they read as prose rather than signatures or fragments), and the
+  best ones are quoted verbatim, each followed by the `[id]` of its source. The answered
+  clarifying questions are listed near the top, uncited.
 
 Everything is deterministic: no randomness, no clock, no network; the same prompt gives the
 same answer. Token counts are whitespace-separated words, an approximation of what a
@@ -48,8 +55,21 @@ from openai.types.responses.response_prompt_param import ResponsePromptParam
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 from pydantic import ValidationError
 
-from research_llm.agents import PlannedSearch, PlanOutput, ReportOutput
-from research_shared.models import PlanInput, SourceDocument, SynthesizeInput
+from research_llm.agents import (
+    ClarifyOutput,
+    PlannedSearch,
+    PlanOutput,
+    ReportOutput,
+    TriageOutput,
+)
+from research_shared.models import (
+    Clarification,
+    ClarifyInput,
+    PlanInput,
+    SourceDocument,
+    SynthesizeInput,
+    TriageInput,
+)
 
 if TYPE_CHECKING:
     from agents.model_settings import ModelSettings
@@ -216,12 +236,13 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-# A bracketed number in text that is not ours would read as a citation.
-_BRACKETED_NUMBER = re.compile(r"\[(\d+)\]")
+# A bracketed number in text that is not ours would read as a citation: "[3]", and "[1, 4]"
+# too, which the worker's citation check also reads as one.
+_BRACKETED_NUMBER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
 def _defuse_brackets(text: str) -> str:
-    """Escape `[n]` in titles and headings so only real citations look like citations."""
+    """Escape `[n]` in titles, headings and answers so only real citations look like them."""
     return _BRACKETED_NUMBER.sub(r"\\[\1\\]", text)
 
 
@@ -433,30 +454,170 @@ def _narrower(concept: _Concept) -> list[str]:
     return [f"{words[0]} {words[-1]}", " ".join(words[1:])]
 
 
+# Answers that say nothing about the topic ("no preference", "I don't know") narrow nothing:
+# their words would only steer the searches off it.
+_NO_PREFERENCE = re.compile(
+    r"(?:no|none|nope|n/?a|any|anything|either|either one|whatever|skip|unsure|idk|dunno"
+    r"|not sure|no idea|no preference|(?:i )?(?:don't|do not) (?:know|care|mind)"
+    r"|(?:it )?(?:doesn't|does not|don't) matter|any(?:thing)? (?:is|will do)(?: fine| ok)?"
+    r"|(?:i )?have no preference)\W*",
+    re.IGNORECASE,
+)
+# An answer narrows the searches by at most this many of its key words, and all answers
+# together add at most `_MAX_NARROWING_WORDS` to the keyword query: a long answer's later
+# words would crowd out the question's own.
+_MAX_ANSWER_WORDS = 6
+_MAX_NARROWING_WORDS = 8
+# However many words the answers add to the keyword query, it keeps this many of the question.
+_MIN_QUESTION_WORDS_NARROWED = 4
+_MAX_REASON_QUOTE_CHARS = 80
+
+
+def _informative(answer: str | None) -> str | None:
+    """The answer on one line, or None if it is empty or says nothing about the topic."""
+    if answer is None:
+        return None
+    text = _one_line(answer)
+    if not text or _NO_PREFERENCE.fullmatch(text.replace("\u2019", "'")):
+        return None
+    return text
+
+
+# "I don't care about old versions": what follows a negation, up to the next punctuation,
+# is what the person does not want searched.
+_NEGATIONS = _word_set(
+    "not no don't doesn't didn't isn't aren't won't can't cannot never without except nor neither"
+)
+
+
+def _key_phrases(text: str) -> list[list[str]]:
+    """Runs of adjacent key words of a text, facet words and version numbers included; the
+    words a negation rules out are left out."""
+    phrases: list[list[str]] = []
+    current: list[str] = []
+    negated = False
+    for token in _TOKEN.findall(text):
+        folded = _fold(token)
+        if folded in _DETERMINERS:
+            continue
+        if _WORD.fullmatch(token) is None:
+            negated = False
+        elif folded in _NEGATIONS:
+            negated = True
+        if not negated and _WORD.fullmatch(token) and _is_term(folded):
+            if not current:
+                phrases.append(current)
+            current.append(token)
+        else:
+            current = []
+    return phrases
+
+
+@dataclass(frozen=True)
+class _Narrowing:
+    """What one answer of the person adds to the question: its key words the question lacks."""
+
+    question: str
+    answer: str
+    words: list[str]
+
+
+def _narrowings(clarifications: Iterable[Clarification], question: str) -> list[_Narrowing]:
+    """The answers that narrow the question, each with the key words it adds, in order.
+
+    An answer's phrase counts only if it names something the question (or an earlier
+    answer) does not; it is kept whole, so "Python 3.11" stays together even when the
+    question already says "Python".
+    """
+    known = set(_terms(question))
+    found: list[_Narrowing] = []
+    for clarification in clarifications:
+        answer = _informative(clarification.answer)
+        if answer is None:
+            continue
+        words: list[str] = []
+        for phrase in _key_phrases(answer):
+            stems = {term for word in phrase for term in _word_terms(word)}
+            if stems <= known:
+                continue
+            words.extend(phrase)
+            known |= stems
+        if words:
+            found.append(
+                _Narrowing(_one_line(clarification.question), answer, words[:_MAX_ANSWER_WORDS])
+            )
+    return found
+
+
+def _clip(text: str, limit: int = _MAX_REASON_QUOTE_CHARS) -> str:
+    """The text cut at a word boundary to at most `limit` characters, marked if cut."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "\u2026"
+
+
 def plan_searches(request: PlanInput) -> PlanOutput:
     """Derive between 1 and `max_searches` distinct search queries from the question.
 
-    Every query is made of the question's own key terms. Order: the question in keyword
-    form; its subjects (the concepts it coordinates, "A and B", or else its first two), in
-    its setting if it names one ("... in Python"); the first pair of subjects, compared if
-    the question compares; its other concepts; the other pairs; the facets the question
-    asks for (examples, best practices, limitations, performance); shorter forms of long
-    concepts; each subject with each other concept; the subjects without the setting. A
-    question with few key terms gets fewer searches rather than padding that drifts off
-    topic.
+    Every query is made of the question's own key terms, and of the key terms of the
+    person's answers to clarifying questions where those narrow the question. Order: the
+    question in keyword form (with the answers' terms, if any); the question's subjects
+    narrowed by each answer; its subjects (the concepts it coordinates, "A and B", or else
+    its first two), in its setting if it names one ("... in Python"); the first pair of
+    subjects, compared if the question compares; its other concepts; the other pairs; each
+    subject narrowed by each answer; the facets the question or an answer asks for
+    (examples, best practices, limitations, performance); shorter forms of long concepts;
+    each subject with each other concept; the subjects without the setting. A question with
+    few key terms gets fewer searches rather than padding that drifts off topic.
     """
     question = _one_line(request.question)
     if not question:
         raise OfflineModelError("the offline planner got an empty question")
     terms = _analyse(question)
     plan = _PlanBuilder(request.max_searches)
+    narrowings = _narrowings(request.clarifications, question)
+    # The subjects are what the question coordinates; without that, its first concepts.
+    subjects = [c for c in terms.concepts if any(c in p for p in terms.pairs)] or terms.concepts[:2]
 
-    keyword_query = " ".join(terms.keywords[:_MAX_KEYWORD_QUERY_WORDS])
-    plan.add(
-        keyword_query or question.rstrip("?!. "),
-        "Searches the question as a whole, in keyword form, for sources that answer it directly.",
-    )
-
+    if narrowings:
+        answer_words = [word for n in narrowings for word in n.words][:_MAX_NARROWING_WORDS]
+        # A word both name goes once, where the answer puts it ("Python 3.11").
+        repeated = {_fold(word) for word in answer_words}
+        room = max(_MAX_KEYWORD_QUERY_WORDS - len(answer_words), _MIN_QUESTION_WORDS_NARROWED)
+        head = [word for word in terms.keywords if _fold(word) not in repeated][:room]
+        plan.add(
+            " ".join([*head, *answer_words]),
+            "Searches the question as a whole, in keyword form, narrowed by the person's "
+            "answers to the clarifying questions.",
+        )
+        # The question's own subjects lead each narrowed query.
+        if terms.pairs and terms.comparison:
+            first, second = terms.pairs[0]
+            topic = f"{first.text} vs {second.text}"
+        else:
+            topic = " ".join(concept.text for concept in subjects[:2])
+        # A question without subjects has no topic to narrow: an answer's words alone
+        # ("speed") would search for anything at all.
+        for narrowing in narrowings if topic else []:
+            plan.add(
+                f"{topic} {' '.join(narrowing.words)}",
+                f"Narrows the question as the person answered "
+                f"{_quote(_clip(narrowing.question))}: {_quote(_clip(narrowing.answer))}.",
+            )
+        if not terms.concepts:
+            # "What is the best one?" answered "a Python library for HTTP requests": the
+            # answers say what the question is about, so the searches on concepts come from
+            # them.
+            terms = _analyse(" ".join([question, *(n.answer for n in narrowings)]))
+            subjects = [c for c in terms.concepts if any(c in p for p in terms.pairs)]
+            subjects = subjects or terms.concepts[:2]
+    else:
+        keyword_query = " ".join(terms.keywords[:_MAX_KEYWORD_QUERY_WORDS])
+        plan.add(
+            keyword_query or question.rstrip("?!. "),
+            "Searches the question as a whole, in keyword form, for sources that answer it "
+            "directly.",
+        )
     concepts = terms.concepts
     context = terms.context
     setting = f" in the setting of {context.text}" if context else ""
@@ -480,8 +641,6 @@ def plan_searches(request: PlanInput) -> PlanOutput:
                 f"Looks for sources that discuss {first.text} together with {second.text}.",
             )
 
-    # The subjects are what the question coordinates; without that, its first concepts.
-    subjects = [c for c in concepts if any(c in pair for pair in terms.pairs)] or concepts[:2]
     for concept in subjects[:2]:
         add_concept(concept)
     for first, second in terms.pairs[:1]:
@@ -490,15 +649,29 @@ def plan_searches(request: PlanInput) -> PlanOutput:
         add_concept(concept)
     for first, second in terms.pairs[1:]:
         add_pair(first, second, terms.comparison)
-    # A facet is searched in the question's own word for it ("pitfalls", not "limitations").
-    asked = {_fold(word): word for word in _WORD.findall(question)}
+    for narrowing in narrowings:
+        for concept in subjects[:2]:
+            # When the subjects came from the answers, a subject is not narrowed by itself.
+            own = {_fold(word) for word in concept.text.split()}
+            narrowed = " ".join(word for word in narrowing.words if _fold(word) not in own)
+            if narrowed:
+                plan.add(
+                    f"{concept.text} {narrowed}",
+                    f"Looks at {concept.text} with {narrowed}, from the person's answer.",
+                )
+    # A facet is searched in the asker's own word for it ("pitfalls", not "limitations"):
+    # the question's first, then an answer's ("performance for many sockets").
+    asked: dict[str, str] = {}
+    for text in [question, *(narrowing.answer for narrowing in narrowings)]:
+        for word in _WORD.findall(text):
+            asked.setdefault(_fold(word), word)
     topics = [_with_context(c.text, context) for c in subjects] or (
         [context.text] if context else []
     )
     for facet in _FACETS:
         words = [word for folded, word in asked.items() if folded in facet.triggers]
-        for topic in topics if words else []:
-            plan.add(f"{topic} {words[0]}", facet.reason.format(concept=topic))
+        for topic_text in topics if words else []:
+            plan.add(f"{topic_text} {words[0]}", facet.reason.format(concept=topic_text))
     for concept in concepts:
         for narrower in _narrower(concept):
             plan.add(
@@ -513,6 +686,321 @@ def plan_searches(request: PlanInput) -> PlanOutput:
         for concept in subjects:
             plan.add(concept.text, f"Looks at {concept.text} in general, beyond {context.text}.")
     return PlanOutput(searches=plan.searches)
+
+
+# ---------------------------------------------------------------------------------------------
+# Triage and clarifying questions
+# ---------------------------------------------------------------------------------------------
+
+# A version: "3.11", "v2", "2.0.1"; a name such as "sqlite3" is none.
+_VERSION = re.compile(r"v?\d+(?:\.\d+)+|v\d+", re.IGNORECASE)
+# With fewer distinct key words than this, research would have to guess what about them
+# matters ("How does zlib work?" could want the format, the API or the speed).
+_MIN_KEY_WORDS = 3
+# Words that ask for a judgement, whose answer depends on what the person values.
+_JUDGEMENT_WORDS = _word_set(
+    """
+    best better worse worst good ideal suitable recommend recommended recommendation
+    recommendations prefer preferable preferred choose choosing choice pick picking worth
+    vs versus compare compared comparing comparison
+    """
+)
+# "Which is the default ...?" asks a fact; "which one", "which should I" ask for a choice.
+_JUDGEMENT_PHRASES = frozenset(
+    [
+        ("should", "i"),
+        ("should", "we"),
+        ("which", "one"),
+        ("which", "ones"),
+        ("which", "should"),
+        ("which", "would"),
+        ("which", "to"),
+    ]
+)
+# "Best practices" and "recommended practice" ask for a facet of the topic, not a choice.
+_PRACTICE_WORDS = _word_set("practice practices")
+# Words that name what a choice turns on; a question that names one can be researched as is.
+_CRITERIA_WORDS = frozenset().union(
+    *(facet.triggers for facet in _FACETS if facet.suffix == "performance")
+) | _word_set(
+    """
+    memory footprint cost costs cheap cheaper price simple simpler simplicity easy easier
+    ease readable readability maintainable maintainability safe safer safety secure security
+    reliable reliability robust robustness portable portability compatible compatibility
+    licence license licensing accuracy accurate correctness size smaller startup
+    """
+)
+# Words that stand for something named elsewhere; with nothing named before them, the
+# person has something in mind that the question does not say.
+_REFERENCE_WORDS = _word_set("it this that these those they them one ones")
+_PERSONAL_PRONOUNS = _word_set("it they them")
+# "This error", "this script": a demonstrative before one of these nouns points at something
+# the person has in front of them, unless the question named it before. Before other words
+# it names its topic well enough ("these asyncio tasks"). "That" is left out: it is more
+# often a conjunction ("is it true that ...").
+_DEMONSTRATIVES = _word_set("this these those")
+_DEICTIC_NOUNS = _word_set(
+    """
+    error errors bug bugs exception exceptions warning warnings message messages code script
+    scripts program programs app apps application project setup file files function functions
+    library libraries package packages tool tools framework service system config
+    configuration query queries server database output log logs behaviour behavior
+    """
+)
+# "Is it safe to ...", "is it true that ...": such an "it" stands for what follows.
+_EXPLETIVE_FOLLOWERS = _word_set("to that whether if")
+_EXPLETIVE_WINDOW = 3
+_CRITERIA_HINT = "goal, scale, constraints"
+
+
+@dataclass(frozen=True)
+class _Vagueness:
+    """What a question leaves open, as far as its words show."""
+
+    key_words: list[str]
+    """Distinct key words that name something (not numbers alone), in order."""
+    pair: tuple[str, str] | None
+    """The first two things the question coordinates ("asyncio tasks", "threads")."""
+    subject: str | None
+    """The one concept the question is about, if its words show it (`_subject`)."""
+    reference: str | None
+    """A word that refers to nothing the question names ("it", "one"), if any."""
+    judgement: str | None
+    """The word that asks for a judgement ("best", "should I"), if any."""
+    criteria: list[str]
+    """Words that name what the judgement turns on ("faster", "memory")."""
+
+    @property
+    def short(self) -> bool:
+        return len(self.key_words) < _MIN_KEY_WORDS
+
+    @property
+    def open_judgement(self) -> bool:
+        """Asks for a judgement without saying what it turns on."""
+        return self.judgement is not None and not self.criteria
+
+    @property
+    def needs_clarification(self) -> bool:
+        return self.short or self.reference is not None or self.open_judgement
+
+
+def _vagueness(question: str) -> _Vagueness:
+    analysed = _analyse(question)
+    key_words: list[str] = []
+    stems: set[str] = set()
+    for word in analysed.keywords:
+        stem = _stem(_fold(word))
+        if any(ch.isalpha() for ch in word) and stem not in stems:
+            stems.add(stem)
+            key_words.append(word)
+
+    tokens = [(token, _fold(token)) for token in _TOKEN.findall(question)]
+    reference: str | None = None
+    judgement_word: str | None = None
+    judgement_phrase: str | None = None
+    criteria: list[str] = []
+    named_before = False
+    named_stems: set[str] = set()
+    # A pronoun ahead of what it stands for ("how does it handle transactions in sqlite3?")
+    # can point forward only if the question goes on to name more than the one thing.
+    forward = len(_question_concepts(analysed)) >= 2
+    for n, (token, folded) in enumerate(tokens):
+        following = [f for _, f in tokens[n + 1 : n + 1 + _EXPLETIVE_WINDOW]]
+        next_folded = following[0] if following else ""
+        if folded in _CRITERIA_WORDS and token not in criteria:
+            criteria.append(token)
+        if (
+            folded in _JUDGEMENT_WORDS
+            and next_folded not in _PRACTICE_WORDS
+            and judgement_word is None
+        ):
+            judgement_word = token
+        if (folded, next_folded) in _JUDGEMENT_PHRASES and judgement_phrase is None:
+            judgement_phrase = f"{folded} {next_folded}"
+        if folded in _REFERENCE_WORDS and reference is None:
+            # "this library" and "one of them" name or point to their referent; "is it safe
+            # to" is an expletive "it". "It", "they" and "them" never stand before a noun.
+            determiner = (
+                folded not in _PERSONAL_PRONOUNS
+                and _WORD.fullmatch(next_folded) is not None
+                and _is_term(next_folded)
+            )
+            expletive = folded == "it" and any(f in _EXPLETIVE_FOLLOWERS for f in following)
+            pointing = folded in ("one", "ones") and next_folded == "of"
+            if determiner and folded in _DEMONSTRATIVES:
+                if next_folded in _DEICTIC_NOUNS and _stem(next_folded) not in named_stems:
+                    reference = f"{token} {tokens[n + 1][0]}"
+            elif not (determiner or expletive or pointing) and (
+                len(key_words) < _MIN_KEY_WORDS or (not named_before and not forward)
+            ):
+                # "this approach": the word after it says what kind of thing is meant.
+                after = tokens[n + 1][0] if following and _WORD.fullmatch(next_folded) else ""
+                demonstrative = (
+                    folded in _DEMONSTRATIVES and bool(after) and next_folded in _IGNORED
+                )
+                reference = f"{token} {after}" if demonstrative else token
+        if _WORD.fullmatch(token) and _is_term(folded) and any(ch.isalpha() for ch in folded):
+            named_before = True
+            named_stems.add(_stem(folded))
+    pair = (analysed.pairs[0][0].text, analysed.pairs[0][1].text) if analysed.pairs else None
+    return _Vagueness(
+        key_words=key_words,
+        pair=pair,
+        subject=_subject(analysed),
+        reference=reference,
+        judgement=judgement_word or judgement_phrase,
+        criteria=criteria,
+    )
+
+
+def _subject(analysed: _QuestionTerms) -> str | None:
+    """The one concept a question is about, if its words show it: its only concept, or its
+    longest of several words. Of several one-word concepts ("fix", "error", "code") none is
+    surely the subject, and naming the wrong one in a question to the person reads badly.
+    """
+    concepts = _question_concepts(analysed)
+    if len(concepts) == 1:
+        return concepts[0].text
+    longest = max(concepts, key=lambda concept: len(concept.stems), default=None)
+    return longest.text if longest is not None and len(longest.stems) > 1 else None
+
+
+def _listing(items: Sequence[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+_MAX_LISTED_WORDS = 5
+
+
+def triage_question(request: TriageInput) -> TriageOutput:
+    """Decide, from the question's words alone, whether to ask the person before research.
+
+    A question needs clarifying when it names fewer than three key words, uses a word such
+    as "it" or "one" for something it never names, or asks for a judgement ("best",
+    "should I", "which is better", "X vs Y") without naming what the judgement turns on
+    (speed, memory, cost, ...). The reason names what is missing.
+    """
+    question = _one_line(request.question)
+    if not question:
+        raise OfflineModelError("the offline triage got an empty question")
+    found = _vagueness(question)
+    if not found.needs_clarification:
+        named = _listing(found.key_words[:_MAX_LISTED_WORDS])
+        if found.judgement is not None:
+            turns_on = _listing(found.criteria[:_MAX_LISTED_WORDS])
+            why = f"names what its judgement turns on ({turns_on})"
+        else:
+            why = "asks for no judgement that depends on the person's goals"
+        return TriageOutput(
+            needs_clarification=False,
+            reason=f"The question is specific enough to research as asked: it names {named}, "
+            f"and {why}.",
+        )
+    # Each finding is a clause of one sentence: "The question X; it Y; it Z."
+    missing: list[str] = []
+    if not found.key_words:
+        missing.append("names no subject to research")
+    elif found.short:
+        them = "them" if len(found.key_words) > 1 else "it"
+        missing.append(
+            f"is too short to research well, naming only {_listing(found.key_words)} and "
+            f"not which aspect of {them} matters"
+        )
+    if found.reference is not None:
+        missing.append(f"uses \u201c{found.reference}\u201d without saying what that is")
+    if found.open_judgement:
+        if found.pair is not None:
+            first, second = found.pair
+            missing.append(
+                f"asks for a choice between {first} and {second} without the criteria "
+                f"that decide it ({_CRITERIA_HINT})"
+            )
+        else:
+            missing.append(
+                f"asks for a judgement (\u201c{found.judgement}\u201d) without the "
+                f"criteria that decide it ({_CRITERIA_HINT})"
+            )
+    reason = "; it ".join(missing)
+    return TriageOutput(needs_clarification=True, reason=f"The question {reason}.")
+
+
+def clarifying_questions(request: ClarifyInput) -> ClarifyOutput:
+    """Between 1 and `max_questions` distinct questions for the person, most useful first.
+
+    What the question leaves open comes first: what an unexplained "it" means, what a
+    choice turns on, which aspect a short question is about, the scale and constraints of
+    a choice. Then what shapes any research: the version or platform, the purpose, the
+    depth, the kinds of sources and the time frame. Questions name the question's own
+    subjects where it has them ("your choice between asyncio tasks and threads").
+    """
+    question = _one_line(request.question)
+    if not question:
+        raise OfflineModelError("the offline clarifier got an empty question")
+    found = _vagueness(question)
+    if found.pair is not None:
+        subject: str | None = f"{found.pair[0]} and {found.pair[1]}"
+    elif found.subject is not None:
+        subject = f"\u201c{found.subject}\u201d"
+    else:
+        subject = None
+
+    candidates: list[str] = []
+    if found.reference is not None:
+        candidates.append(
+            f"What exactly does \u201c{found.reference}\u201d refer to (a tool, a library, an "
+            "error message, a topic)?"
+        )
+    elif not found.key_words:
+        candidates.append("Which tool, library or topic is the question about?")
+    if found.open_judgement:
+        between = f" between {found.pair[0]} and {found.pair[1]}" if found.pair else ""
+        candidates.append(
+            f"What matters most for your choice{between}: throughput, simplicity, or "
+            "compatibility with existing code?"
+        )
+    if found.short and subject is not None:
+        candidates.append(
+            f"Which aspect of {subject} should the research cover: how it works, how to use "
+            "it, or how it compares with alternatives?"
+        )
+    if found.judgement is not None:
+        candidates.append(
+            "What scale and constraints apply, such as the size of the workload, the "
+            "libraries you must keep, or a deadline?"
+        )
+    names_version = any(
+        _VERSION.fullmatch(word) or _fold(word) in ("version", "versions", "release")
+        for word in _WORD.findall(question)
+    )
+    candidates.append(
+        "Which platform or environment should the research assume?"
+        if names_version
+        else "Which version or platform should the research assume?"
+    )
+    about = f" about {subject}" if subject else ""
+    candidates.append(
+        f"What will you use the answer{about} for: a decision, an implementation, or learning?"
+    )
+    candidates.append(
+        f"Do you want an overview of {subject} or implementation details?"
+        if subject
+        else "Do you want an overview or implementation details?"
+    )
+    candidates.append(
+        "Which kinds of sources should the research prefer: official documentation, "
+        "benchmarks, or experience reports?"
+    )
+    candidates.append(
+        f"Should the research cover only current practice{about}, or also how it has changed?"
+    )
+    questions: list[str] = []
+    for candidate in candidates:
+        if candidate.casefold() not in {q.casefold() for q in questions}:
+            questions.append(candidate)
+    return ClarifyOutput(questions=questions[: request.max_questions])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -897,6 +1385,9 @@ _MAX_GAP_MESSAGE_CHARS = 300
 # The setting of a question ("in Python") is true of most sources; a sentence that only
 # names it says little about the question, so its terms weigh less.
 _SETTING_WEIGHT = 0.5
+# The person's answers narrow the question ("Python 3.11", "many sockets") but are not what it
+# asks: a sentence on the answer's terms alone must not outrank one on the question's.
+_ANSWER_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -909,13 +1400,25 @@ class _QuestionWeights:
     """
 
     weights: dict[str, float]
+    """The question's terms, and the terms of the person's answers at a discount: what
+    sentences are ranked by."""
     setting: frozenset[str]
+    asked: dict[str, float]
+    """The question's terms alone: what decides whether a sentence is on topic at all. An
+    answer narrows the question; a sentence that names only the answer's "Python" is no
+    closer to it."""
 
     @classmethod
-    def of(cls, question: str) -> _QuestionWeights:
+    def of(cls, question: str, answers: Sequence[str] = ()) -> _QuestionWeights:
+        """The weights of the question, and of the person's answers to clarifying questions."""
         context = _analyse(question).context
         setting = frozenset(_terms(context.text)) if context else frozenset()
-        return cls(cls._weigh(question, setting), setting)
+        asked = cls._weigh(question, setting)
+        weights = dict(asked)
+        for answer in answers:
+            for term, weight in cls._weigh(answer, setting).items():
+                weights[term] = max(weights.get(term, 0.0), _ANSWER_WEIGHT * weight)
+        return cls(weights, setting, asked)
 
     @staticmethod
     def _weigh(text: str, setting: frozenset[str]) -> dict[str, float]:
@@ -1301,30 +1804,63 @@ def _nothing_retrieved(request: SynthesizeInput) -> str:
     return f"the {_searches(searches)} returned no sources."
 
 
+def _clarification_lines(clarifications: Iterable[Clarification]) -> list[str]:
+    """The "Clarifications" section: each answered question and the answer, uncited.
+
+    The person's words are no source: bracketed numbers in them are escaped so that neither
+    a reader nor the worker's citation check takes them for citations.
+    """
+    answered = [
+        (_one_line(c.question), _one_line(c.answer))
+        for c in clarifications
+        if c.answer is not None and c.answer.strip()
+    ]
+    if not answered:
+        return []
+    items = "\n".join(
+        f"- {_defuse_brackets(question)} Answer: {_defuse_brackets(answer)}"
+        for question, answer in answered
+    )
+    return [
+        "## Clarifications",
+        "The person who asked answered these questions before research began; the answers "
+        "steered the searches and the choice of quotes.",
+        items,
+    ]
+
+
 def write_report(request: SynthesizeInput) -> ReportOutput:
     """Assemble a cited report from the sources' own sentences.
 
     Each search that found sources gets a section of its best sentences (BM25 against the
-    question's and the search's terms, no sentence twice, at most two per source); the summary
-    is the best two or three of those for the question alone. Every sentence is quoted
-    verbatim (whitespace collapsed, footnote markers dropped) and cites its source's id.
+    question's and the search's terms, and at a discount the terms of the person's answers
+    to clarifying questions; no sentence twice, at most two per source); the summary is the
+    best two or three of those for the question and answers alone. Every sentence is quoted
+    verbatim (whitespace collapsed, footnote markers dropped) and cites its source's id. The
+    answered clarifying questions are listed near the top, uncited.
     """
     question = _one_line(request.question)
     if not question:
         raise OfflineModelError("the offline writer got an empty question")
     title = f"# {_defuse_brackets(question)}"
     notice = f"> {NO_LLM_NOTICE}"
+    clarification_parts = _clarification_lines(request.clarifications)
+    answers = [
+        answer
+        for answer in (_informative(c.answer) for c in request.clarifications)
+        if answer is not None
+    ]
     searches = [_one_line(search.query) for search in request.queries]
 
     sections, empty = _group_sections(request)
     per_source = {id(source): _sentences(source, n) for n, source in enumerate(request.sources)}
     all_sentences = [s for source in request.sources for s in per_source[id(source)]]
     index = _Index(all_sentences)
-    question_weights = _QuestionWeights.of(question)
+    question_weights = _QuestionWeights.of(question, answers)
     relevance = _source_relevance(
         {source.id: per_source[id(source)] for source in request.sources},
         index,
-        question_weights.weights,
+        question_weights.asked,
     )
     # The search engine's order says something too: its first hit is likelier on topic.
     for section in sections:
@@ -1334,7 +1870,7 @@ def write_report(request: SynthesizeInput) -> ReportOutput:
     # Sentences far below the best answer to the question are not quoted at all: a search
     # that drifted (mmap for "SQLite transactions") gets a line in Gaps, not a section. The
     # sources that cover the question best keep every sentence that names one of its terms.
-    by_question = _ranked(all_sentences, index, question_weights.weights, relevance)
+    by_question = _ranked(all_sentences, index, question_weights.asked, relevance)
     top = by_question[0][0] if by_question else 0.0
     best_source = max(relevance.values(), default=1.0)
     relevant = {
@@ -1376,7 +1912,7 @@ def write_report(request: SynthesizeInput) -> ReportOutput:
         else:
             why = _nothing_retrieved(request)
             summary = f"Nothing was retrieved for this question: {why}"
-        parts = [title, notice, "## Summary", summary]
+        parts = [title, notice, *clarification_parts, "## Summary", summary]
         parts += ["## Gaps", "\n".join(gaps) if gaps else f"- {why[:1].upper()}{why[1:]}"]
         return ReportOutput(
             report_markdown="\n\n".join(parts) + "\n",
@@ -1392,7 +1928,7 @@ def write_report(request: SynthesizeInput) -> ReportOutput:
         f"{len(request.sources)} sources were retrieved and {len(report_sentences)} of their "
         "sentences are quoted below."
     )
-    parts = [title, notice, "## Summary", summary, coverage_line]
+    parts = [title, notice, *clarification_parts, "## Summary", summary, coverage_line]
     for section in sections:
         if not section.chosen:
             continue
@@ -1416,8 +1952,13 @@ def write_report(request: SynthesizeInput) -> ReportOutput:
 # The Agents SDK model
 # ---------------------------------------------------------------------------------------------
 
+_TRIAGE_FIELDS = frozenset(TriageOutput.model_fields)
+_CLARIFY_FIELDS = frozenset(ClarifyOutput.model_fields)
 _PLAN_FIELDS = frozenset(PlanOutput.model_fields)
 _REPORT_FIELDS = frozenset(ReportOutput.model_fields)
+_KNOWN_OUTPUTS = ", ".join(
+    kind.__name__ for kind in (TriageOutput, ClarifyOutput, PlanOutput, ReportOutput)
+)
 
 
 def _content_text(content: Any) -> str:
@@ -1482,11 +2023,27 @@ def _respond(prompt: str, output_schema: AgentOutputSchemaBase | None) -> str:
     """The JSON text the agent's output type asks for."""
     if output_schema is None or output_schema.is_plain_text():
         raise OfflineModelError(
-            "the offline model answers only structured outputs (PlanOutput or ReportOutput); "
+            f"the offline model answers only structured outputs ({_KNOWN_OUTPUTS}); "
             "this agent has no output type"
         )
     name = output_schema.name()
     fields = _schema_fields(output_schema)
+    if name == TriageOutput.__name__ and fields == _TRIAGE_FIELDS:
+        payload = _parse_prompt(prompt)
+        try:
+            triage_input = TriageInput.model_validate(payload)
+        except ValidationError as exc:
+            raise OfflineModelError(f"the triage prompt does not fit TriageInput: {exc}") from None
+        return triage_question(triage_input).model_dump_json()
+    if name == ClarifyOutput.__name__ and fields == _CLARIFY_FIELDS:
+        payload = _parse_prompt(prompt)
+        try:
+            clarify_input = ClarifyInput.model_validate(payload)
+        except ValidationError as exc:
+            raise OfflineModelError(
+                f"the clarifier prompt does not fit ClarifyInput: {exc}"
+            ) from None
+        return clarifying_questions(clarify_input).model_dump_json()
     if name == PlanOutput.__name__ and fields == _PLAN_FIELDS:
         payload = _parse_prompt(prompt)
         try:
@@ -1503,6 +2060,7 @@ def _respond(prompt: str, output_schema: AgentOutputSchemaBase | None) -> str:
                     "queries": payload.get("searches", []),
                     "sources": payload.get("sources", []),
                     "failed_searches": payload.get("failed_searches", []),
+                    "clarifications": payload.get("clarifications", []),
                 }
             )
         except ValidationError as exc:
@@ -1512,7 +2070,7 @@ def _respond(prompt: str, output_schema: AgentOutputSchemaBase | None) -> str:
         return write_report(synthesize_input).model_dump_json()
     raise OfflineModelError(
         f"the offline model cannot produce output type {name!r}; it knows "
-        f"{PlanOutput.__name__} and {ReportOutput.__name__} from research_llm.agents"
+        f"{_KNOWN_OUTPUTS} from research_llm.agents"
     )
 
 
@@ -1524,13 +2082,13 @@ class _Answer:
 
 
 class OfflineModel(Model):
-    """An Agents SDK model that plans and writes extractively, with no network and no key.
+    """An Agents SDK model that triages, clarifies, plans and writes with no network and no key.
 
-    It answers the planner (`PlanOutput`) and the writer (`ReportOutput`) of
-    `research_llm.agents` from the JSON prompt in the last user message; tools and handoffs
-    are ignored. Usage reports one request per call, and counts whitespace-separated words of
-    the input (instructions and messages) and of the output as tokens: an approximation, not
-    a tokenizer's count.
+    It answers the triage (`TriageOutput`), the clarifier (`ClarifyOutput`), the planner
+    (`PlanOutput`) and the writer (`ReportOutput`) of `research_llm.agents` from the JSON
+    prompt in the last user message; tools and handoffs are ignored. Usage reports one
+    request per call, and counts whitespace-separated words of the input (instructions and
+    messages) and of the output as tokens: an approximation, not a tokenizer's count.
     """
 
     model_name = OFFLINE_MODEL_NAME
