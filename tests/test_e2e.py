@@ -8,6 +8,7 @@ the real Tavily and OpenAI clients against wire-compatible local servers.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -24,8 +25,15 @@ from temporalio.exceptions import ApplicationError
 
 from research_cli.embedded import temporal_binary
 from research_shared import errors, retry
-from research_shared.models import ResearchReport, ResearchRequest
-from research_shared.names import LLM_QUEUE, ORCHESTRATOR_QUEUE, SEARCH_QUEUE, WORKFLOW_TYPE
+from research_shared.models import Outcome, Phase, ResearchReport, ResearchRequest, ResearchStatus
+from research_shared.names import (
+    ANSWER_UPDATE,
+    LLM_QUEUE,
+    ORCHESTRATOR_QUEUE,
+    SEARCH_QUEUE,
+    STATUS_QUERY,
+    WORKFLOW_TYPE,
+)
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.tavily_server import FakeTavilyServer
 from tests.processes import DevServer, WorkerProcesses
@@ -358,3 +366,87 @@ async def test_real_clients_against_wire_compatible_servers(
     history = await client.get_workflow_handle(f"mix-{suffix}").fetch_history()
     raw = history.to_json()
     assert tavily.api_key not in raw and openai_server.api_key not in raw
+
+
+async def test_offline_clarification_end_to_end(
+    client: Client, offline_workers: WorkerProcesses
+) -> None:
+    """The offline model asks sensible questions; the answers reach the plan and report."""
+    handle = await client.start_workflow(
+        WORKFLOW_TYPE,
+        {"question": "Which is better for parsing dates?", "clarify": True},
+        id=f"e2e-clarify-{uuid.uuid4().hex[:8]}",
+        task_queue=ORCHESTRATOR_QUEUE,
+        result_type=ResearchReport,
+    )
+    async with asyncio.timeout(60):
+        while True:
+            status = await handle.query(STATUS_QUERY, result_type=ResearchStatus)
+            if status.phase is Phase.AWAITING_ANSWERS:
+                break
+            await asyncio.sleep(0.1)
+    assert 1 <= len(status.questions_pending) <= 3
+    assert all(c.question.endswith("?") for c in status.clarifications)
+    answers = [
+        {"index": i, "answer": "datetime and zoneinfo in Python 3.11"}
+        for i in status.questions_pending
+    ]
+    await handle.execute_update(ANSWER_UPDATE, {"answers": answers})
+    report = await handle.result()
+
+    assert report.outcome is Outcome.COMPLETED
+    assert all(c.answer for c in report.clarifications)
+    assert "## Clarifications" in report.report_markdown
+    assert any("datetime" in q.query or "zoneinfo" in q.query for q in report.queries)
+    assert_citations_resolve(report)
+    assert report.stats.llm_calls == 4
+
+
+def test_cli_asks_a_person_at_the_terminal(
+    dev_server: DevServer, offline_workers: WorkerProcesses, tmp_path: Path
+) -> None:
+    """At a terminal, `run` turns clarification on, asks, and sends the answers."""
+    import os
+    import pty
+    import select
+    import time
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "research_cli", "run", "Which is better for parsing dates?"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        cwd=tmp_path,
+        env={**_env(), "TEMPORAL_ADDRESS": dev_server.address},
+    )
+    os.close(follower)
+    seen = b""
+    answered = 0
+    deadline = time.monotonic() + 90
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            seen += chunk
+            # Answer each question prompt ("  > ") as it appears.
+            while seen.count(b"  > ") > answered:
+                os.write(leader, b"the zoneinfo module\n")
+                answered += 1
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    text = seen.decode(errors="replace")
+    assert "A few questions first" in text
+    assert answered >= 1
+    assert proc.returncode == 0, text
+    assert "report written to" in text
+    report = next((tmp_path / "reports").glob("*.md")).read_text()
+    assert "the zoneinfo module" in report
