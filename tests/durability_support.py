@@ -15,20 +15,25 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from temporalio.api.enums.v1 import EventType, TimeoutType
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType, TimeoutType, UpdateWorkflowExecutionLifecycleStage
 from temporalio.api.failure.v1 import Failure
+from temporalio.api.update.v1 import UpdateRef
 from temporalio.api.workflow.v1 import PendingActivityInfo
+from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.service import RPCError, RPCStatusCode
 
 from research_cli.embedded import stop_process
 from research_shared.models import ResearchReport
 from research_shared.names import WORKFLOW_TYPE
+from tests.fakes.faultserver import Call
 from tests.fakes.openai_server import FakeOpenAIServer, Responder
 from tests.fakes.tavily_server import FakeTavilyServer
 from tests.processes import WorkerProcesses
@@ -290,3 +295,162 @@ async def pending_activities(
 def report_recovery(label: str, seconds: float) -> None:
     """Print a measured recovery time; it is a figure to read, never a pass condition."""
     print(f"recovery [{label}]: {seconds:.1f}s")
+
+
+# -- model steps, told apart by the output each request asks for --------------------------
+
+TRIAGE_STEP = "triage"
+CLARIFY_STEP = "clarify"
+PLAN_STEP = "plan"
+WRITE_STEP = "write"
+# A property only that step's output schema has. Triage, clarify and plan share a model
+# name, so the schema is what tells them apart.
+_STEP_BY_PROPERTY = {
+    "needs_clarification": TRIAGE_STEP,
+    "questions": CLARIFY_STEP,
+    "searches": PLAN_STEP,
+    "report_markdown": WRITE_STEP,
+}
+
+
+def model_step(body: dict[str, Any]) -> str | None:
+    """Which step a model request is for, from the structured output it asks for."""
+    text, response_format = body.get("text"), body.get("response_format")
+    if isinstance(text, dict):
+        fmt = text.get("format")
+    elif isinstance(response_format, dict):
+        fmt = response_format.get("json_schema")
+    else:
+        fmt = None
+    schema = fmt.get("schema") if isinstance(fmt, dict) else None
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(properties, dict):
+        return None
+    return next((step for key, step in _STEP_BY_PROPERTY.items() if key in properties), None)
+
+
+def model_prompt(body: dict[str, Any]) -> dict[str, Any]:
+    """The JSON document the agent was given as its input (the user message)."""
+    items = body.get("input", body.get("messages"))
+    if isinstance(items, str):
+        items = [{"role": "user", "content": items}]
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, list):
+                content = "".join(
+                    str(part.get("text", "")) for part in content if isinstance(part, dict)
+                )
+            try:
+                prompt = json.loads(str(content))
+            except json.JSONDecodeError:
+                return {}
+            return prompt if isinstance(prompt, dict) else {}
+    return {}
+
+
+def step_request(step: str, question: str | None = None) -> Callable[[str, dict[str, Any]], bool]:
+    """A fault matcher for the model requests of `step` (of the run asking `question`)."""
+
+    def matches(path: str, body: dict[str, Any]) -> bool:
+        if model_step(body) != step:
+            return False
+        return question is None or model_prompt(body).get("question") == question
+
+    return matches
+
+
+def step_calls(stack: ResearchStack, step: str, question: str | None = None) -> list[Call]:
+    """The requests the model provider received for `step`, in order of arrival."""
+    wanted = step_request(step, question)
+    return [c for c in stack.model.calls_for(stack.api) if wanted(c.path, c.body)]
+
+
+def search_calls(stack: ResearchStack, query: str) -> list[Call]:
+    """The /search requests the search provider received for `query`, in order of arrival."""
+    return [c for c in stack.tavily.calls_to("/search") if c.body.get("query") == query]
+
+
+def scripted_steps(
+    plans: Mapping[str, Sequence[str]], clarifying_questions: Sequence[str] = ()
+) -> Responder:
+    """A model that answers every step by the output its request asks for.
+
+    The planner plans `plans[question]` for the run asking `question`, so runs that share a
+    stack each search their own queries. Triage asks for clarification exactly when there
+    are `clarifying_questions`, and the clarifier returns them.
+    """
+    report = json.dumps(
+        {
+            "report_markdown": REPORT_BODY,
+            "summary": REPORT_SUMMARY,
+            "follow_up_questions": ["What happens on the next crash?"],
+        }
+    )
+
+    def answer(body: dict[str, Any]) -> str:
+        step = model_step(body)
+        if step == TRIAGE_STEP:
+            needed = bool(clarifying_questions)
+            return json.dumps({"needs_clarification": needed, "reason": "scripted"})
+        if step == CLARIFY_STEP:
+            return json.dumps({"questions": list(clarifying_questions)})
+        if step == PLAN_STEP:
+            queries = plans.get(str(model_prompt(body).get("question")), ())
+            return json.dumps({"searches": [{"query": q, "reason": "scripted"} for q in queries]})
+        return report
+
+    return answer
+
+
+async def start_research(
+    client: Client, stack: ResearchStack, request: dict[str, Any]
+) -> WorkflowHandle[Any, Any]:
+    """Start a run of `request` (a `ResearchRequest` as JSON) on the stack's queues."""
+    return await client.start_workflow(
+        WORKFLOW_TYPE,
+        request,
+        id=f"durability-{uuid.uuid4().hex[:10]}",
+        task_queue=stack.orchestrator_queue,
+        result_type=ResearchReport,
+    )
+
+
+async def update_stage(
+    client: Client, handle: WorkflowHandle[Any, Any], update_id: str
+) -> str | None:
+    """How far the server has taken an update ("admitted", "accepted", "completed"),
+    without waiting; None while the server has not heard of it.
+
+    An update that no worker has validated yet is only admitted: the server holds it and
+    hands it to the next workflow task, and the history has no event for it yet.
+    """
+    request = PollWorkflowExecutionUpdateRequest(
+        namespace=client.namespace,
+        update_ref=UpdateRef(
+            workflow_execution=WorkflowExecution(
+                workflow_id=handle.id, run_id=handle.result_run_id or ""
+            ),
+            update_id=update_id,
+        ),
+        identity=client.identity,
+    )
+    try:
+        response = await client.workflow_service.poll_workflow_execution_update(request)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    name = UpdateWorkflowExecutionLifecycleStage.Name(response.stage)
+    return name.removeprefix("UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_").lower()
+
+
+def update_events(history: WorkflowHistory) -> Counter[str]:
+    """How many update events of each kind (accepted, rejected, completed) the history has."""
+    kinds = {
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED: "admitted",
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED: "accepted",
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_REJECTED: "rejected",
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED: "completed",
+    }
+    return Counter(kinds[e.event_type] for e in history.events if e.event_type in kinds)

@@ -1,5 +1,6 @@
 """Durability with real processes: workers killed mid-step, the Temporal server stopped
-mid-run, a provider outage, and a bug fixed while a run waits on it.
+mid-run, a provider outage, a bug fixed while a run waits on it, and clarifying answers
+sent while every worker is down.
 
 Each test runs the three pools as processes on its own task queues, with the real Tavily and
 OpenAI clients against counting fakes, so "no call was repeated" is the provider's count.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -23,19 +25,30 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from research_cli.embedded import free_port, start_dev_server, stop_process, wait_for_server
-from research_shared.models import ResearchReport
+from research_shared.models import ClarificationState, Phase, ResearchReport, ResearchStatus
+from research_shared.names import ANSWER_UPDATE, STATUS_QUERY
 from tests.durability_support import (
+    CLARIFY_STEP,
+    PLAN_STEP,
     PLANNER_MODEL,
     REPORT_BODY,
+    TRIAGE_STEP,
+    WRITE_STEP,
     WRITER_MODEL,
     ResearchStack,
     activity_outcomes,
     completed_searches,
     distinct_queries,
+    model_prompt,
     pending_activities,
     report_recovery,
     research_stack,
+    scripted_steps,
     search_for,
+    start_research,
+    step_calls,
+    update_events,
+    update_stage,
     writer_request,
 )
 from tests.fakes.faultserver import Fault
@@ -309,3 +322,88 @@ async def test_bug_fixed_while_the_run_waits(
     for outcome in searches:
         assert outcome.completed and outcome.attempt >= 3
         assert outcome.last_failure.startswith("KeyError")
+
+
+async def test_answers_sent_while_every_worker_is_down(
+    client: Client, dev_server: DevServer, tmp_path: Path
+) -> None:
+    """A run waits for clarifying answers; every pool is killed; the answers are sent while
+    nothing runs. The server holds the update until a workflow worker is back to validate
+    it, then the run goes on with the answers, asking the model nothing twice."""
+    asked = "Which failures must a durable research run survive?"
+    clarifying = ["Which kind of crash matters most?", "How long may recovery take?"]
+    answers = ["A worker killed in the middle of a step.", "Under a minute."]
+    answered = list(zip(clarifying, answers, strict=True))
+    queries = distinct_queries(2, "answered while down")
+    with research_stack(dev_server.address, tmp_path / "logs", queries) as stack:
+        stack.model.responder = scripted_steps({asked: queries}, clarifying)
+        await stack.start_pools("orchestrator", "search", "llm")
+        async with asyncio.timeout(TEST_BUDGET_SECONDS):
+            handle = await start_research(
+                client,
+                stack,
+                {"question": asked, "max_searches": len(queries), "clarify": True},
+            )
+
+            async def awaiting_answers() -> bool:
+                status = await handle.query(STATUS_QUERY, result_type=ResearchStatus)
+                return status.phase is Phase.AWAITING_ANSWERS
+
+            await stack.wait_for(awaiting_answers, "the run to ask its questions")
+            status = await handle.query(STATUS_QUERY, result_type=ResearchStatus)
+            assert [c.question for c in status.clarifications] == clarifying
+            assert status.questions_pending == [0, 1]
+
+            for pool in ("orchestrator", "search", "llm"):
+                await stack.kill(pool)
+            killed_at = time.monotonic()
+            update_id = f"answers-{uuid.uuid4().hex[:8]}"
+            # The call returns only once a worker has run the update, so it runs as a task.
+            answering = asyncio.create_task(
+                handle.execute_update(
+                    ANSWER_UPDATE,
+                    {"answers": [{"index": i, "answer": a} for i, a in enumerate(answers)]},
+                    id=update_id,
+                    result_type=ClarificationState,
+                )
+            )
+
+            async def held_by_the_server() -> bool:
+                return await update_stage(client, handle, update_id) == "admitted"
+
+            await stack.wait_for(held_by_the_server, "the server to admit the answers")
+            # Admitted, not accepted: no validator has run, so the history has no trace.
+            assert not answering.done()
+            assert not update_events(await handle.fetch_history())
+
+            restarted_at = time.monotonic()
+            await stack.start_pools("orchestrator", "search", "llm")
+            state = await answering
+            report = await handle.result()
+            done = time.monotonic()
+            report_recovery(
+                "every pool SIGKILLed, answers sent, kill to completion", done - killed_at
+            )
+            report_recovery("every pool SIGKILLed, restart to completion", done - restarted_at)
+
+        assert state.questions_pending == []
+        assert [(c.question, c.answer) for c in state.clarifications] == answered
+        assert_complete(report, stack)
+        assert [(c.question, c.answer) for c in report.clarifications] == answered
+        plans = step_calls(stack, PLAN_STEP, asked)
+        assert len(plans) == 1
+        assert model_prompt(plans[0].body)["clarifications"] == [
+            {"question": q, "answer": a} for q, a in answered
+        ]
+        # Triage and clarify finished before the kill: the new workers took their results
+        # from the history instead of asking the model again.
+        assert len(step_calls(stack, TRIAGE_STEP, asked)) == 1
+        assert len(step_calls(stack, CLARIFY_STEP, asked)) == 1
+        assert len(step_calls(stack, WRITE_STEP, asked)) == 1
+        assert stack.search_counts() == Counter(dict.fromkeys(queries, 1))
+
+    history = await handle.fetch_history()
+    assert update_events(history) == Counter(accepted=1, completed=1)
+    outcomes = activity_outcomes(history)
+    assert [o.name for o in outcomes[:3]] == ["triage", "clarify", "plan"]
+    assert all(o.completed and o.attempt == 1 for o in outcomes)

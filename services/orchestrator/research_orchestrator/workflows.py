@@ -132,7 +132,7 @@ class DeepResearchWorkflow:
             await self._clarify(request)
 
         self._enter(Phase.PLANNING)
-        planned: PlanResult = await self._activity(
+        planned: PlanResult = await self._step(
             stubs.plan,
             PlanInput(
                 question=request.question,
@@ -157,7 +157,7 @@ class DeepResearchWorkflow:
         sources, failures = collect(self._outcomes)
 
         self._enter(Phase.SYNTHESIZING)
-        synthesis: SynthesisResult = await self._activity(
+        synthesis: SynthesisResult = await self._step(
             stubs.synthesize,
             SynthesizeInput(
                 question=request.question,
@@ -182,7 +182,7 @@ class DeepResearchWorkflow:
 
     async def _clarify(self, request: ResearchRequest) -> None:
         self._enter(Phase.TRIAGING)
-        triage: TriageResult = await self._activity(
+        triage: TriageResult = await self._step(
             stubs.triage,
             TriageInput(question=request.question),
             routing.current().llm_queue,
@@ -192,7 +192,7 @@ class DeepResearchWorkflow:
         if not triage.needs_clarification:
             return
         self._enter(Phase.CLARIFYING)
-        written: ClarifyResult = await self._activity(
+        written: ClarifyResult = await self._step(
             stubs.clarify,
             ClarifyInput(question=request.question, max_questions=request.max_clarifying_questions),
             routing.current().llm_queue,
@@ -443,6 +443,21 @@ class DeepResearchWorkflow:
         finally:
             self._in_flight.discard(handle)
             self._running -= is_search
+
+    async def _step(
+        self, stub: Callable[[Any], Any], arg: Any, task_queue: str, preset: ActivityPreset
+    ) -> Any:
+        """A step the run cannot do without: its final failure ends the run, and the run's
+        error says which step failed and why (not just "activity task failed")."""
+        try:
+            return await self._activity(stub, arg, task_queue, preset)
+        except ActivityError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            kind = cause.type if isinstance(cause, ApplicationError) else type(cause).__name__
+            raise ApplicationError(
+                f"{err.activity_type} failed: {message}", type=kind, non_retryable=True
+            ) from None
 
     def _check_cancelled(self) -> None:
         if self._cancel_reason is not None:
