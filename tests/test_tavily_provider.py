@@ -1,4 +1,8 @@
-"""TavilySearch with the real tavily-python client against a local Tavily-speaking server."""
+"""TavilySearch with the real tavily-python client against a local Tavily-speaking server.
+
+A search is two stages over real HTTP: /search ranks the hits, /extract fetches each hit's
+page. Both stages map failures alike, and both report progress that a later attempt resumes.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 
-from research_search.providers import SearchProvider
+from research_search.providers import SearchProgress, SearchProvider
 from research_search.providers.tavily import TavilySearch
 from research_shared import errors
 from research_shared.models import MAX_HIT_CONTENT_CHARS, MAX_SNIPPET_CHARS
@@ -51,6 +55,11 @@ DOCUMENTS: list[dict[str, Any]] = [
 
 def _only_query(query: str) -> Any:
     return lambda path, body: body.get("query") == query
+
+
+def _extract_of(url: str | None = None) -> Any:
+    """A fault matcher for /extract calls (of one address, if given)."""
+    return lambda path, body: path == "/extract" and (url is None or url in body.get("urls", []))
 
 
 @pytest.fixture(scope="module")
@@ -111,15 +120,18 @@ async def test_hits_are_mapped_ranked_and_capped(
     assert len(LONG_PAGE) > MAX_HIT_CONTENT_CHARS > EXCERPT_CHARS > MAX_SNIPPET_CHARS
     assert durable.content == LONG_PAGE[:MAX_HIT_CONTENT_CHARS]
     assert durable.snippet == LONG_PAGE[:MAX_SNIPPET_CHARS]
-    # With no raw page, the excerpt stands in for the content.
+    # A page Tavily cannot fetch leaves the excerpt as the content.
     assert unfetchable.content == "Temporal history excerpt only."
     assert server.queries_received() == ["temporal workflow history replay"]
+    # One /extract call per hit, each for one page.
+    assert sorted(server.extracts_received()) == sorted(hit.url for hit in hits)
+    assert len(server.calls_to("/extract")) == 3
 
 
 async def test_request_carries_the_key_and_the_options_as_the_client_sends_them(
     tavily: TavilySearch, server: FakeTavilyServer
 ) -> None:
-    await tavily.search("temporal", max_results=2)
+    hits = await tavily.search("temporal", max_results=2)
 
     (call,) = server.calls_to("/search")
     assert _header(call.headers, "Authorization") == f"Bearer {KEY}"
@@ -127,7 +139,17 @@ async def test_request_carries_the_key_and_the_options_as_the_client_sends_them(
     assert call.body["query"] == "temporal"
     assert call.body["max_results"] == 2
     assert call.body["search_depth"] == "basic"
-    assert call.body["include_raw_content"] == "text"
+    # Pages come from /extract, so the search does not ask for them.
+    assert "include_raw_content" not in call.body
+    extracts = server.calls_to("/extract")
+    assert [c.body["urls"] for c in extracts] == [[hit.url] for hit in hits]
+    for extract in extracts:
+        assert _header(extract.headers, "Authorization") == f"Bearer {KEY}"
+        assert KEY not in str(extract.body)
+        assert extract.body["format"] == "text"
+        assert extract.body["extract_depth"] == "basic"
+        # The provider's 0.5 s is below the least /extract accepts.
+        assert extract.body["timeout"] == 1.0
 
 
 async def test_max_results_is_respected(tavily: TavilySearch, server: FakeTavilyServer) -> None:
@@ -146,6 +168,7 @@ async def test_advanced_depth_and_derived_documents() -> None:
         (call,) = fake.calls_to("/search")
 
     assert call.body["search_depth"] == "advanced"
+    assert {c.body["extract_depth"] for c in fake.calls_to("/extract")} == {"advanced"}
     assert len(hits) == 10
     assert len({hit.url for hit in hits}) == 10
     assert all("quantum error correction" in hit.content for hit in hits)
@@ -162,7 +185,8 @@ async def test_provider_fits_the_protocol_and_hides_the_key(tavily: TavilySearch
 async def test_success_is_counted(tavily: TavilySearch, server: FakeTavilyServer) -> None:
     before = _requests("ok")
     await tavily.search("temporal", max_results=1)
-    assert _requests("ok") == before + 1
+    # One search and one page.
+    assert _requests("ok") == before + 2
 
 
 # -- failures ----------------------------------------------------------------------------
@@ -238,6 +262,7 @@ async def test_fault_maps_to_one_request_and_one_error(
     assert KEY not in error.message
     # One attempt, one request: retrying belongs to Temporal, not to the client.
     assert len(server.calls_to("/search")) == 1
+    assert server.calls_to("/extract") == []
     assert _requests(error_type) == before + 1
 
 
@@ -300,10 +325,189 @@ async def test_unreachable_server_is_unavailable() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"api_key": ""}, {"timeout_seconds": 0}, {"timeout_seconds": 500}, {"search_depth": "deep"}],
+    [
+        {"api_key": ""},
+        {"timeout_seconds": 0},
+        {"timeout_seconds": 500},
+        {"search_depth": "deep"},
+        {"extract_concurrency": 0},
+        {"extract_concurrency": 11},
+    ],
 )
 def test_bad_configuration_is_refused(kwargs: dict[str, Any]) -> None:
     arguments: dict[str, Any] = {"api_key": KEY, **kwargs}
     with pytest.raises(ValueError) as caught:
         TavilySearch(**arguments)
     assert KEY not in str(caught.value)
+
+
+# -- the page stage --------------------------------------------------------------------
+
+REPLAY_URL = "https://example.org/replay"
+DURABLE_URL = "https://example.org/temporal-durable-execution"
+UNFETCHABLE_URL = "https://example.org/unfetchable"
+
+
+@pytest.mark.parametrize(
+    ("fault", "error_type", "non_retryable"),
+    [
+        (Fault(status=401), errors.PROVIDER_AUTH, True),
+        (Fault(status=403), errors.PROVIDER_AUTH, True),
+        (Fault(status=432), errors.PROVIDER_QUOTA, True),
+        (Fault(status=429, retry_after=5), errors.PROVIDER_RATE_LIMITED, False),
+        (Fault(status=500), errors.PROVIDER_UNAVAILABLE, False),
+        (Fault(status=503), errors.PROVIDER_UNAVAILABLE, False),
+        (Fault(delay=2.0), errors.PROVIDER_UNAVAILABLE, False),
+        (Fault(drop=True), errors.PROVIDER_UNAVAILABLE, False),
+    ],
+    ids=["401", "403", "432", "429", "500", "503", "timeout", "dropped"],
+)
+async def test_extract_failure_maps_like_a_search_failure(
+    tavily: TavilySearch,
+    server: FakeTavilyServer,
+    fault: Fault,
+    error_type: str,
+    non_retryable: bool,
+) -> None:
+    server.inject(dataclasses.replace(fault, match=_extract_of()))
+    before = _requests(error_type)
+
+    error = await _failure(tavily)
+
+    assert error.type == error_type
+    assert error.non_retryable is non_retryable
+    assert "Tavily" in error.message
+    assert KEY not in error.message
+    assert error.__cause__ is None
+    if fault.retry_after is not None:
+        assert error.next_retry_delay == timedelta(seconds=fault.retry_after)
+    assert len(server.calls_to("/search")) == 1
+    assert _requests(error_type) == before + 1
+
+
+@pytest.mark.parametrize("status", [400, 404, 422])
+async def test_a_page_refused_by_extract_keeps_its_excerpt(
+    tavily: TavilySearch, server: FakeTavilyServer, status: int
+) -> None:
+    server.inject(Fault(status=status, match=_extract_of(DURABLE_URL)))
+
+    hits = await tavily.search("temporal workflow history replay", max_results=2)
+
+    by_url = {hit.url: hit for hit in hits}
+    assert by_url[DURABLE_URL].content == LONG_PAGE[:EXCERPT_CHARS]
+    assert by_url[DURABLE_URL].snippet == LONG_PAGE[:MAX_SNIPPET_CHARS]
+    assert by_url[REPLAY_URL].content == DOCUMENTS[1]["content"]
+    assert sorted(server.extracts_received()) == sorted(by_url)
+
+
+async def test_a_page_tavily_cannot_fetch_is_not_an_error(
+    tavily: TavilySearch, server: FakeTavilyServer
+) -> None:
+    (hit,) = await tavily.search("excerpt", max_results=1)
+
+    assert hit.url == UNFETCHABLE_URL
+    assert hit.content == "Temporal history excerpt only."
+    assert server.extracts_received() == [UNFETCHABLE_URL]
+    (call,) = server.calls_to("/extract")
+    assert call.outcome == "ok"
+
+
+async def test_huge_pages_are_capped() -> None:
+    with FakeTavilyServer(api_key=KEY, page_chars=1_000_000, overfill=True) as fake:
+        provider = TavilySearch(KEY, base_url=fake.base_url, timeout_seconds=10)
+        try:
+            hits = await provider.search("durable execution", max_results=4)
+        finally:
+            await provider.aclose()
+
+    assert len(hits) == 4
+    assert len(fake.extracts_received()) == 4
+    assert all(len(hit.content) == MAX_HIT_CONTENT_CHARS for hit in hits)
+    assert all(len(hit.snippet) <= MAX_SNIPPET_CHARS for hit in hits)
+
+
+# -- progress --------------------------------------------------------------------------
+
+
+async def test_progress_is_reported_after_each_unit_of_work(
+    tavily: TavilySearch, server: FakeTavilyServer
+) -> None:
+    reports: list[SearchProgress] = []
+
+    hits = await tavily.search(
+        "temporal workflow history replay", max_results=3, on_progress=reports.append
+    )
+
+    # The search stage, then one report per page (a page that could not be fetched too).
+    assert len(reports) == 1 + len(hits)
+    first, last = reports[0], reports[-1]
+    assert first.hits is not None and first.pages == {}
+    assert [hit.url for hit in first.hits] == [hit.url for hit in hits]
+    assert [len(report.pages) for report in reports] == [0, 1, 2, 3]
+    assert last.pages[DURABLE_URL] == LONG_PAGE[:MAX_HIT_CONTENT_CHARS]
+    assert last.pages[UNFETCHABLE_URL] == ""
+    assert all(len(text) <= MAX_HIT_CONTENT_CHARS for text in last.pages.values())
+    # Snapshots: a report is not changed by the work after it.
+    assert reports[1].pages.keys() < last.pages.keys()
+
+
+async def test_resumed_search_skips_the_work_already_done(
+    tavily: TavilySearch, server: FakeTavilyServer
+) -> None:
+    query = "temporal workflow history replay"
+    reports: list[SearchProgress] = []
+    server.inject(Fault(status=503, match=_extract_of(UNFETCHABLE_URL)))
+    provider = TavilySearch(KEY, base_url=server.base_url, extract_concurrency=1)
+    try:
+        with pytest.raises(ApplicationError):
+            await provider.search(query, max_results=3, on_progress=reports.append)
+        # With one call at a time, nothing is fetched after the failure.
+        assert server.extracts_received() == [REPLAY_URL, DURABLE_URL, UNFETCHABLE_URL]
+        done = reports[-1]
+        assert set(done.pages) == {REPLAY_URL, DURABLE_URL}
+
+        server.reset()
+        hits = await provider.search(query, max_results=3, progress=done)
+    finally:
+        await provider.aclose()
+
+    assert server.queries_received() == []
+    assert server.extracts_received() == [UNFETCHABLE_URL]
+    assert [hit.url for hit in hits] == [REPLAY_URL, DURABLE_URL, UNFETCHABLE_URL]
+    assert hits[1].content == LONG_PAGE[:MAX_HIT_CONTENT_CHARS]
+
+
+async def test_calls_under_way_when_one_fails_are_recorded(server: FakeTavilyServer) -> None:
+    reports: list[SearchProgress] = []
+    server.inject(Fault(status=503, match=_extract_of(REPLAY_URL)))
+    provider = TavilySearch(KEY, base_url=server.base_url, extract_concurrency=3)
+    try:
+        error = await _failure_with(provider, reports)
+    finally:
+        await provider.aclose()
+
+    assert error.type == errors.PROVIDER_UNAVAILABLE
+    assert set(server.extracts_received()) == {REPLAY_URL, DURABLE_URL, UNFETCHABLE_URL}
+    assert set(reports[-1].pages) == {DURABLE_URL, UNFETCHABLE_URL}
+
+
+async def _failure_with(provider: TavilySearch, reports: list[SearchProgress]) -> ApplicationError:
+    with pytest.raises(ApplicationError) as caught:
+        await provider.search(
+            "temporal workflow history replay", max_results=3, on_progress=reports.append
+        )
+    return caught.value
+
+
+async def test_progress_of_another_search_is_ignored(
+    tavily: TavilySearch, server: FakeTavilyServer
+) -> None:
+    foreign = SearchProgress(
+        query="sourdough", max_results=3, hits=[], pages={REPLAY_URL: "not this page"}
+    )
+
+    hits = await tavily.search("temporal workflow history replay", max_results=3, progress=foreign)
+
+    assert len(hits) == 3
+    assert server.queries_received() == ["temporal workflow history replay"]
+    assert hits[0].content == DOCUMENTS[1]["content"]

@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
 import structlog
+from pydantic import ValidationError
 from temporalio import activity
 
-from research_search.providers import SearchProvider
+from research_search.providers import (
+    MAX_TITLE_CHARS,
+    MAX_URL_CHARS,
+    SearchProgress,
+    SearchProvider,
+)
 from research_shared import metrics
-from research_shared.heartbeat import heartbeat_every
-from research_shared.models import WebSearchInput, WebSearchResult
+from research_shared.models import (
+    MAX_HIT_CONTENT_CHARS,
+    MAX_SNIPPET_CHARS,
+    SearchHit,
+    WebSearchInput,
+    WebSearchResult,
+)
 from research_shared.names import WEB_SEARCH_ACTIVITY
 
 log = structlog.get_logger(__name__)
+
+RESULT_TEXT_BUDGET_BYTES = 64 * 1024
+"""Most bytes of text (titles, addresses, snippets, contents) one search result may carry.
+
+The result is written into the workflow's history, and a result the server refuses as too
+large would fail the attempt the same way on every retry. The per-field caps of the contract
+keep a well-behaved answer under this budget; the budget holds whatever a provider returns.
+"""
 
 
 class SearchActivities:
@@ -23,7 +48,12 @@ class SearchActivities:
 
     @activity.defn(name=WEB_SEARCH_ACTIVITY)
     async def web_search(self, input: WebSearchInput) -> WebSearchResult:
-        """Run one search with the configured provider; hits carry capped page text."""
+        """Run one search with the configured provider; hits carry capped page text.
+
+        Progress is heartbeated after each unit of work (the ranking, each fetched page), and
+        a retry resumes from the last progress the server recorded instead of starting over.
+        A cancellation of the run reaches the search through those heartbeats.
+        """
         info = activity.info()
         log.info(
             "search started",
@@ -31,9 +61,178 @@ class SearchActivities:
             attempt=info.attempt,
             workflow_id=info.workflow_id,
         )
+        resumed = _progress_from(info.heartbeat_details, input) if info.attempt > 1 else None
+        if resumed is not None:
+            log.info(
+                "resuming search from heartbeat",
+                query=input.query,
+                attempt=info.attempt,
+                **resumed.done(),
+            )
         with metrics.track_activity(WEB_SEARCH_ACTIVITY):
-            async with heartbeat_every(self._heartbeat_seconds, {"query": input.query}):
-                hits = await self._provider.search(input.query, input.max_results)
-        metrics.SEARCH_HITS.labels(self._provider.name).inc(len(hits))
-        log.info("search finished", query=input.query, hits=len(hits))
-        return WebSearchResult(query=input.query, provider=self._provider.name, hits=hits)
+            async with ProgressHeartbeat(self._heartbeat_seconds, resumed) as heartbeat:
+                try:
+                    hits = await self._provider.search(
+                        input.query,
+                        input.max_results,
+                        progress=resumed,
+                        on_progress=heartbeat.report,
+                    )
+                except asyncio.CancelledError:
+                    latest = heartbeat.latest
+                    log.info(
+                        "search cancelled",
+                        query=input.query,
+                        attempt=info.attempt,
+                        **(latest.done() if latest is not None else {}),
+                    )
+                    raise
+        result = bounded_result(input.query, self._provider.name, hits, input.max_results)
+        metrics.SEARCH_HITS.labels(self._provider.name).inc(len(result.hits))
+        log.info("search finished", query=input.query, hits=len(result.hits))
+        return result
+
+
+class ProgressHeartbeat:
+    """Heartbeats the latest search progress: when it changes, and every `interval` seconds.
+
+    The periodic beat lets the server notice a dead worker, and tells a live one that its
+    run was cancelled, while a provider call is slow. It always sends the newest progress,
+    because the details of the last heartbeat are what the next attempt is given. Before any
+    progress of this attempt, it sends what the attempt resumed from, so an attempt that
+    fails early does not erase the work of the ones before it.
+    """
+
+    def __init__(self, interval: float, resumed: SearchProgress | None = None) -> None:
+        self._interval = interval
+        self._latest = resumed
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def latest(self) -> SearchProgress | None:
+        """The progress last reported (or resumed from)."""
+        return self._latest
+
+    def report(self, progress: SearchProgress) -> None:
+        """Record new progress and heartbeat it (the SDK throttles, keeping the newest)."""
+        self._latest = progress
+        self._beat()
+
+    def _beat(self) -> None:
+        if self._latest is None:
+            activity.heartbeat()
+        else:
+            activity.heartbeat(self._latest)
+
+    async def _beat_every_interval(self) -> None:
+        while True:
+            self._beat()
+            await asyncio.sleep(self._interval)
+
+    async def __aenter__(self) -> ProgressHeartbeat:
+        self._task = asyncio.create_task(self._beat_every_interval())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # Not awaited: awaiting here could swallow a cancellation aimed at the activity.
+        if self._task is not None:
+            self._task.cancel()
+
+
+def bounded_result(
+    query: str, provider: str, hits: Sequence[SearchHit], max_results: int
+) -> WebSearchResult:
+    """The result of a search, cut down to what the event history can always take.
+
+    At most `max_results` hits; each field capped as the contract says; a hit whose address
+    is empty or too long to cite is left out. Every hit kept is first granted its title,
+    address and snippet, and room for the snippet again as its text; what is left of the
+    text budget then goes to the hits' contents in rank order, so when pages are large the
+    best hits keep their full text, one is cut, and the rest fall back to their snippets.
+    Only if even that does not fit are hits left out, from the tail.
+    """
+    capped: list[SearchHit] = []
+    dropped = 0
+    for hit in hits:
+        url = hit.url.strip()
+        if len(capped) >= max_results or not url or len(url) > MAX_URL_CHARS:
+            dropped += 1
+            continue
+        capped.append(
+            SearchHit(
+                title=(hit.title.strip() or url)[:MAX_TITLE_CHARS],
+                url=url,
+                snippet=hit.snippet[:MAX_SNIPPET_CHARS],
+                content=hit.content[:MAX_HIT_CONTENT_CHARS],
+                # NaN and infinity do not survive JSON; the workflow could not decode them.
+                score=hit.score if math.isfinite(hit.score) else 0.0,
+            )
+        )
+
+    def floor(hit: SearchHit) -> int:
+        return _size(hit.title) + _size(hit.url) + 2 * _size(hit.snippet)
+
+    while capped and sum(floor(hit) for hit in capped) > RESULT_TEXT_BUDGET_BYTES:
+        capped.pop()
+        dropped += 1
+    left = RESULT_TEXT_BUDGET_BYTES - sum(floor(hit) for hit in capped)
+    cut = 0
+    for hit in capped:
+        # The floor already counts the snippet's size for the content.
+        extra = _size(hit.content) - _size(hit.snippet)
+        if extra <= left:
+            left -= extra
+            continue
+        cut += 1
+        hit.content = _cut_to_bytes(hit.content, _size(hit.snippet) + left)
+        if _size(hit.content) < _size(hit.snippet):
+            hit.content = hit.snippet
+        left -= _size(hit.content) - _size(hit.snippet)
+
+    if cut or dropped:
+        log.warning(
+            "search result cut down to fit the history",
+            query=query,
+            hits=len(capped),
+            contents_cut=cut,
+            hits_dropped=dropped,
+            budget_bytes=RESULT_TEXT_BUDGET_BYTES,
+        )
+    return WebSearchResult(query=query, provider=provider, hits=capped)
+
+
+def _progress_from(details: Sequence[Any], input: WebSearchInput) -> SearchProgress | None:
+    """The progress an earlier attempt heartbeated, if it is this search's and readable.
+
+    Anything else (no details, details of an older worker version, of another shape) means
+    starting over, which is always correct, only slower.
+    """
+    if not details:
+        return None
+    try:
+        progress = SearchProgress.model_validate(details[0])
+    except ValidationError as err:
+        log.warning(
+            "heartbeat details ignored", query=input.query, reason=f"{err.error_count()} errors"
+        )
+        return None
+    if not progress.belongs_to(input.query, input.max_results):
+        log.warning("heartbeat details ignored", query=input.query, reason="another search")
+        return None
+    return progress
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _cut_to_bytes(text: str, limit: int) -> str:
+    """The longest start of `text` that is at most `limit` bytes of UTF-8."""
+    if limit <= 0:
+        return ""
+    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+from research_search.providers import ProgressCallback, SearchProgress
 from research_shared import provider_errors
 from research_shared.models import MAX_HIT_CONTENT_CHARS, MAX_SNIPPET_CHARS, SearchHit
 
@@ -570,8 +571,17 @@ class LocalCorpusSearch:
         )
         return stats
 
-    async def search(self, query: str, max_results: int) -> list[SearchHit]:
-        """The best passage of each of the `max_results` most relevant files, best first."""
+    async def search(
+        self,
+        query: str,
+        max_results: int,
+        progress: SearchProgress | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[SearchHit]:
+        """The best passage of each of the `max_results` most relevant files, best first.
+
+        One query of a local index is one step, so there is no progress to report or resume.
+        """
         if self._closed:
             raise RuntimeError("LocalCorpusSearch is closed")
         expression = match_expression(query)
