@@ -620,7 +620,7 @@ class LocalCorpusSearch:
         try:
             # WAL lets searches read while another process rebuilds; it is stored in the
             # file, so later connections find it already on.
-            conn.execute("PRAGMA journal_mode=WAL")
+            _set_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
         except BaseException:
             conn.close()
@@ -779,3 +779,22 @@ def _split_statements(script: str) -> Iterator[str]:
             buffer = ""
     if buffer.strip():
         yield buffer.strip()
+
+
+def _set_wal(conn: sqlite3.Connection, attempts: int = 50) -> None:
+    """Switch to WAL, waiting out a concurrent switch.
+
+    Two connections that open a new database at once can both try to change its journal
+    mode; SQLite then answers "database is locked" at once, without calling the busy
+    handler, so the wait is done here.
+    """
+    for attempt in range(attempts):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) and "busy" not in str(err):
+                raise
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
