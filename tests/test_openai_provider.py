@@ -44,8 +44,8 @@ from tests.fakes.openai_server import (
     example_for_schema,
 )
 
-KEY = "sk-test-3c1d9a7e5b2f4680aa11"
-WRONG_KEY = "sk-test-0000wrong1111key2222"
+KEY = "sk-test-right-7zq"
+WRONG_KEY = "sk-test-wrong-9xq"
 MODEL = "gpt-test"
 PROMPT = plan_prompt(PlanInput(question="How does Temporal replay workflows?", max_searches=3))
 APIS = [OpenAIApi.RESPONSES, OpenAIApi.CHAT_COMPLETIONS]

@@ -57,28 +57,21 @@ WEB_SEARCH = ActivityPreset(
     ),
 )
 
+# Model calls cost tokens: fewer attempts than searches, a slower backoff.
+_MODEL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=5,
+    non_retryable_error_types=list(errors.NON_RETRYABLE),
+)
+
 PLAN = ActivityPreset(
-    start_to_close=timedelta(minutes=3),
-    heartbeat=timedelta(seconds=15),
-    retry=RetryPolicy(
-        initial_interval=timedelta(seconds=2),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(minutes=1),
-        maximum_attempts=5,
-        non_retryable_error_types=list(errors.NON_RETRYABLE),
-    ),
+    start_to_close=timedelta(minutes=3), heartbeat=timedelta(seconds=15), retry=_MODEL_RETRY
 )
 
 SYNTHESIZE = ActivityPreset(
-    start_to_close=timedelta(minutes=10),
-    heartbeat=timedelta(seconds=15),
-    retry=RetryPolicy(
-        initial_interval=timedelta(seconds=2),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(minutes=1),
-        maximum_attempts=5,
-        non_retryable_error_types=list(errors.NON_RETRYABLE),
-    ),
+    start_to_close=timedelta(minutes=10), heartbeat=timedelta(seconds=15), retry=_MODEL_RETRY
 )
 
 # Triage and clarify are short model calls: plan's policy, a shorter start-to-close.
