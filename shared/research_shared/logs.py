@@ -69,5 +69,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str = "")
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # httpx logs every request line at INFO, with URLs; keep it for debugging only.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # httpx (and httpx2, which newer openai clients use) log every request line at INFO,
+    # with URLs; keep that for debugging only.
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
