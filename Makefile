@@ -14,6 +14,6 @@ lint: install
 format: install
 	.venv/bin/ruff format .
 typecheck: install
-	.venv/bin/mypy
+	.venv/bin/mypy && .venv/bin/mypy bench/run_bench.py bench/bare.py
 bench: install
 	.venv/bin/python bench/run_bench.py

@@ -8,5 +8,5 @@ cd "$ROOT"
 unset OPENAI_API_KEY TAVILY_API_KEY TEMPORAL_API_KEY || true
 echo "== ruff check" && ruff check .
 echo "== ruff format --check" && ruff format --check .
-echo "== mypy" && mypy
+echo "== mypy" && mypy && mypy bench/run_bench.py bench/bare.py
 echo "== pytest" && pytest "$@"
