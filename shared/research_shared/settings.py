@@ -23,6 +23,8 @@ def _from_env(prefix: str) -> SettingsConfigDict:
 
 def default_data_dir() -> Path:
     """Where the embedded stack keeps its SQLite file, corpus and index."""
+    if os.environ.get("RESEARCH_DATA_DIR"):
+        return Path(os.environ["RESEARCH_DATA_DIR"])
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "share"
     return base / "deep-research"
