@@ -33,6 +33,7 @@ class WorkerProcesses:
     address: str
     log_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    pool_env: dict[str, dict[str, str]] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _log_offsets: dict[str, int] = field(default_factory=dict)
 
@@ -58,7 +59,8 @@ class WorkerProcesses:
         for pool in pools:
             log = self.log_file(pool)
             self._log_offsets[pool] = log.stat().st_size if log.exists() else 0
-            self.procs[pool] = start_worker(pool, self.full_env(), log)
+            env = {**self.full_env(), **self.pool_env.get(pool, {})}
+            self.procs[pool] = start_worker(pool, env, log)
         for pool in pools:
             self.wait_ready(pool, ready_within)
 

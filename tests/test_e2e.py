@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.exceptions import ApplicationError
 
-from research_cli.embedded import temporal_binary
+from research_cli.embedded import free_port, temporal_binary
 from research_shared import errors, retry
 from research_shared.models import Outcome, Phase, ResearchReport, ResearchRequest, ResearchStatus
 from research_shared.names import (
@@ -57,10 +58,48 @@ def offline_workers(
             "RESEARCH_SEARCH_PROVIDER": "local",
             "RESEARCH_LLM_PROVIDER": "offline",
         },
+        pool_env={
+            pool: {"RESEARCH_METRICS_PORT": str(free_port())}
+            for pool in ("orchestrator", "search", "llm")
+        },
     )
     workers.start("orchestrator", "search", "llm")
     yield workers
     workers.stop_all()
+
+
+def scrape(workers: WorkerProcesses, pool: str) -> dict[str, float]:
+    """The pool's /metrics, as {sample line without value: value}."""
+    port = workers.pool_env[pool]["RESEARCH_METRICS_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+async def test_workers_serve_prometheus_metrics(
+    client: Client, offline_workers: WorkerProcesses
+) -> None:
+    await client.execute_workflow(
+        WORKFLOW_TYPE,
+        {"question": "How do I read a CSV file with the csv module?", "max_searches": 2},
+        id=f"e2e-metrics-{uuid.uuid4().hex[:8]}",
+        task_queue=ORCHESTRATOR_QUEUE,
+        result_type=ResearchReport,
+    )
+    search = scrape(offline_workers, "search")
+    llm = scrape(offline_workers, "llm")
+    ok_searches = 'research_activity_duration_seconds_count{activity="web_search",outcome="ok"}'
+    assert search[ok_searches] >= 2
+    assert search['research_search_hits_total{provider="local"}'] > 0
+    assert search['research_activity_in_flight{activity="web_search"}'] == 0
+    assert llm['research_provider_requests_total{outcome="ok",provider="offline"}'] >= 2
+    assert llm['research_llm_tokens_total{direction="output",step="synthesize"}'] > 0
+    assert 'research_activity_duration_seconds_count{activity="plan",outcome="ok"}' in llm
 
 
 def scheduled_activities(history: WorkflowHistory) -> list[Any]:

@@ -95,12 +95,13 @@ async def run() -> None:
     settings = WorkerSettings()
     configure_logging(settings.log_level, settings.log_format, service="llm-worker")
     configure_agents_sdk()
-    metrics.serve(settings.metrics_port)
     llm = LlmSettings()
     models = build_models(llm)
     log.info("model provider ready", provider=models.name)
     try:
         client = await connect(TemporalSettings(), sdk_runtime(settings.sdk_metrics_port))
+        # Served once connected: the pods' probes read /metrics, so ready means connected.
+        metrics.serve(settings.metrics_port)
         await run_until_signalled(
             build_worker(client, models, llm, QueueSettings(), settings), "llm"
         )

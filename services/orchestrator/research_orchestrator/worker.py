@@ -32,8 +32,9 @@ def build_worker(client: Client, queues: QueueSettings, settings: WorkerSettings
 async def run() -> None:
     settings = WorkerSettings()
     configure_logging(settings.log_level, settings.log_format, service="orchestrator")
-    metrics.serve(settings.metrics_port)
     client = await connect(TemporalSettings(), sdk_runtime(settings.sdk_metrics_port))
+    # Served once connected: the pods' probes read /metrics, so ready means connected.
+    metrics.serve(settings.metrics_port)
     await run_until_signalled(build_worker(client, QueueSettings(), settings), "orchestrator")
 
 

@@ -65,12 +65,13 @@ def build_worker(
 async def run() -> None:
     settings = WorkerSettings()
     configure_logging(settings.log_level, settings.log_format, service="search-worker")
-    metrics.serve(settings.metrics_port)
     search = SearchSettings()
     provider = await build_provider(search)
     log.info("search provider ready", provider=provider.name)
     try:
         client = await connect(TemporalSettings(), sdk_runtime(settings.sdk_metrics_port))
+        # Served once connected: the pods' probes read /metrics, so ready means connected.
+        metrics.serve(settings.metrics_port)
         worker = build_worker(client, provider, QueueSettings(), settings)
         await run_until_signalled(worker, "search")
     finally:
