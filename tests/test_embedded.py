@@ -1,0 +1,111 @@
+"""The embedded stack as a user meets it: `deep-research demo` researches and stops everything;
+`deep-research dev` runs until Ctrl-C, which stops the server and all three workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from research_cli.embedded import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def processes_of(data_dir: Path) -> list[int]:
+    """Pids of processes started for this data folder: the server names its SQLite file on
+    its command line, and the workers carry RESEARCH_DATA_DIR in their environment."""
+    found = []
+    marker = str(data_dir)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            environ = (entry / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline or f"RESEARCH_DATA_DIR={marker}" in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "research_cli", *args]
+
+
+def test_demo_researches_and_leaves_nothing_running(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    result = subprocess.run(
+        command(
+            "demo",
+            "How do I compress data with zlib?",
+            "--max-searches",
+            "2",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(free_port()),
+        ),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "report written to" in result.stdout
+    report = next((tmp_path / "reports").glob("*.md")).read_text()
+    assert "zlib" in report and "## Sources" in report
+    assert (data_dir / "temporal.db").is_file()
+    assert processes_of(data_dir) == []
+
+
+def test_dev_runs_until_ctrl_c_then_stops_everything(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    dev = subprocess.Popen(
+        command("dev", "--data-dir", str(data_dir), "--port", str(port), "--ui-port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert dev.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = dev.stdout.readline()
+            lines.append(line)
+            if "Ctrl-C stops everything" in line or not line:
+                break
+        assert any("Ctrl-C stops everything" in line for line in lines), lines
+
+        run = subprocess.run(
+            command("run", "How do I parse JSON?", "--max-searches", "2", "--json"),
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{port}"},
+            timeout=120,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        # Besides `dev` itself: the server and three workers.
+        assert len(set(processes_of(data_dir)) - {dev.pid}) == 4
+
+        dev.send_signal(signal.SIGINT)
+        assert dev.wait(timeout=60) in (0, 130)
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+    deadline = time.monotonic() + 10
+    while processes_of(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_of(data_dir) == []
