@@ -489,3 +489,56 @@ def test_cli_asks_a_person_at_the_terminal(
     assert "report written to" in text
     report = next((tmp_path / "reports").glob("*.md")).read_text()
     assert "the zoneinfo module" in report
+
+
+async def test_research_over_a_folder_the_user_names(
+    client: Client, dev_server: DevServer, tmp_path: Path
+) -> None:
+    """RESEARCH_CORPUS_DIR: the md, txt and html files of any folder become the corpus."""
+    corpus = tmp_path / "notes"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "tides.md").write_text(
+        "# Tides\n\nTides are caused by the gravitational pull of the Moon and the Sun. "
+        "Spring tides happen when the Sun and Moon align.\n"
+    )
+    (corpus / "sub" / "moon.html").write_text(
+        "<html><head><title>The Moon</title><script>var x = 1;</script></head><body>"
+        "<p>The Moon orbits the Earth every 27.3 days &amp; raises tides in the oceans.</p>"
+        "</body></html>"
+    )
+    (corpus / "bread.txt").write_text("Bread rises because yeast produces carbon dioxide.\n")
+    suffix = uuid.uuid4().hex[:6]
+    queues = {
+        "RESEARCH_ORCHESTRATOR_QUEUE": f"orch-{suffix}",
+        "RESEARCH_SEARCH_QUEUE": f"search-{suffix}",
+        "RESEARCH_LLM_QUEUE": f"llm-{suffix}",
+    }
+    workers = WorkerProcesses(
+        address=dev_server.address,
+        log_dir=tmp_path / "logs",
+        env={
+            **queues,
+            "RESEARCH_DATA_DIR": str(tmp_path / "data"),
+            "RESEARCH_CORPUS_DIR": str(corpus),
+            "RESEARCH_SEARCH_PROVIDER": "local",
+            "RESEARCH_LLM_PROVIDER": "offline",
+        },
+    )
+    try:
+        workers.start("orchestrator", "search", "llm")
+        report = await client.execute_workflow(
+            WORKFLOW_TYPE,
+            {"question": "What causes ocean tides and how does the Moon raise them?"},
+            id=f"notes-{suffix}",
+            task_queue=queues["RESEARCH_ORCHESTRATOR_QUEUE"],
+            result_type=ResearchReport,
+        )
+    finally:
+        workers.stop_all()
+
+    names = {Path(s.url).name for s in report.sources}
+    assert {"tides.md", "moon.html"} <= names
+    assert "bread.txt" not in names
+    assert_citations_resolve(report)
+    assert "var x" not in report.report_markdown
+    assert "gravitational pull of the Moon" in report.report_markdown
