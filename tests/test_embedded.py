@@ -105,6 +105,9 @@ def test_dev_runs_until_ctrl_c_then_stops_everything(tmp_path: Path) -> None:
     finally:
         if dev.poll() is None:
             dev.kill()
+            # A killed `dev` cannot stop its children: do it here, so a failure leaves nothing.
+            for pid in processes_of(data_dir):
+                os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while processes_of(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
