@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from temporalio.exceptions import ApplicationError
 
 ACTIVITY_SECONDS = Histogram(
     "research_activity_duration_seconds",
@@ -45,7 +46,8 @@ def track_activity(name: str) -> Iterator[None]:
     try:
         yield
     except BaseException as err:
-        outcome = type(err).__name__
+        # The error type the retry presets act on, when there is one.
+        outcome = err.type if isinstance(err, ApplicationError) and err.type else type(err).__name__
         raise
     finally:
         ACTIVITY_IN_FLIGHT.labels(name).dec()
