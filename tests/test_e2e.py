@@ -542,3 +542,64 @@ async def test_research_over_a_folder_the_user_names(
     assert_citations_resolve(report)
     assert "var x" not in report.report_markdown
     assert "gravitational pull of the Moon" in report.report_markdown
+
+
+@pytest.mark.parametrize("mix", ["tavily+offline", "local+openai-responses"])
+async def test_providers_are_chosen_independently(
+    client: Client, dev_server: DevServer, session_data_dir: Path, tmp_path: Path, mix: str
+) -> None:
+    """Each pool picks its provider on its own: a real search with the offline model, and the
+    offline corpus with a real model (Responses API)."""
+    suffix = uuid.uuid4().hex[:6]
+    queues = {
+        "RESEARCH_ORCHESTRATOR_QUEUE": f"orch-{suffix}",
+        "RESEARCH_SEARCH_QUEUE": f"search-{suffix}",
+        "RESEARCH_LLM_QUEUE": f"llm-{suffix}",
+    }
+    with (
+        FakeTavilyServer() as tavily,
+        FakeOpenAIServer(responder=fake_model) as openai_server,
+    ):
+        assert isinstance(tavily, FakeTavilyServer)
+        assert isinstance(openai_server, FakeOpenAIServer)
+        if mix == "tavily+offline":
+            env = {
+                "TAVILY_API_KEY": tavily.api_key,
+                "TAVILY_BASE_URL": tavily.base_url,
+                "RESEARCH_LLM_PROVIDER": "offline",
+            }
+        else:
+            env = {
+                "RESEARCH_SEARCH_PROVIDER": "local",
+                "RESEARCH_DATA_DIR": str(session_data_dir),
+                "OPENAI_API_KEY": openai_server.api_key,
+                "OPENAI_BASE_URL": openai_server.api_base_url,
+            }
+        workers = WorkerProcesses(
+            address=dev_server.address, log_dir=tmp_path / "logs", env={**queues, **env}
+        )
+        try:
+            workers.start("orchestrator", "search", "llm")
+            report = await client.execute_workflow(
+                WORKFLOW_TYPE,
+                {"question": "What is durable execution in workflow engines?"},
+                id=f"mix-{mix}-{suffix}",
+                task_queue=queues["RESEARCH_ORCHESTRATOR_QUEUE"],
+                result_type=ResearchReport,
+            )
+        finally:
+            workers.stop_all()
+        tavily_calls = len(tavily.calls_to("/search"))
+        model_calls = len(openai_server.calls_for("responses"))
+
+    assert_citations_resolve(report)
+    if mix == "tavily+offline":
+        # Chosen by the key alone (RESEARCH_SEARCH_PROVIDER left at auto).
+        assert tavily_calls == report.stats.searches_planned >= 1
+        assert model_calls == 0
+        assert "No language model wrote this report" in report.report_markdown
+        assert all(s.url.startswith("http") for s in report.sources)
+    else:
+        assert tavily_calls == 0
+        assert model_calls == 2
+        assert all(Path(s.url).is_file() for s in report.sources)
