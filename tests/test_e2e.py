@@ -276,6 +276,14 @@ def test_cli_run_status_result(
     assert json.loads(status.stdout)["phase"] == "completed"
     assert json.loads(status.stdout)["run_status"] == "COMPLETED"
 
+    # The same id again follows the finished run rather than paying for a second one.
+    again = deep_research(
+        dev_server, "run", "Same id", "--id", data["workflow_id"], "--json", cwd=tmp_path
+    )
+    assert again.returncode == 0, again.stderr
+    assert f"a run with id {data['workflow_id']} exists; following it" in again.stderr
+    assert json.loads(again.stdout)["report_markdown"] == data["report_markdown"]
+
     out = tmp_path / "again.md"
     result = deep_research(
         dev_server, "result", data["workflow_id"], "--out", str(out), cwd=tmp_path

@@ -23,7 +23,8 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.exceptions import ApplicationError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from research_shared.models import (
@@ -230,13 +231,21 @@ async def research(client: Client, args: argparse.Namespace, request: ResearchRe
     queues = QueueSettings()
     workflow_id = args.id or f"research-{uuid.uuid4().hex[:12]}"
     started = time.monotonic()
-    handle = await client.start_workflow(
-        WORKFLOW_TYPE,
-        request,
-        id=workflow_id,
-        task_queue=queues.orchestrator_queue,
-        result_type=ResearchReport,
-    )
+    try:
+        # An id names one run: starting it again follows that run instead of paying twice.
+        handle = await client.start_workflow(
+            WORKFLOW_TYPE,
+            request,
+            id=workflow_id,
+            task_queue=queues.orchestrator_queue,
+            result_type=ResearchReport,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        handle = client.get_workflow_handle(workflow_id, result_type=ResearchReport)
+        print(f"a run with id {workflow_id} exists; following it", file=sys.stderr)
+    except RPCError as err:
+        raise CliError(f"cannot start the run: {err.message}") from None
     if not args.json:
         print(f"started {workflow_id}: {request.question}", file=sys.stderr)
     if args.detach:
