@@ -112,3 +112,23 @@ def test_dev_runs_until_ctrl_c_then_stops_everything(tmp_path: Path) -> None:
     while processes_of(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert processes_of(data_dir) == []
+
+
+def test_dev_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            command("dev", "--data-dir", str(tmp_path), "--port", str(port), "--ui-port", "0"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert "error: port " in result.stderr and "is in use" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert processes_of(tmp_path) == []

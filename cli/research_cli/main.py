@@ -27,6 +27,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from research_cli.embedded import EmbeddedError
 from research_shared.models import (
     DEFAULT_MAX_SEARCHES,
     ClarificationState,
@@ -525,6 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.code
+    except EmbeddedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
