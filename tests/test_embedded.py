@@ -132,3 +132,27 @@ def test_dev_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
     assert "error: port " in result.stderr and "is in use" in result.stderr
     assert "Traceback" not in result.stderr
     assert processes_of(tmp_path) == []
+
+
+def test_dev_gives_up_on_a_worker_that_keeps_exiting(tmp_path: Path) -> None:
+    """A misconfigured pool (Tavily asked for, no key) is restarted a few times, then `dev`
+    says which worker and where its log is, and stops everything."""
+    env = {**os.environ, "RESEARCH_SEARCH_PROVIDER": "tavily"}
+    env.pop("TAVILY_API_KEY", None)
+    data_dir = tmp_path / "data"
+    result = subprocess.run(
+        command("dev", "--data-dir", str(data_dir), "--port", str(free_port()), "--ui-port", "0"),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "error: worker search keeps exiting; see " in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "needs TAVILY_API_KEY" in (data_dir / "logs" / "search.log").read_text()
+    deadline = time.monotonic() + 10
+    while processes_of(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_of(data_dir) == []

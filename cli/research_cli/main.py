@@ -399,13 +399,18 @@ async def cmd_dev(args: argparse.Namespace) -> int:
         print(f"workers: {', '.join(stack.workers)}; logs in {stack.log_dir}")
         print(f"try: TEMPORAL_ADDRESS={stack.address} deep-research run 'your question'")
         print("Ctrl-C stops everything.")
+        restarts: dict[str, list[float]] = {}
         while True:
             await asyncio.sleep(1)
             for pool in stack.dead_workers():
-                print(f"worker {pool} exited; restarting it (log: {stack.log_dir}/{pool}.log)")
-                stack.workers[pool] = start_worker(
-                    pool, stack.worker_env(), stack.log_dir / f"{pool}.log"
-                )
+                log = stack.log_dir / f"{pool}.log"
+                recent = [t for t in restarts.get(pool, []) if time.monotonic() - t < 60]
+                if len(recent) >= 3:
+                    # Crashing at once, again and again: a configuration problem, not bad luck.
+                    raise CliError(f"worker {pool} keeps exiting; see {log}")
+                restarts[pool] = [*recent, time.monotonic()]
+                print(f"worker {pool} exited; restarting it (log: {log})")
+                stack.workers[pool] = start_worker(pool, stack.worker_env(), log)
     finally:
         print("stopping the embedded stack", file=sys.stderr)
         stack.stop()
