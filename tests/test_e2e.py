@@ -325,6 +325,39 @@ def test_cli_reports_unreachable_server_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+async def research_on_own_pools(
+    client: Client,
+    dev_server: DevServer,
+    log_dir: Path,
+    env: dict[str, str],
+    question: str,
+) -> tuple[ResearchReport, WorkerProcesses, str]:
+    """Start the three pools on fresh queues with `env`, research `question`, stop the pools.
+
+    Returns the report, the (stopped) pools for their logs, and the run's workflow id.
+    """
+    suffix = uuid.uuid4().hex[:6]
+    queues = {
+        "RESEARCH_ORCHESTRATOR_QUEUE": f"orch-{suffix}",
+        "RESEARCH_SEARCH_QUEUE": f"search-{suffix}",
+        "RESEARCH_LLM_QUEUE": f"llm-{suffix}",
+    }
+    workers = WorkerProcesses(address=dev_server.address, log_dir=log_dir, env={**queues, **env})
+    workflow_id = f"own-pools-{suffix}"
+    try:
+        workers.start("orchestrator", "search", "llm")
+        report = await client.execute_workflow(
+            WORKFLOW_TYPE,
+            {"question": question},
+            id=workflow_id,
+            task_queue=queues["RESEARCH_ORCHESTRATOR_QUEUE"],
+            result_type=ResearchReport,
+        )
+    finally:
+        workers.stop_all()
+    return report, workers, workflow_id
+
+
 PLAN_JSON = json.dumps(
     {
         "searches": [
@@ -354,23 +387,17 @@ async def test_real_clients_against_wire_compatible_servers(
 ) -> None:
     """Tavily search with an OpenAI-compatible model (Chat Completions), real clients,
     workers as processes on their own queues."""
-    suffix = uuid.uuid4().hex[:6]
-    queues = {
-        "RESEARCH_ORCHESTRATOR_QUEUE": f"orch-{suffix}",
-        "RESEARCH_SEARCH_QUEUE": f"search-{suffix}",
-        "RESEARCH_LLM_QUEUE": f"llm-{suffix}",
-    }
     with (
         FakeTavilyServer() as tavily,
         FakeOpenAIServer(responder=fake_model) as openai_server,
     ):
         assert isinstance(tavily, FakeTavilyServer)
         assert isinstance(openai_server, FakeOpenAIServer)
-        workers = WorkerProcesses(
-            address=dev_server.address,
-            log_dir=tmp_path / "logs",
-            env={
-                **queues,
+        report, workers, workflow_id = await research_on_own_pools(
+            client,
+            dev_server,
+            tmp_path / "logs",
+            {
                 "RESEARCH_SEARCH_PROVIDER": "tavily",
                 "TAVILY_API_KEY": tavily.api_key,
                 "TAVILY_BASE_URL": tavily.base_url,
@@ -381,18 +408,8 @@ async def test_real_clients_against_wire_compatible_servers(
                 "RESEARCH_PLAN_MODEL": "planner-model",
                 "RESEARCH_SYNTHESIZE_MODEL": "writer-model",
             },
+            "What is durable execution?",
         )
-        try:
-            workers.start("orchestrator", "search", "llm")
-            report = await client.execute_workflow(
-                WORKFLOW_TYPE,
-                {"question": "What is durable execution?"},
-                id=f"mix-{suffix}",
-                task_queue=queues["RESEARCH_ORCHESTRATOR_QUEUE"],
-                result_type=ResearchReport,
-            )
-        finally:
-            workers.stop_all()
 
         assert sorted(tavily.queries_received()) == ["durable execution", "workflow replay"]
         requests = openai_server.requests_for("chat_completions")
@@ -410,7 +427,7 @@ async def test_real_clients_against_wire_compatible_servers(
     for pool in ("search", "llm", "orchestrator"):
         assert tavily.api_key not in workers.log(pool)
         assert openai_server.api_key not in workers.log(pool)
-    history = await client.get_workflow_handle(f"mix-{suffix}").fetch_history()
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
     raw = history.to_json()
     assert tavily.api_key not in raw and openai_server.api_key not in raw
 
@@ -515,34 +532,18 @@ async def test_research_over_a_folder_the_user_names(
         "</body></html>"
     )
     (corpus / "bread.txt").write_text("Bread rises because yeast produces carbon dioxide.\n")
-    suffix = uuid.uuid4().hex[:6]
-    queues = {
-        "RESEARCH_ORCHESTRATOR_QUEUE": f"orch-{suffix}",
-        "RESEARCH_SEARCH_QUEUE": f"search-{suffix}",
-        "RESEARCH_LLM_QUEUE": f"llm-{suffix}",
-    }
-    workers = WorkerProcesses(
-        address=dev_server.address,
-        log_dir=tmp_path / "logs",
-        env={
-            **queues,
+    report, _, _ = await research_on_own_pools(
+        client,
+        dev_server,
+        tmp_path / "logs",
+        {
             "RESEARCH_DATA_DIR": str(tmp_path / "data"),
             "RESEARCH_CORPUS_DIR": str(corpus),
             "RESEARCH_SEARCH_PROVIDER": "local",
             "RESEARCH_LLM_PROVIDER": "offline",
         },
+        "What causes ocean tides and how does the Moon raise them?",
     )
-    try:
-        workers.start("orchestrator", "search", "llm")
-        report = await client.execute_workflow(
-            WORKFLOW_TYPE,
-            {"question": "What causes ocean tides and how does the Moon raise them?"},
-            id=f"notes-{suffix}",
-            task_queue=queues["RESEARCH_ORCHESTRATOR_QUEUE"],
-            result_type=ResearchReport,
-        )
-    finally:
-        workers.stop_all()
 
     names = {Path(s.url).name for s in report.sources}
     assert {"tides.md", "moon.html"} <= names
@@ -558,12 +559,6 @@ async def test_providers_are_chosen_independently(
 ) -> None:
     """Each pool picks its provider on its own: a real search with the offline model, and the
     offline corpus with a real model (Responses API)."""
-    suffix = uuid.uuid4().hex[:6]
-    queues = {
-        "RESEARCH_ORCHESTRATOR_QUEUE": f"orch-{suffix}",
-        "RESEARCH_SEARCH_QUEUE": f"search-{suffix}",
-        "RESEARCH_LLM_QUEUE": f"llm-{suffix}",
-    }
     with (
         FakeTavilyServer() as tavily,
         FakeOpenAIServer(responder=fake_model) as openai_server,
@@ -583,20 +578,13 @@ async def test_providers_are_chosen_independently(
                 "OPENAI_API_KEY": openai_server.api_key,
                 "OPENAI_BASE_URL": openai_server.api_base_url,
             }
-        workers = WorkerProcesses(
-            address=dev_server.address, log_dir=tmp_path / "logs", env={**queues, **env}
+        report, _, _ = await research_on_own_pools(
+            client,
+            dev_server,
+            tmp_path / "logs",
+            env,
+            "What is durable execution in workflow engines?",
         )
-        try:
-            workers.start("orchestrator", "search", "llm")
-            report = await client.execute_workflow(
-                WORKFLOW_TYPE,
-                {"question": "What is durable execution in workflow engines?"},
-                id=f"mix-{mix}-{suffix}",
-                task_queue=queues["RESEARCH_ORCHESTRATOR_QUEUE"],
-                result_type=ResearchReport,
-            )
-        finally:
-            workers.stop_all()
         tavily_calls = len(tavily.calls_to("/search"))
         model_calls = len(openai_server.calls_for("responses"))
 
