@@ -13,7 +13,7 @@ import pytest
 from temporalio.client import Client
 
 from research_cli.embedded import free_port, start_dev_server, stop_process, wait_for_server
-from tests.processes import DevServer
+from tests.helpers.processes import DevServer
 
 
 @pytest.fixture(scope="session")

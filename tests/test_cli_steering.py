@@ -11,9 +11,8 @@ from typing import Any
 from temporalio.client import Client
 
 from research_shared.models import Outcome, Phase
-from tests.processes import DevServer
-from tests.test_steering import start, status_of, wait_for
-from tests.test_workflow import Stubs, running_workers
+from tests.helpers.processes import DevServer
+from tests.helpers.workflow_stubs import Stubs, running_workers, start, status_of, wait_for
 
 
 async def cli(dev_server: DevServer, queue: str, *args: str) -> tuple[int, str, str]:

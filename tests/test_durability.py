@@ -27,7 +27,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from research_cli.embedded import free_port, start_dev_server, stop_process, wait_for_server
 from research_shared.models import ClarificationState, Phase, ResearchReport, ResearchStatus
 from research_shared.names import ANSWER_UPDATE, STATUS_QUERY
-from tests.durability_support import (
+from tests.helpers.durability import (
     CLARIFY_STEP,
     PLAN_STEP,
     PLANNER_MODEL,
@@ -51,8 +51,8 @@ from tests.durability_support import (
     update_stage,
     writer_request,
 )
-from tests.fakes.faultserver import Fault
-from tests.processes import DevServer
+from tests.helpers.fakes.faultserver import Fault
+from tests.helpers.processes import DevServer
 
 pytestmark = pytest.mark.e2e
 
@@ -281,7 +281,7 @@ async def test_bug_fixed_while_the_run_waits(
     queries = distinct_queries(3, "fixed in flight")
     with research_stack(dev_server.address, tmp_path / "logs", queries) as stack:
         await stack.start_pools("orchestrator", "llm")
-        await stack.start_module("buggy-search", "tests.durability.buggy_search_worker")
+        await stack.start_module("buggy-search", "tests.helpers.buggy_search_worker")
         async with asyncio.timeout(TEST_BUDGET_SECONDS):
             handle = await stack.start_run(client, max_searches=len(queries))
             run_id = handle.result_run_id

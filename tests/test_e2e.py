@@ -35,9 +35,9 @@ from research_shared.names import (
     STATUS_QUERY,
     WORKFLOW_TYPE,
 )
-from tests.fakes.openai_server import FakeOpenAIServer
-from tests.fakes.tavily_server import FakeTavilyServer
-from tests.processes import DevServer, WorkerProcesses
+from tests.helpers.fakes.openai_server import FakeOpenAIServer
+from tests.helpers.fakes.tavily_server import FakeTavilyServer
+from tests.helpers.processes import DevServer, WorkerProcesses
 
 pytestmark = pytest.mark.e2e
 

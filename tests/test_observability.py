@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from research_shared import metrics as app_metrics
     from research_shared.settings import TemporalSettings
     from research_shared.temporal_client import connect, sdk_runtime
-    from tests.processes import DevServer
+    from tests.helpers.processes import DevServer
 
 # No resolve(): the workflow sandbox re-imports this module and forbids file system calls.
 ROOT = Path(__file__).parents[1]

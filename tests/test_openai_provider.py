@@ -34,8 +34,8 @@ from research_llm.providers.openai_compatible import (
 from research_shared import errors
 from research_shared.models import LlmUsage, PlanInput
 from research_shared.settings import OpenAIApi
-from tests.fakes.faultserver import Fault
-from tests.fakes.openai_server import (
+from tests.helpers.fakes.faultserver import Fault
+from tests.helpers.fakes.openai_server import (
     CHAT_COMPLETIONS_PATH,
     PATHS,
     RESPONSES_PATH,

@@ -27,7 +27,7 @@ from temporalio.exceptions import ApplicationError
 
 from research_shared import errors, retry
 from research_shared.models import ResearchReport
-from tests.durability_support import (
+from tests.helpers.durability import (
     PLAN_STEP,
     REPORT_BODY,
     WRITE_STEP,
@@ -42,9 +42,9 @@ from tests.durability_support import (
     step_calls,
     step_request,
 )
-from tests.fakes.faultserver import Call, Fault
-from tests.fakes.openai_server import error_body
-from tests.processes import DevServer
+from tests.helpers.fakes.faultserver import Call, Fault
+from tests.helpers.fakes.openai_server import error_body
+from tests.helpers.processes import DevServer
 
 pytestmark = pytest.mark.e2e
 

@@ -46,8 +46,8 @@ with workflow.unsafe.imports_passed_through():
         WebSearchInput,
         WebSearchResult,
     )
-    from tests.fakes.faultserver import Fault
-    from tests.fakes.tavily_server import FakeTavilyServer
+    from tests.helpers.fakes.faultserver import Fault
+    from tests.helpers.fakes.tavily_server import FakeTavilyServer
 
 # The SDK sends heartbeats at most every 0.8 x this timeout, so a short one brings a
 # cancellation to the activity within a couple of seconds.

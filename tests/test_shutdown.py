@@ -28,7 +28,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
 from research_shared.models import ResearchReport
-from tests.durability_support import (
+from tests.helpers.durability import (
     PLANNER_MODEL,
     REPORT_BODY,
     WRITER_MODEL,
@@ -41,8 +41,8 @@ from tests.durability_support import (
     search_for,
     writer_request,
 )
-from tests.fakes.faultserver import Fault
-from tests.processes import DevServer
+from tests.helpers.fakes.faultserver import Fault
+from tests.helpers.processes import DevServer
 
 pytestmark = pytest.mark.e2e
 

@@ -4,7 +4,6 @@ cancel as signals, on the real dev server with stub activities under the real na
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import pytest
@@ -16,8 +15,6 @@ from research_shared.models import (
     Outcome,
     Phase,
     PlanReviewResult,
-    ResearchReport,
-    ResearchStatus,
 )
 from research_shared.names import (
     ANSWER_UPDATE,
@@ -25,33 +22,8 @@ from research_shared.names import (
     PAUSE_SIGNAL,
     RESUME_SIGNAL,
     REVIEW_PLAN_UPDATE,
-    STATUS_QUERY,
-    WORKFLOW_TYPE,
 )
-from tests.test_workflow import Stubs, running_workers
-
-
-async def start(client: Client, queue: str, **fields: Any) -> WorkflowHandle[Any, ResearchReport]:
-    return await client.start_workflow(
-        WORKFLOW_TYPE,
-        {"question": "What is x?", **fields},
-        id=f"steer-{uuid.uuid4().hex[:8]}",
-        task_queue=queue,
-        result_type=ResearchReport,
-    )
-
-
-async def status_of(handle: WorkflowHandle[Any, Any]) -> ResearchStatus:
-    return await handle.query(STATUS_QUERY, result_type=ResearchStatus)
-
-
-async def wait_for(handle: WorkflowHandle[Any, Any], phase: Phase) -> ResearchStatus:
-    async with asyncio.timeout(20):
-        while True:
-            status = await status_of(handle)
-            if status.phase is phase:
-                return status
-            await asyncio.sleep(0.05)
+from tests.helpers.workflow_stubs import Stubs, running_workers, start, status_of, wait_for
 
 
 async def rejected(handle: WorkflowHandle[Any, Any], update: str, arg: Any) -> str:

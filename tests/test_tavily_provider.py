@@ -22,8 +22,8 @@ from research_search.providers import SearchProgress, SearchProvider
 from research_search.providers.tavily import TavilySearch
 from research_shared import errors
 from research_shared.models import MAX_HIT_CONTENT_CHARS, MAX_SNIPPET_CHARS
-from tests.fakes.faultserver import Fault
-from tests.fakes.tavily_server import EXCERPT_CHARS, FakeTavilyServer
+from tests.helpers.fakes.faultserver import Fault
+from tests.helpers.fakes.tavily_server import EXCERPT_CHARS, FakeTavilyServer
 
 KEY = "tvly-test-9f8e7d6c5b4a39281706"
 LONG_PAGE = "Temporal durable execution replays workflow history. " * 300

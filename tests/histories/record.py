@@ -33,7 +33,7 @@ from research_shared.names import (
     STATUS_QUERY,
     WORKFLOW_TYPE,
 )
-from tests.test_workflow import Stubs, running_workers
+from tests.helpers.workflow_stubs import Stubs, running_workers
 
 HERE = Path(__file__).parent
 Scenario = Callable[[WorkflowHandle[Any, ResearchReport], Stubs], Awaitable[None]]

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
-from tests.fakes.faultserver import FakeProviderServer
+from tests.helpers.fakes.faultserver import FakeProviderServer
 
 DEFAULT_API_KEY = "tvly-fake-0123456789abcdef"
 # Tavily's query-focused excerpts run to several hundred characters; longer than the

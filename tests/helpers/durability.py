@@ -33,10 +33,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from research_cli.embedded import stop_process
 from research_shared.models import ResearchReport
 from research_shared.names import WORKFLOW_TYPE
-from tests.fakes.faultserver import Call
-from tests.fakes.openai_server import FakeOpenAIServer, Responder
-from tests.fakes.tavily_server import FakeTavilyServer
-from tests.processes import WorkerProcesses
+from tests.helpers.fakes.faultserver import Call
+from tests.helpers.fakes.openai_server import FakeOpenAIServer, Responder
+from tests.helpers.fakes.tavily_server import FakeTavilyServer
+from tests.helpers.processes import WorkerProcesses
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PLANNER_MODEL = "planner-model"

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tests.fakes.faultserver import Call, FakeProviderServer
+from tests.helpers.fakes.faultserver import Call, FakeProviderServer
 
 RESPONSES_PATH = "/v1/responses"
 CHAT_COMPLETIONS_PATH = "/v1/chat/completions"

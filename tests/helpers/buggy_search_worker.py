@@ -5,7 +5,7 @@ It registers an activity under the real `web_search` name on the search queue fr
 the same `KeyError`: the kind of bug a deploy ships and the next deploy fixes. A run that
 meets it keeps retrying under the web_search retry policy until a fixed worker takes over.
 
-Run with `python -m tests.durability.buggy_search_worker` from the repository root.
+Run with `python -m tests.helpers.buggy_search_worker` from the repository root.
 """
 
 from __future__ import annotations

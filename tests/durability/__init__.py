@@ -1,1 +1,0 @@
-"""Worker code for the durability tests that the real services must never contain."""

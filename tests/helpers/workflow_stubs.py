@@ -1,0 +1,170 @@
+"""Stub activities under the real names, the three workers in this process on fresh queues,
+and small readers of a run's status: what the workflow tests and the steering tests share."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from research_orchestrator.workflows import DeepResearchWorkflow
+from research_shared import routing
+from research_shared.models import (
+    ClarifyInput,
+    ClarifyResult,
+    LlmUsage,
+    Phase,
+    PlanInput,
+    PlanResult,
+    ResearchReport,
+    ResearchStatus,
+    SearchHit,
+    SearchQuery,
+    SynthesisResult,
+    SynthesizeInput,
+    TriageInput,
+    TriageResult,
+    WebSearchInput,
+    WebSearchResult,
+)
+from research_shared.names import STATUS_QUERY, WORKFLOW_TYPE
+
+
+@dataclass
+class Stubs:
+    """Stub activities with the real names; each test sets what they do."""
+
+    queries: list[str] = field(default_factory=lambda: ["alpha", "beta", "gamma"])
+    failing: dict[str, ApplicationError] = field(default_factory=dict)
+    search_delay: float = 0.0
+    seen_search_inputs: list[WebSearchInput] = field(default_factory=list)
+    seen_synthesis: list[SynthesizeInput] = field(default_factory=list)
+    running: int = 0
+    max_running: int = 0
+    gate: asyncio.Event | None = None
+    needs_clarification: bool = True
+    clarifying_questions: list[str] = field(
+        default_factory=lambda: ["Which version?", "For what use?", "How deep?"]
+    )
+    seen_plan_inputs: list[PlanInput] = field(default_factory=list)
+    cancelled_searches: list[str] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="triage")
+        async def triage(input: TriageInput) -> TriageResult:
+            self.calls.append("triage")
+            return TriageResult(
+                needs_clarification=self.needs_clarification,
+                reason="stub",
+                usage=LlmUsage(calls=1, input_tokens=1, output_tokens=1),
+            )
+
+        @activity.defn(name="clarify")
+        async def clarify(input: ClarifyInput) -> ClarifyResult:
+            self.calls.append("clarify")
+            return ClarifyResult(
+                questions=self.clarifying_questions[: input.max_questions],
+                usage=LlmUsage(calls=1, input_tokens=1, output_tokens=1),
+            )
+
+        @activity.defn(name="plan")
+        async def plan(input: PlanInput) -> PlanResult:
+            self.calls.append("plan")
+            self.seen_plan_inputs.append(input)
+            return PlanResult(
+                queries=[SearchQuery(query=q, reason=f"covers {q}") for q in self.queries],
+                model="stub",
+                usage=LlmUsage(calls=1, input_tokens=10, output_tokens=5),
+            )
+
+        @activity.defn(name="web_search")
+        async def web_search(input: WebSearchInput) -> WebSearchResult:
+            self.seen_search_inputs.append(input)
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+            try:
+                while self.gate is not None and not self.gate.is_set():
+                    # Heartbeats carry the cancellation of the run to this activity.
+                    activity.heartbeat()
+                    try:
+                        await asyncio.sleep(0.1)
+                    except asyncio.CancelledError:
+                        self.cancelled_searches.append(input.query)
+                        raise
+                await asyncio.sleep(self.search_delay)
+                if input.query in self.failing:
+                    raise self.failing[input.query]
+                # Every query finds its own page and one page that all queries share.
+                return WebSearchResult(
+                    query=input.query,
+                    provider="stub",
+                    hits=[
+                        SearchHit(
+                            title=f"About {input.query}", url=f"https://x.test/{input.query}"
+                        ),
+                        SearchHit(title="Shared", url="https://x.test/shared"),
+                    ],
+                )
+            finally:
+                self.running -= 1
+
+        @activity.defn(name="synthesize")
+        async def synthesize(input: SynthesizeInput) -> SynthesisResult:
+            self.calls.append("synthesize")
+            self.seen_synthesis.append(input)
+            return SynthesisResult(
+                report_markdown="report " + " ".join(f"[{s.id}]" for s in input.sources),
+                summary="summary",
+                follow_up_questions=["next?"],
+                cited_source_ids=[s.id for s in input.sources],
+                usage=LlmUsage(calls=1, input_tokens=100, output_tokens=50),
+            )
+
+        return [triage, clarify, plan, web_search, synthesize]
+
+
+@asynccontextmanager
+async def running_workers(client: Client, queue: str, stubs: Stubs) -> AsyncIterator[None]:
+    """Orchestrator, search and LLM workers in this process, on their own queues."""
+    routing.configure(routing.Routing(search_queue=f"{queue}-search", llm_queue=f"{queue}-llm"))
+    triage, clarify, plan, web_search, synthesize = stubs.activities()
+    async with (
+        Worker(client, task_queue=queue, workflows=[DeepResearchWorkflow], max_cached_workflows=0),
+        Worker(client, task_queue=f"{queue}-search", activities=[web_search]),
+        Worker(client, task_queue=f"{queue}-llm", activities=[triage, clarify, plan, synthesize]),
+    ):
+        yield
+    routing.configure(routing.Routing())
+
+
+async def start(client: Client, queue: str, **fields: Any) -> WorkflowHandle[Any, ResearchReport]:
+    return await client.start_workflow(
+        WORKFLOW_TYPE,
+        {"question": "What is x?", **fields},
+        id=f"steer-{uuid.uuid4().hex[:8]}",
+        task_queue=queue,
+        result_type=ResearchReport,
+    )
+
+
+async def status_of(handle: WorkflowHandle[Any, Any]) -> ResearchStatus:
+    status: ResearchStatus = await handle.query(STATUS_QUERY, result_type=ResearchStatus)
+    return status
+
+
+async def wait_for(handle: WorkflowHandle[Any, Any], phase: Phase) -> ResearchStatus:
+    async with asyncio.timeout(20):
+        while True:
+            status = await status_of(handle)
+            if status.phase is phase:
+                return status
+            await asyncio.sleep(0.05)
