@@ -7,7 +7,13 @@ retrying cannot fix, and the workflow reports them in the run's result.
 from typing import Final
 
 INVALID_REQUEST: Final = "InvalidResearchRequest"
-"""The caller's input is wrong. Never retried."""
+"""The caller's input is wrong: a field, a value, or a payload that cannot be decoded. Never
+retried; a workflow input like this fails the run, an update like this is refused."""
+
+UPDATE_REFUSED: Final = "UpdateRefused"
+"""A well-formed update the run cannot take now: nothing is waiting for it, or it does not fit
+what is waiting (a question that does not exist, a plan longer than `max_searches`). The run
+is unchanged. Never retried."""
 
 PROVIDER_AUTH: Final = "ProviderAuthError"
 """The provider refused the credentials (401/403). Never retried."""

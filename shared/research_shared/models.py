@@ -4,14 +4,32 @@ One pydantic model in and one out, per workflow and per activity. Fields are add
 defaults, never as new positional parameters, so that histories of running workflows keep
 decoding. Everything here is written into Temporal's event history, so it stays small:
 page text is capped by the search worker before it leaves the activity.
+
+Two kinds of model, for two kinds of sender:
+
+* `_Input`: what people and other services send (the workflow input, update and signal
+  payloads). Unknown fields are an error, values are not coerced (`"5"` is not 5), and text
+  may hold no control characters and no lone surrogates. A caller learns of a typo at once.
+* `_Contract`: what our own services pass each other (activity inputs and results, heartbeat
+  details) and what clients read back (the report, the status). Fields this version does not
+  know are ignored: during a rolling deploy an orchestrator that is not upgraded yet must
+  still read the result of a worker that already added a field.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 # Limits of the public contract, documented in the README.
 MAX_QUESTION_CHARS = 2000
@@ -29,22 +47,80 @@ MAX_SNIPPET_CHARS = 400
 DEFAULT_CLARIFYING_QUESTIONS = 3
 MAX_CLARIFYING_QUESTIONS = 5
 MAX_ANSWER_CHARS = 2000
+# A search query a person writes into a plan; Tavily refuses queries longer than this.
+MAX_QUERY_CHARS = 400
+MAX_REASON_CHARS = 500
 DEFAULT_WAIT_SECONDS = 7 * 24 * 3600
 MAX_WAIT_SECONDS = 365 * 24 * 3600
 
 ApprovalTimeoutAction = Literal["end", "approve"]
 
+# C0 and C1 control characters other than tab (U+0009) and newline (U+000A), and DEL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# A lone surrogate is legal in JSON (`"\ud800"`) but is not text: it cannot be encoded as
+# UTF-8, so it could be neither searched for nor written into a history.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """What makes `value` unacceptable as text from a person, or None if nothing does."""
+    if match := _SURROGATE.search(value):
+        return (
+            f"holds U+{ord(match.group()):04X}, a lone surrogate, at position {match.start()}: "
+            "it is not text (was the input valid UTF-8?)"
+        )
+    if match := _CONTROL.search(value):
+        return (
+            f"holds the control character U+{ord(match.group()):04X} at position "
+            f"{match.start()}; only newline and tab are allowed"
+        )
+    return None
+
+
+def _person_text(what: str, limit: int, *, required: bool = True) -> Callable[[str], str]:
+    """A validator for text a person wrote: no control characters, trimmed, within `limit`."""
+
+    def check(value: str) -> str:
+        problem = text_problem(value)
+        if problem is not None:
+            raise ValueError(f"{what} {problem}")
+        text = value.strip()
+        if required and not text:
+            raise ValueError(f"{what} is empty")
+        if len(text) > limit:
+            raise ValueError(f"{what} has {len(text)} characters; the limit is {limit}")
+        return text
+
+    return check
+
+
+QuestionText = Annotated[str, AfterValidator(_person_text("the question", MAX_QUESTION_CHARS))]
+AnswerText = Annotated[str, AfterValidator(_person_text("the answer", MAX_ANSWER_CHARS))]
+QueryText = Annotated[str, AfterValidator(_person_text("the query", MAX_QUERY_CHARS))]
+QueryReasonText = Annotated[
+    str, AfterValidator(_person_text("the reason", MAX_REASON_CHARS, required=False))
+]
+ReasonText = Annotated[
+    str, AfterValidator(_person_text("the reason", MAX_ANSWER_CHARS, required=False))
+]
+
+
+class _Input(BaseModel):
+    """Base of what people and other services send: strict, and unknown fields are an error."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
 
 class _Contract(BaseModel):
-    """Base of every boundary model: unknown fields are an error, not silently dropped."""
+    """Base of what our own services exchange and clients read back: unknown fields ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="ignore")
 
 
-class ResearchRequest(_Contract):
+class ResearchRequest(_Input):
     """Input of `DeepResearchWorkflow`: a question and a few optional knobs."""
 
-    question: str = Field(
+    question: QuestionText = Field(
         description=f"The research question, 1 to {MAX_QUESTION_CHARS} characters."
     )
     max_searches: int = Field(
@@ -86,18 +162,6 @@ class ResearchRequest(_Contract):
         default="end",
         description="What an unanswered approval does when it times out: end the run or approve.",
     )
-
-    @field_validator("question")
-    @classmethod
-    def _question_has_text(cls, value: str) -> str:
-        text = value.strip()
-        if not text:
-            raise ValueError("the question is empty")
-        if len(text) > MAX_QUESTION_CHARS:
-            raise ValueError(
-                f"the question has {len(text)} characters; the limit is {MAX_QUESTION_CHARS}"
-            )
-        return text
 
 
 class LlmUsage(_Contract):
@@ -327,27 +391,17 @@ class ResearchStatus(_Contract):
     )
 
 
-class ClarificationAnswer(_Contract):
+class ClarificationAnswer(_Input):
     """One answer: `index` is the question's position in `status.clarifications`."""
 
     index: int = Field(ge=0)
-    answer: str
-
-    @field_validator("answer")
-    @classmethod
-    def _answer_has_text(cls, value: str) -> str:
-        text = value.strip()
-        if not text:
-            raise ValueError("the answer is empty")
-        if len(text) > MAX_ANSWER_CHARS:
-            raise ValueError(f"the answer is longer than {MAX_ANSWER_CHARS} characters")
-        return text
+    answer: AnswerText
 
 
-class ClarificationAnswers(_Contract):
+class ClarificationAnswers(_Input):
     """Input of the `answer_clarifications` update: one answer or all of them."""
 
-    answers: list[ClarificationAnswer] = Field(min_length=1)
+    answers: list[ClarificationAnswer] = Field(min_length=1, max_length=MAX_CLARIFYING_QUESTIONS)
 
 
 class ClarificationState(_Contract):
@@ -363,13 +417,21 @@ class PlanDecision(StrEnum):
     REJECT = "reject"
 
 
-class PlanReview(_Contract):
+class EditedQuery(_Input):
+    """One query of a plan a person edited."""
+
+    query: QueryText
+    reason: QueryReasonText = ""
+
+
+class PlanReview(_Input):
     """Input of the `review_plan` update. `edit` replaces the plan with `queries` (to add,
     remove or rewrite queries, send the whole new list)."""
 
-    decision: PlanDecision
-    queries: list[SearchQuery] = Field(default_factory=list)
-    reason: str = Field(default="", max_length=MAX_ANSWER_CHARS)
+    # Strict mode would accept only enum members from Python; JSON sends their values.
+    decision: PlanDecision = Field(strict=False)
+    queries: list[EditedQuery] = Field(default_factory=list, max_length=MAX_SEARCHES)
+    reason: ReasonText = ""
 
 
 class PlanReviewResult(_Contract):
@@ -379,15 +441,26 @@ class PlanReviewResult(_Contract):
     queries: list[SearchQuery]
 
 
-class CancelRequest(_Contract):
+class CancelRequest(_Input):
     """Input of the `cancel` signal (optional)."""
 
-    reason: str = Field(default="", max_length=MAX_ANSWER_CHARS)
+    reason: ReasonText = ""
 
 
 def describe_validation_error(err: ValidationError) -> str:
-    """One line naming each bad field and what is wrong with it."""
-    return "; ".join(
+    """One line naming each bad field and what is wrong with it.
+
+    The line is safe to put anywhere (a failure in the history, a terminal): a field name
+    that is not text, such as an unknown key holding a lone surrogate, is escaped.
+    """
+    line = "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg'].removeprefix('Value error, ')}"
         for e in err.errors()
     )
+    return printable(line)
+
+
+def printable(text: str) -> str:
+    """`text` with lone surrogates and control characters (but newline and tab) escaped."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

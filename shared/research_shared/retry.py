@@ -7,20 +7,30 @@ Values are chosen for the work each step does:
 - `web_search` is short and cheap to repeat: a tight start-to-close, a short heartbeat
   timeout so a dead search worker is noticed in seconds, and a schedule-to-close that
   bounds how long one failing search may hold up the run before it is reported as failed.
-- `plan` and `synthesize` wait on a model: longer start-to-close, the same short
-  heartbeat timeout (the LLM worker heartbeats while it waits), fewer attempts because
-  each one costs tokens.
+- the model steps (`triage`, `clarify`, `plan`, `synthesize`) wait on a model: a longer
+  start-to-close, a short heartbeat timeout (the LLM worker heartbeats while it waits),
+  fewer attempts because each one costs tokens, and a schedule-to-close that bounds the
+  step as a whole, rate-limit waits included, so no provider can stall a run for hours.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TypedDict
 
 from temporalio.common import RetryPolicy
 
 from research_shared import errors
+
+
+class ActivityOptions(TypedDict):
+    """The keyword arguments of `workflow.start_activity` a preset sets."""
+
+    start_to_close_timeout: timedelta
+    heartbeat_timeout: timedelta
+    schedule_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -29,19 +39,18 @@ class ActivityPreset:
 
     start_to_close: timedelta
     heartbeat: timedelta
+    schedule_to_close: timedelta
+    """The deadline of the step as a whole, over all its attempts and the waits between."""
     retry: RetryPolicy
-    schedule_to_close: timedelta | None = None
 
-    def options(self) -> dict[str, Any]:
-        """Keyword arguments for `workflow.execute_activity`."""
-        opts: dict[str, Any] = {
+    def options(self) -> ActivityOptions:
+        """Keyword arguments for `workflow.start_activity`."""
+        return {
             "start_to_close_timeout": self.start_to_close,
             "heartbeat_timeout": self.heartbeat,
+            "schedule_to_close_timeout": self.schedule_to_close,
             "retry_policy": self.retry,
         }
-        if self.schedule_to_close is not None:
-            opts["schedule_to_close_timeout"] = self.schedule_to_close
-        return opts
 
 
 WEB_SEARCH = ActivityPreset(
@@ -66,16 +75,27 @@ _MODEL_RETRY = RetryPolicy(
     non_retryable_error_types=list(errors.NON_RETRYABLE),
 )
 
+# Each model step's schedule-to-close leaves room for every attempt to run most of its
+# start-to-close plus the backoff between them; past it the step fails and says so.
 PLAN = ActivityPreset(
-    start_to_close=timedelta(minutes=3), heartbeat=timedelta(seconds=15), retry=_MODEL_RETRY
+    start_to_close=timedelta(minutes=3),
+    heartbeat=timedelta(seconds=15),
+    schedule_to_close=timedelta(minutes=15),
+    retry=_MODEL_RETRY,
 )
 
 SYNTHESIZE = ActivityPreset(
-    start_to_close=timedelta(minutes=10), heartbeat=timedelta(seconds=15), retry=_MODEL_RETRY
+    start_to_close=timedelta(minutes=10),
+    heartbeat=timedelta(seconds=15),
+    schedule_to_close=timedelta(minutes=40),
+    retry=_MODEL_RETRY,
 )
 
 # Triage and clarify are short model calls: plan's policy, a shorter start-to-close.
 TRIAGE = ActivityPreset(
-    start_to_close=timedelta(minutes=2), heartbeat=PLAN.heartbeat, retry=PLAN.retry
+    start_to_close=timedelta(minutes=2),
+    heartbeat=PLAN.heartbeat,
+    schedule_to_close=timedelta(minutes=10),
+    retry=PLAN.retry,
 )
 CLARIFY = TRIAGE

@@ -8,8 +8,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
@@ -37,6 +39,23 @@ from research_shared.models import (
 )
 from research_shared.names import STATUS_QUERY, WORKFLOW_TYPE
 
+R = TypeVar("R", bound=BaseModel)
+
+
+def with_fields(value: Any, fields: dict[str, Any]) -> Any:
+    """`value` as JSON, with `fields` added to every model in it, however deep: what a
+    service of a later version that added those fields would send."""
+    if isinstance(value, BaseModel):
+        known = {
+            name: with_fields(getattr(value, name), fields) for name in type(value).model_fields
+        }
+        return {**known, **fields}
+    if isinstance(value, list | tuple):
+        return [with_fields(v, fields) for v in value]
+    if isinstance(value, dict):
+        return {k: with_fields(v, fields) for k, v in value.items()}
+    return to_jsonable_python(value)
+
 
 @dataclass
 class Stubs:
@@ -57,33 +76,48 @@ class Stubs:
     seen_plan_inputs: list[PlanInput] = field(default_factory=list)
     cancelled_searches: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    newer_fields: dict[str, Any] = field(default_factory=dict)
+    """Fields a newer worker would add: put into every object of every result when set."""
+
+    def _sent(self, result: R) -> R:
+        """The result as a worker of a later version would send it."""
+        if not self.newer_fields:
+            return result
+        # Deliberately not an `R`: the payload carries more than this version's model.
+        return cast(R, with_fields(result, self.newer_fields))
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="triage")
         async def triage(input: TriageInput) -> TriageResult:
             self.calls.append("triage")
-            return TriageResult(
-                needs_clarification=self.needs_clarification,
-                reason="stub",
-                usage=LlmUsage(calls=1, input_tokens=1, output_tokens=1),
+            return self._sent(
+                TriageResult(
+                    needs_clarification=self.needs_clarification,
+                    reason="stub",
+                    usage=LlmUsage(calls=1, input_tokens=1, output_tokens=1),
+                )
             )
 
         @activity.defn(name="clarify")
         async def clarify(input: ClarifyInput) -> ClarifyResult:
             self.calls.append("clarify")
-            return ClarifyResult(
-                questions=self.clarifying_questions[: input.max_questions],
-                usage=LlmUsage(calls=1, input_tokens=1, output_tokens=1),
+            return self._sent(
+                ClarifyResult(
+                    questions=self.clarifying_questions[: input.max_questions],
+                    usage=LlmUsage(calls=1, input_tokens=1, output_tokens=1),
+                )
             )
 
         @activity.defn(name="plan")
         async def plan(input: PlanInput) -> PlanResult:
             self.calls.append("plan")
             self.seen_plan_inputs.append(input)
-            return PlanResult(
-                queries=[SearchQuery(query=q, reason=f"covers {q}") for q in self.queries],
-                model="stub",
-                usage=LlmUsage(calls=1, input_tokens=10, output_tokens=5),
+            return self._sent(
+                PlanResult(
+                    queries=[SearchQuery(query=q, reason=f"covers {q}") for q in self.queries],
+                    model="stub",
+                    usage=LlmUsage(calls=1, input_tokens=10, output_tokens=5),
+                )
             )
 
         @activity.defn(name="web_search")
@@ -104,15 +138,17 @@ class Stubs:
                 if input.query in self.failing:
                     raise self.failing[input.query]
                 # Every query finds its own page and one page that all queries share.
-                return WebSearchResult(
-                    query=input.query,
-                    provider="stub",
-                    hits=[
-                        SearchHit(
-                            title=f"About {input.query}", url=f"https://x.test/{input.query}"
-                        ),
-                        SearchHit(title="Shared", url="https://x.test/shared"),
-                    ],
+                return self._sent(
+                    WebSearchResult(
+                        query=input.query,
+                        provider="stub",
+                        hits=[
+                            SearchHit(
+                                title=f"About {input.query}", url=f"https://x.test/{input.query}"
+                            ),
+                            SearchHit(title="Shared", url="https://x.test/shared"),
+                        ],
+                    )
                 )
             finally:
                 self.running -= 1
@@ -121,12 +157,14 @@ class Stubs:
         async def synthesize(input: SynthesizeInput) -> SynthesisResult:
             self.calls.append("synthesize")
             self.seen_synthesis.append(input)
-            return SynthesisResult(
-                report_markdown="report " + " ".join(f"[{s.id}]" for s in input.sources),
-                summary="summary",
-                follow_up_questions=["next?"],
-                cited_source_ids=[s.id for s in input.sources],
-                usage=LlmUsage(calls=1, input_tokens=100, output_tokens=50),
+            return self._sent(
+                SynthesisResult(
+                    report_markdown="report " + " ".join(f"[{s.id}]" for s in input.sources),
+                    summary="summary",
+                    follow_up_questions=["next?"],
+                    cited_source_ids=[s.id for s in input.sources],
+                    usage=LlmUsage(calls=1, input_tokens=100, output_tokens=50),
+                )
             )
 
         return [triage, clarify, plan, web_search, synthesize]

@@ -1,4 +1,5 @@
-"""The `plan` and `synthesize` activities, hosted by the LLM worker on the LLM task queue.
+"""The `triage`, `clarify`, `plan` and `synthesize` activities, hosted by the LLM worker on the
+LLM task queue.
 
 Each runs one agent through the Agents SDK's `Runner`, heartbeating while it waits on the
 model, and turns provider failures into errors the retry presets understand.
@@ -33,6 +34,8 @@ from research_llm.providers.openai_compatible import to_application_error, usage
 from research_shared import errors, metrics
 from research_shared.heartbeat import heartbeat_every
 from research_shared.models import (
+    MAX_QUERY_CHARS,
+    MAX_REASON_CHARS,
     ClarifyInput,
     ClarifyResult,
     PlanInput,
@@ -116,10 +119,12 @@ class LlmActivities:
         queries: list[SearchQuery] = []
         seen: set[str] = set()
         for item in output.searches:
-            key = " ".join(item.query.lower().split())
+            query = _within(" ".join(item.query.split()), MAX_QUERY_CHARS)
+            key = query.lower()
             if key and key not in seen:
                 seen.add(key)
-                queries.append(SearchQuery(query=item.query.strip(), reason=item.reason.strip()))
+                reason = _within(item.reason.strip(), MAX_REASON_CHARS)
+                queries.append(SearchQuery(query=query, reason=reason))
         if not queries:
             raise ApplicationError(
                 "the planner returned no search query", type=errors.MODEL_OUTPUT_INVALID
@@ -180,6 +185,21 @@ class LlmActivities:
         metrics.LLM_TOKENS.labels(step, "output").inc(usage.output_tokens)
         log.info("model step finished", step=step, calls=usage.calls)
         return result
+
+
+def _within(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, at a word boundary when there is one.
+
+    A model may write a query longer than a search provider takes; a shorter query that
+    keeps its first words searches for nearly the same thing, where a refused one finds
+    nothing.
+    """
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    if not text[limit].isspace() and " " in head:
+        head = head.rsplit(" ", 1)[0]
+    return head.rstrip()
 
 
 def _output(result: RunResult, kind: type[Any]) -> Any:

@@ -14,7 +14,7 @@ signals. A cancelled run still returns a report of what it gathered, marked part
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -23,7 +23,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
+    from pydantic import BaseModel, ValidationError
 
     from research_shared import errors, retry, routing, stubs
     from research_shared.models import (
@@ -32,13 +32,12 @@ with workflow.unsafe.imports_passed_through():
         ClarificationAnswers,
         ClarificationState,
         ClarifyInput,
-        ClarifyResult,
+        EditedQuery,
         LlmUsage,
         Outcome,
         Phase,
         PlanDecision,
         PlanInput,
-        PlanResult,
         PlanReview,
         PlanReviewResult,
         ResearchReport,
@@ -49,13 +48,12 @@ with workflow.unsafe.imports_passed_through():
         SearchQuery,
         Source,
         SourceDocument,
-        SynthesisResult,
         SynthesizeInput,
         TriageInput,
-        TriageResult,
         WebSearchInput,
         WebSearchResult,
         describe_validation_error,
+        printable,
     )
     from research_shared.names import (
         ANSWER_UPDATE,
@@ -68,7 +66,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from research_shared.retry import ActivityPreset
 
-T = TypeVar("T")
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out", bound=BaseModel)
 CANCELLED = "Cancelled"
 
 
@@ -132,7 +131,7 @@ class DeepResearchWorkflow:
             await self._clarify(request)
 
         self._enter(Phase.PLANNING)
-        planned: PlanResult = await self._step(
+        planned = await self._step(
             stubs.plan,
             PlanInput(
                 question=request.question,
@@ -157,7 +156,7 @@ class DeepResearchWorkflow:
         sources, failures = collect(self._outcomes)
 
         self._enter(Phase.SYNTHESIZING)
-        synthesis: SynthesisResult = await self._step(
+        synthesis = await self._step(
             stubs.synthesize,
             SynthesizeInput(
                 question=request.question,
@@ -182,7 +181,7 @@ class DeepResearchWorkflow:
 
     async def _clarify(self, request: ResearchRequest) -> None:
         self._enter(Phase.TRIAGING)
-        triage: TriageResult = await self._step(
+        triage = await self._step(
             stubs.triage,
             TriageInput(question=request.question),
             routing.current().llm_queue,
@@ -192,7 +191,7 @@ class DeepResearchWorkflow:
         if not triage.needs_clarification:
             return
         self._enter(Phase.CLARIFYING)
-        written: ClarifyResult = await self._step(
+        written = await self._step(
             stubs.clarify,
             ClarifyInput(question=request.question, max_questions=request.max_clarifying_questions),
             routing.current().llm_queue,
@@ -231,18 +230,18 @@ class DeepResearchWorkflow:
     def _validate_answers(self, raw: Any) -> None:
         answers = _parse_update(ClarificationAnswers, raw).answers
         if not self._awaiting_answers or not self._pending():
-            raise ValueError("no clarifying question is pending")
+            raise _refused("no clarifying question is pending")
         seen: set[int] = set()
         for item in answers:
             if item.index >= len(self._clarifications):
-                raise ValueError(
+                raise _refused(
                     f"there is no question {item.index}; "
                     f"questions are numbered 0 to {len(self._clarifications) - 1}"
                 )
             if item.index not in self._pending():
-                raise ValueError(f"question {item.index} is already answered")
+                raise _refused(f"question {item.index} is already answered")
             if item.index in seen:
-                raise ValueError(f"question {item.index} is answered twice")
+                raise _refused(f"question {item.index} is answered twice")
             seen.add(item.index)
 
     # -- plan approval ---------------------------------------------------------------------------
@@ -278,47 +277,42 @@ class DeepResearchWorkflow:
                 request, Outcome.PLAN_REJECTED, f"the plan was rejected: {reason}"
             )
         if review.decision is PlanDecision.EDIT:
-            self._queries = list(review.queries)
+            self._queries = _planned(review.queries)
         return None
 
     @workflow.update(name=REVIEW_PLAN_UPDATE)
     def review_plan(self, raw: Any) -> PlanReviewResult:
         """Approve, edit (send the whole new list of queries) or reject the plan."""
         review = PlanReview.model_validate(raw)
-        if review.decision is PlanDecision.EDIT:
-            review.queries = [
-                SearchQuery(query=q.query.strip(), reason=q.reason.strip()) for q in review.queries
-            ]
         self._review = review
-        queries = (
-            []
-            if review.decision is PlanDecision.REJECT
-            else (review.queries if review.decision is PlanDecision.EDIT else self._queries)
-        )
+        if review.decision is PlanDecision.REJECT:
+            queries = []
+        elif review.decision is PlanDecision.EDIT:
+            queries = _planned(review.queries)
+        else:
+            queries = self._queries
         return PlanReviewResult(decision=review.decision, queries=queries)
 
     @review_plan.validator
     def _validate_review(self, raw: Any) -> None:
         review = _parse_update(PlanReview, raw)
+        if review.decision is not PlanDecision.EDIT and review.queries:
+            raise _invalid(f"queries go with decision 'edit', not '{review.decision.value}'")
+        if review.decision is PlanDecision.EDIT and not review.queries:
+            raise _invalid("an edited plan needs at least one query")
         if not self._awaiting_approval or self._review is not None:
-            raise ValueError("no plan is waiting for approval")
+            raise _refused("no plan is waiting for approval")
         if review.decision is PlanDecision.EDIT:
             assert self._request is not None
             limit = self._request.max_searches
-            if not review.queries:
-                raise ValueError("an edited plan needs at least one query")
             if len(review.queries) > limit:
-                raise ValueError(
+                raise _refused(
                     f"an edited plan may hold at most {limit} queries (max_searches); "
                     f"got {len(review.queries)}"
                 )
             keys = [" ".join(q.query.lower().split()) for q in review.queries]
-            if any(not k for k in keys):
-                raise ValueError("an edited plan has an empty query")
             if len(set(keys)) != len(keys):
-                raise ValueError("an edited plan repeats a query")
-        elif review.queries:
-            raise ValueError(f"queries go with decision 'edit', not '{review.decision.value}'")
+                raise _invalid("an edited plan repeats a query")
 
     # -- pause, resume, cancel -----------------------------------------------------------------
 
@@ -337,9 +331,14 @@ class DeepResearchWorkflow:
         """Stop the run; it returns a partial report of what it gathered. `{"reason": "..."}`."""
         if self._cancel_reason is not None:
             return
+        # A signal cannot be refused: a cancel whose reason is malformed still cancels.
         try:
-            reason = CancelRequest.model_validate(raw or {}).reason.strip()
-        except ValidationError:
+            reason = CancelRequest.model_validate(raw or {}).reason
+        except ValidationError as err:
+            workflow.logger.warning(
+                "cancel signal with an invalid reason; cancelling without it",
+                extra={"problem": describe_validation_error(err)},
+            )
             reason = ""
         self._cancel_reason = reason or "cancelled by request"
         for handle in list(self._in_flight):
@@ -394,7 +393,7 @@ class DeepResearchWorkflow:
         async def search(index: int, query: SearchQuery) -> None:
             async with slots:
                 try:
-                    result: WebSearchResult = await self._activity(
+                    result = await self._activity(
                         stubs.web_search,
                         WebSearchInput(query=query.query, max_results=request.results_per_search),
                         routing.current().search_queue,
@@ -422,13 +421,17 @@ class DeepResearchWorkflow:
 
     async def _activity(
         self,
-        stub: Callable[[Any], Any],
-        arg: Any,
+        stub: Callable[[In], Awaitable[Out]],
+        arg: In,
         task_queue: str,
         preset: ActivityPreset,
         is_search: bool = False,
-    ) -> Any:
-        """Schedule an activity unless the run is paused (wait) or cancelled (raise)."""
+    ) -> Out:
+        """Schedule an activity unless the run is paused (wait) or cancelled (raise).
+
+        Generic over the stub's input and result, so the type checker holds every call to
+        the contract: the argument must be the stub's input model, the value is its result.
+        """
         await workflow.wait_condition(lambda: not self._paused or self._cancel_reason is not None)
         self._check_cancelled()
         handle = workflow.start_activity(stub, arg, task_queue=task_queue, **preset.options())
@@ -445,8 +448,12 @@ class DeepResearchWorkflow:
             self._running -= is_search
 
     async def _step(
-        self, stub: Callable[[Any], Any], arg: Any, task_queue: str, preset: ActivityPreset
-    ) -> Any:
+        self,
+        stub: Callable[[In], Awaitable[Out]],
+        arg: In,
+        task_queue: str,
+        preset: ActivityPreset,
+    ) -> Out:
         """A step the run cannot do without: its final failure ends the run, and the run's
         error says which step failed and why (not just "activity task failed")."""
         try:
@@ -572,7 +579,21 @@ def _parse_update(model: type[M], raw: Any) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as err:
-        raise ValueError(describe_validation_error(err)) from None
+        raise _invalid(describe_validation_error(err)) from None
+
+
+def _invalid(reason: str) -> ApplicationError:
+    """An update whose input is wrong in itself: the caller must change what it sends."""
+    return ApplicationError(printable(reason), type=errors.INVALID_REQUEST, non_retryable=True)
+
+
+def _refused(reason: str) -> ApplicationError:
+    """A well-formed update the run cannot take in its current state."""
+    return ApplicationError(printable(reason), type=errors.UPDATE_REFUSED, non_retryable=True)
+
+
+def _planned(queries: list[EditedQuery]) -> list[SearchQuery]:
+    return [SearchQuery(query=q.query, reason=q.reason) for q in queries]
 
 
 def parse_request(raw: Any) -> ResearchRequest:

@@ -1,0 +1,304 @@
+"""At the door: input that cannot be decoded or validated fails the run at once, or is refused,
+with one line and a clear type, whatever sends it.
+
+Everything here is sent through the plain `temporal` CLI, as a caller in another language
+would, to the real workflow (sandbox on, no cache) with stub activities under the real names.
+A run that cannot read its input must fail at once: before these checks, a lone surrogate
+made the workflow task fail on every attempt and the run stay RUNNING forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from typing import Any
+
+import pytest
+from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
+
+from research_cli.embedded import temporal_binary
+from research_shared import errors
+from research_shared.models import MAX_QUERY_CHARS, Phase
+from research_shared.names import ANSWER_UPDATE, REVIEW_PLAN_UPDATE, WORKFLOW_TYPE
+from tests.helpers.processes import DevServer
+from tests.helpers.workflow_stubs import Stubs, running_workers, status_of, wait_for
+
+
+async def temporal(server: DevServer, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the `temporal` CLI off the event loop, which the in-process workers need."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [temporal_binary(), *args, "--address", server.address],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def start_with_cli(server: DevServer, queue: str, *input_args: str) -> str:
+    workflow_id = f"door-{uuid.uuid4().hex[:8]}"
+    started = await temporal(
+        server,
+        "workflow",
+        "start",
+        "--type",
+        WORKFLOW_TYPE,
+        "--task-queue",
+        queue,
+        "--workflow-id",
+        workflow_id,
+        *input_args,
+    )
+    assert started.returncode == 0, started.stderr
+    return workflow_id
+
+
+async def failure_of(client: Client, workflow_id: str) -> ApplicationError:
+    handle = client.get_workflow_handle(workflow_id)
+    # A wedged run never ends: give up well before the test's own timeout.
+    with pytest.raises(WorkflowFailureError) as failed:
+        async with asyncio.timeout(30):
+            await handle.result()
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError)
+    events = [e.event_type async for e in handle.fetch_history_events()]
+    # Failed at once: no activity scheduled, no workflow task failing over and over.
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in events
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in events
+    return cause
+
+
+@pytest.mark.parametrize(
+    ("input_args", "expected"),
+    [
+        (
+            ["--input", '{"question": "asyncio \\ud800 threads"}'],
+            "question: the question holds U+D800, a lone surrogate",
+        ),
+        (
+            ["--input", '{"question": "asyncio threads", "max_searches": "5"}'],
+            "max_searches: Input should be a valid integer",
+        ),
+        (
+            ["--input", '{"question": "asyncio threads", "clarify": "yes"}'],
+            "clarify: Input should be a valid boolean",
+        ),
+        (
+            ["--input", '{"question": "asyncio\\u0000 threads"}'],
+            "the question holds the control character U+0000 at position 7",
+        ),
+        (
+            ["--input", '{"question": "asyncio \\u001b[31m threads"}'],
+            "the question holds the control character U+001B",
+        ),
+        (
+            ["--input", '{"question": "asyncio", "\\ud800": 1}'],
+            "invalid research request: input:",
+        ),
+        (
+            ["--input", '["asyncio threads"]'],
+            "expected a JSON object, got list",
+        ),
+        (
+            ["--input", "not json at all", "--input-meta", "encoding=application/x-custom"],
+            "its encoding 'application/x-custom' is not supported",
+        ),
+    ],
+)
+async def test_bad_start_input_fails_the_run_at_once(
+    client: Client,
+    dev_server: DevServer,
+    task_queue: str,
+    input_args: list[str],
+    expected: str,
+) -> None:
+    async with running_workers(client, task_queue, Stubs()):
+        workflow_id = await start_with_cli(dev_server, task_queue, *input_args)
+        failure = await failure_of(client, workflow_id)
+    assert failure.type == errors.INVALID_REQUEST
+    assert failure.non_retryable
+    assert failure.message.startswith("invalid research request: ")
+    assert expected in failure.message
+    assert "\n" not in failure.message
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'{"question": "asyncio \xff threads"}', "it is not JSON ('utf-8' codec can't decode"),
+        (b'{"question": "asyncio', "it is not JSON (Unterminated string"),
+    ],
+)
+async def test_payload_that_is_not_json_fails_the_run_at_once(
+    client: Client, task_queue: str, data: bytes, expected: str
+) -> None:
+    """The `temporal` CLI refuses to send JSON that is not valid; an SDK sends what it is
+    given, so these payloads go out raw through the Python client."""
+    payload = Payload(metadata={"encoding": b"json/plain"}, data=data)
+    async with running_workers(client, task_queue, Stubs()):
+        handle = await client.start_workflow(
+            WORKFLOW_TYPE,
+            RawValue(payload),
+            id=f"door-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+        )
+        failure = await failure_of(client, handle.id)
+    assert failure.type == errors.INVALID_REQUEST
+    assert "invalid research request: the input cannot be decoded: " in failure.message
+    assert expected in failure.message
+
+
+async def test_valid_text_with_newlines_and_tabs_is_accepted(
+    client: Client, dev_server: DevServer, task_queue: str
+) -> None:
+    question = {"question": "asyncio\tthreads\nfor I/O-bound work"}
+    async with running_workers(client, task_queue, Stubs()):
+        workflow_id = await start_with_cli(dev_server, task_queue, "--input", json.dumps(question))
+        result = await client.get_workflow_handle(workflow_id).result()
+    assert result["question"] == question["question"]
+
+
+async def update_with_cli(
+    server: DevServer, workflow_id: str, name: str, *input_args: str
+) -> subprocess.CompletedProcess[str]:
+    return await temporal(
+        server,
+        "workflow",
+        "update",
+        "execute",
+        "--workflow-id",
+        workflow_id,
+        "--name",
+        name,
+        *input_args,
+    )
+
+
+def refusal(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line the CLI prints for a refused update."""
+    assert done.returncode != 0, done.stdout
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "arg", "error_type", "expected"),
+    [
+        (
+            REVIEW_PLAN_UPDATE,
+            {"decision": "approve", "surprise": True},
+            errors.INVALID_REQUEST,
+            "surprise: Extra inputs are not permitted",
+        ),
+        (
+            REVIEW_PLAN_UPDATE,
+            {"decision": "edit", "queries": [{"query": "asyncio\u0000"}]},
+            errors.INVALID_REQUEST,
+            "queries.0.query: the query holds the control character U+0000",
+        ),
+        (
+            REVIEW_PLAN_UPDATE,
+            {"decision": "edit", "queries": [{"query": "x" * (MAX_QUERY_CHARS + 1)}]},
+            errors.INVALID_REQUEST,
+            f"the query has {MAX_QUERY_CHARS + 1} characters; the limit is {MAX_QUERY_CHARS}",
+        ),
+        (
+            REVIEW_PLAN_UPDATE,
+            {"decision": "maybe"},
+            errors.INVALID_REQUEST,
+            "decision: Input should be 'approve', 'edit' or 'reject'",
+        ),
+        (
+            REVIEW_PLAN_UPDATE,
+            {"decision": "edit", "queries": [{"query": "a"}, {"query": "b"}, {"query": "c"}]},
+            errors.UPDATE_REFUSED,
+            "an edited plan may hold at most 2 queries (max_searches); got 3",
+        ),
+        (
+            ANSWER_UPDATE,
+            {"answers": [{"index": 0, "answer": "Python 3.11"}]},
+            errors.UPDATE_REFUSED,
+            "no clarifying question is pending",
+        ),
+        (
+            ANSWER_UPDATE,
+            {"answers": [{"index": "0", "answer": "Python 3.11"}]},
+            errors.INVALID_REQUEST,
+            "answers.0.index: Input should be a valid integer",
+        ),
+        (
+            ANSWER_UPDATE,
+            {"answers": [{"index": 0, "answer": "Python \ud800"}]},
+            errors.INVALID_REQUEST,
+            "the answer holds U+D800, a lone surrogate",
+        ),
+    ],
+)
+async def test_bad_update_is_refused_and_changes_nothing(
+    client: Client,
+    dev_server: DevServer,
+    task_queue: str,
+    name: str,
+    arg: Any,
+    error_type: str,
+    expected: str,
+) -> None:
+    async with running_workers(client, task_queue, Stubs()):
+        workflow_id = await start_with_cli(
+            dev_server,
+            task_queue,
+            "--input",
+            json.dumps({"question": "What is x?", "approve_plan": True, "max_searches": 2}),
+        )
+        handle = client.get_workflow_handle(workflow_id)
+        before = await wait_for(handle, Phase.AWAITING_APPROVAL)
+
+        line = refusal(
+            await update_with_cli(dev_server, workflow_id, name, "--input", json.dumps(arg))
+        )
+        assert expected in line
+        assert f"(type: {error_type}, retryable: false)" in line
+
+        after = await status_of(handle)
+        assert after.phase is Phase.AWAITING_APPROVAL
+        assert after.queries == before.queries
+        assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
+        await handle.terminate("test done")
+
+
+async def test_undecodable_update_is_refused(
+    client: Client, dev_server: DevServer, task_queue: str
+) -> None:
+    """Sent raw through the Python client, since the `temporal` CLI sends only valid JSON."""
+    async with running_workers(client, task_queue, Stubs()):
+        workflow_id = await start_with_cli(
+            dev_server, task_queue, "--input", json.dumps({"question": "x", "approve_plan": True})
+        )
+        handle = client.get_workflow_handle(workflow_id)
+        await wait_for(handle, Phase.AWAITING_APPROVAL)
+        raw = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=b'{"decision": "\xff"}'))
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(REVIEW_PLAN_UPDATE, raw)
+        cause = refused.value.cause
+        assert isinstance(cause, ApplicationError)
+        assert cause.type == errors.INVALID_REQUEST and cause.non_retryable
+        assert "the input cannot be decoded" in cause.message
+        # The run goes on as if nothing was sent.
+        approved = await update_with_cli(
+            dev_server, workflow_id, REVIEW_PLAN_UPDATE, "--input", '{"decision": "approve"}'
+        )
+        assert approved.returncode == 0, approved.stderr
+        result = await handle.result()
+    assert result["outcome"] == "completed"
