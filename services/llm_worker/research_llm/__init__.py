@@ -1,1 +1,1 @@
-"""The LLM worker: hosts `plan` and `synthesize` on the LLM task queue."""
+"""The LLM worker: hosts `triage`, `clarify`, `plan` and `synthesize` on the LLM task queue."""
