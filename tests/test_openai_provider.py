@@ -189,16 +189,16 @@ async def test_wrong_key_is_a_non_retryable_auth_error_without_the_key(
     models = _models(fake, api, key=WRONG_KEY)
     try:
         raw, mapped = await _planner_failure(models)
-        own = models.to_application_error(raw)
     finally:
         await models.aclose()
+    named = to_application_error(raw, models.name)
 
     assert mapped.type == errors.PROVIDER_AUTH
     assert mapped.non_retryable
     assert "OpenAI" in mapped.message
-    assert own is not None and own.type == errors.PROVIDER_AUTH
-    assert "127.0.0.1" in own.message
-    for text in (mapped.message, own.message, repr(mapped), repr(own)):
+    assert named is not None and named.type == errors.PROVIDER_AUTH
+    assert "127.0.0.1" in named.message
+    for text in (mapped.message, named.message, repr(mapped), repr(named)):
         assert WRONG_KEY not in text
         # The fake echoes a masked key the way OpenAI does; that is scrubbed too.
         assert WRONG_KEY[-4:] not in text

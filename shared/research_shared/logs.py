@@ -1,38 +1,36 @@
 """structlog set up once per process, in `main()`; JSON lines by default.
 
-A processor masks anything that looks like a credential, as a last line of defence: secrets
-are `SecretStr` in settings and are never passed to a logger on purpose.
+A processor passes every value through `research_shared.redaction`, as a last line of
+defence: secrets are `SecretStr` in settings and are never passed to a logger on purpose.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
-_SECRET_PATTERNS = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{8,}|tvly-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9._\-]{8,})"
-)
+from research_shared.redaction import MASK, redact
+
 _SECRET_KEYS = {"api_key", "authorization", "password", "token", "secret"}
 
 
 def _mask(value: Any) -> Any:
     if isinstance(value, str):
-        return _SECRET_PATTERNS.sub("***", value)
+        return redact(value)
     return value
 
 
 def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Mask values under secret-sounding keys and anything shaped like a key or token."""
+    """Mask values under secret-sounding keys; redact registered secrets and key shapes."""
     for key in list(event_dict):
         if key.lower() in _SECRET_KEYS:
-            event_dict[key] = "***"
+            event_dict[key] = MASK
         else:
             event_dict[key] = _mask(event_dict[key])
     return event_dict

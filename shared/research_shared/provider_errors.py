@@ -2,7 +2,9 @@
 
 Both workers use it, so a 401 from Tavily and a 401 from an OpenAI-compatible server end
 the same way: non-retryable, with a message that names the provider and the cause and never
-the credential.
+the credential. Every provider text that goes into a message passes
+`research_shared.redaction.redact` here first, before it is shortened (a cut could leave
+half a key that no longer matches), so a provider's error path cannot forget it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from datetime import timedelta
 from temporalio.exceptions import ApplicationError
 
 from research_shared import errors
+from research_shared.redaction import redact
+
+_DETAIL_CHARS = 300
 
 # Tavily answers 432 when the plan's limit is reached and 433 when pay-as-you-go is exhausted.
 _QUOTA_STATUSES = {402, 432, 433}
@@ -36,8 +41,8 @@ def from_http_status(
     detail: str = "",
     retry_after: timedelta | None = None,
 ) -> ApplicationError:
-    """Classify an HTTP error answer of a provider."""
-    detail = detail.strip()[:300]
+    """Classify an HTTP error answer of a provider; `detail` is redacted, then shortened."""
+    detail = redact(detail).strip()[:_DETAIL_CHARS]
     cause = f"{provider} answered HTTP {status}" + (f": {detail}" if detail else "")
     lowered = detail.lower()
     if status in (401, 403):
@@ -74,8 +79,8 @@ def from_http_status(
 
 
 def unavailable(provider: str, cause: BaseException | str) -> ApplicationError:
-    """A timeout, refused or dropped connection: retried with backoff."""
-    text = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
+    """A timeout, refused or dropped connection: retried with backoff; `cause` is redacted."""
+    text = redact(cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}")
     return ApplicationError(
         f"{provider} could not be reached ({text})",
         type=errors.PROVIDER_UNAVAILABLE,
