@@ -1,4 +1,5 @@
-"""The one redactor (`research_shared.redaction`) and the provider error mapping that uses it.
+"""The one redactor (`research_shared.redaction`) and the paths that use it: log lines in both
+chains and formats, and the provider error mapping.
 
 The keys here are random alphanumeric strings of 32 characters, chosen per test run: they
 look like nothing, so only the registry of configured secrets can remove them.
@@ -6,13 +7,19 @@ look like nothing, so only the registry of configured secrets can remove them.
 
 from __future__ import annotations
 
+import json
+import logging
 import secrets
 import string
+import sys
+from collections.abc import Iterator
 
 import pytest
+import structlog
 from pydantic import SecretStr
 
 from research_shared import errors
+from research_shared.logs import configure_logging
 from research_shared.provider_errors import from_http_status, unavailable
 from research_shared.redaction import MASK, MIN_SECRET_CHARS, redact, register_secret
 
@@ -121,3 +128,84 @@ def test_provider_errors_redact_before_they_shorten() -> None:
     down = unavailable("Tavily", ConnectionError(f"proxy said {key}"))
     assert key not in down.message
     assert "ConnectionError: proxy said ***" in down.message
+
+
+# -- log lines ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """`configure_logging` changes process-wide state; put it back for the other tests."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+class Opaque:
+    """A value JSON cannot serialise, whose repr carries a key."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"Opaque({self.key})"
+
+
+def log_everything(key: str) -> None:
+    """The ways a key could reach a log line: values, nested values, objects, tracebacks."""
+    log = structlog.get_logger("test")
+    log.info(f"calling with {key}", url=f"https://x.test/?k={key}", nested={"a": [key]})
+    log.info("an object", value=Opaque(key), api_key="short")
+    try:
+        raise RuntimeError(f"the server echoed {key}")
+    except RuntimeError:
+        log.exception("structlog saw a failure")
+        logging.getLogger("stdlib").warning("stdlib saw %s", key, exc_info=True)
+    logging.getLogger("stdlib").warning("stdlib object %r", Opaque(key))
+
+
+def test_json_lines_carry_no_key_and_are_json(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = random_key()
+    register_secret(key)
+    configure_logging(fmt="json", service="redaction-test")
+    log_everything(key)
+    sys.stderr.flush()
+    err = capsys.readouterr().err
+
+    assert key not in err
+    records = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert len(records) == 5
+    first, obj, structlog_failure, stdlib_failure, stdlib_object = records
+    assert first["event"] == f"calling with {MASK}"
+    assert first["url"] == f"https://x.test/?k={MASK}"
+    assert first["nested"] == {"a": [MASK]}
+    assert obj["value"] == f"Opaque({MASK})"
+    assert obj["api_key"] == MASK
+    for failure in (structlog_failure, stdlib_failure):
+        assert failure["exception"].startswith("Traceback (most recent call last)")
+        assert failure["exception"].endswith(f"RuntimeError: the server echoed {MASK}")
+    assert stdlib_failure["event"] == f"stdlib saw {MASK}"
+    assert stdlib_object["event"] == f"stdlib object Opaque({MASK})"
+    assert all(r["service"] == "redaction-test" for r in records)
+
+
+def test_console_lines_carry_no_key(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = random_key()
+    register_secret(key)
+    configure_logging(fmt="console")
+    log_everything(key)
+    sys.stderr.flush()
+    err = capsys.readouterr().err
+
+    assert key not in err
+    assert f"calling with {MASK}" in err
+    assert err.count(f"RuntimeError: the server echoed {MASK}") == 2
+    assert f"stdlib object Opaque({MASK})" in err
