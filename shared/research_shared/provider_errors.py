@@ -9,13 +9,25 @@ half a key that no longer matches), so a provider's error path cannot forget it.
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
+from typing import Final
 
 from temporalio.exceptions import ApplicationError
 
 from research_shared import errors
 from research_shared.redaction import redact
 
+MAX_RETRY_AFTER: Final = timedelta(minutes=1)
+"""The longest Retry-After honoured; a longer one is waited for this long.
+
+A provider that answers `Retry-After: 86400` would otherwise park a step for a day, and a
+search far beyond its 10-minute schedule-to-close. One minute is the longest wait the
+presets' own backoff reaches (the model presets' maximum interval), so a rate-limited call
+is never retried sooner than backoff alone would retry it; and `web_search`'s five retries,
+waiting this long each, stay inside its schedule-to-close, so a search that is refused on
+every attempt uses all of them and is reported, not parked.
+"""
 _DETAIL_CHARS = 300
 
 # Tavily answers 432 when the plan's limit is reached and 433 when pay-as-you-go is exhausted.
@@ -24,15 +36,23 @@ _QUOTA_STATUSES = {402, 432, 433}
 _QUOTA_MARKERS = ("insufficient_quota", "quota", "usage limit", "plan limit")
 
 
-def parse_retry_after(value: str | None) -> timedelta | None:
-    """Seconds from a Retry-After header (the HTTP-date form is treated as absent)."""
+def parse_retry_after(value: str | None, *, milliseconds: bool = False) -> timedelta | None:
+    """The delay a Retry-After header asks for, capped at `MAX_RETRY_AFTER`.
+
+    The header is in seconds; `milliseconds` reads a header in milliseconds instead (OpenAI's
+    `retry-after-ms`). The HTTP-date form, and anything that is not a number, is absent.
+    """
     if not value:
         return None
     try:
-        seconds = float(value.strip())
+        amount = float(value.strip())
     except ValueError:
         return None
-    return timedelta(seconds=max(0.0, seconds))
+    if math.isnan(amount):
+        return None
+    seconds = amount / 1000 if milliseconds else amount
+    # Clamped while still a float: "inf" or "1e300" would overflow a timedelta.
+    return timedelta(seconds=min(max(0.0, seconds), MAX_RETRY_AFTER.total_seconds()))
 
 
 def from_http_status(
@@ -43,6 +63,9 @@ def from_http_status(
 ) -> ApplicationError:
     """Classify an HTTP error answer of a provider; `detail` is redacted, then shortened."""
     detail = redact(detail).strip()[:_DETAIL_CHARS]
+    if retry_after is not None:
+        # A delay that did not come through `parse_retry_after` is held to the same cap.
+        retry_after = min(max(retry_after, timedelta(0)), MAX_RETRY_AFTER)
     cause = f"{provider} answered HTTP {status}" + (f": {detail}" if detail else "")
     lowered = detail.lower()
     if status in (401, 403):

@@ -4,7 +4,8 @@ Provider fakes (Tavily, OpenAI) subclass `FakeProviderServer` and implement `ans
 The server runs in a thread on 127.0.0.1 with a free port, so the real `tavily-python`
 and `openai` clients talk to it over real sockets. Tests queue faults that hit the next
 matching requests: an HTTP status with an optional Retry-After, a delay longer than the
-client's timeout, or a connection dropped without an answer.
+client's timeout, or a connection dropped without an answer. `headers` adds headers of
+its own (`retry-after-ms`, say) to an injected answer.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Fault:
     status: int | None = None
     body: dict[str, Any] | None = None
     retry_after: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False
     times: int = 1
@@ -148,7 +150,7 @@ class FakeProviderServer:
                         return
                     if fault.status is not None:
                         call.outcome = str(fault.status)
-                        headers = {}
+                        headers = dict(fault.headers)
                         if fault.retry_after is not None:
                             headers["Retry-After"] = f"{fault.retry_after:g}"
                         self._send(fault.status, fault.body or {"error": "injected"}, headers)

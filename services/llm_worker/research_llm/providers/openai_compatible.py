@@ -220,9 +220,7 @@ def _retry_after(err: openai.APIStatusError) -> timedelta | None:
     headers = err.response.headers
     delay = parse_retry_after(headers.get("retry-after"))
     if delay is None:
-        millis = parse_retry_after(headers.get("retry-after-ms"))
-        if millis is not None:
-            delay = millis / 1000
+        delay = parse_retry_after(headers.get("retry-after-ms"), milliseconds=True)
     return delay
 
 
