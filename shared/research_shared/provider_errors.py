@@ -22,9 +22,9 @@ MAX_RETRY_AFTER: Final = timedelta(minutes=1)
 """The longest Retry-After honoured; a longer one is waited for this long.
 
 A provider that answers `Retry-After: 86400` would otherwise park a step for a day, and a
-search far beyond its 10-minute schedule-to-close. One minute is the longest wait the
-presets' own backoff reaches (the model presets' maximum interval), so a rate-limited call
-is never retried sooner than backoff alone would retry it; and `web_search`'s five retries,
+search far beyond its 10-minute schedule-to-close. One minute is the longest interval of
+the presets' own backoff (the model presets' maximum interval), so a cut wait is still as
+long as any the backoff itself could choose; and `web_search`'s five retries,
 waiting this long each, stay inside its schedule-to-close, so a search that is refused on
 every attempt uses all of them and is reported, not parked.
 """
