@@ -18,10 +18,13 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
+from research_cli.embedded import free_port
 from research_shared import errors
 from research_shared.logs import configure_logging
 from research_shared.provider_errors import from_http_status, unavailable
 from research_shared.redaction import MASK, MIN_SECRET_CHARS, redact, register_secret
+from research_shared.settings import TemporalSettings
+from research_shared.temporal_client import connect
 
 
 def random_key(length: int = 32) -> str:
@@ -110,6 +113,15 @@ def test_key_shaped_text_is_removed(text: str, expected: str) -> None:
 )
 def test_ordinary_text_is_left_alone(text: str) -> None:
     assert redact(text) == text
+
+
+async def test_connecting_to_temporal_registers_its_api_key() -> None:
+    key = random_key()
+    # A port nothing listens on: the connection fails, after the key is registered.
+    settings = TemporalSettings(address=f"127.0.0.1:{free_port()}", api_key=SecretStr(key))
+    with pytest.raises(RuntimeError):
+        await connect(settings)
+    assert redact(f"api key {key}") == f"api key {MASK}"
 
 
 # -- provider errors -------------------------------------------------------------------------

@@ -49,6 +49,8 @@ class Call:
     headers: dict[str, str]
     outcome: str = "ok"
     at: float = field(default_factory=time.monotonic)
+    answer: Any = None
+    """The JSON document the server answered with (None for a dropped connection)."""
 
 
 class FakeProviderServer:
@@ -153,10 +155,12 @@ class FakeProviderServer:
                         headers = dict(fault.headers)
                         if fault.retry_after is not None:
                             headers["Retry-After"] = f"{fault.retry_after:g}"
-                        self._send(fault.status, fault.body or {"error": "injected"}, headers)
+                        call.answer = fault.body or {"error": "injected"}
+                        self._send(fault.status, call.answer, headers)
                         return
                 status, payload = fake.answer(path, body, call.headers)
                 call.outcome = "ok" if status < 400 else str(status)
+                call.answer = payload
                 self._send(status, payload, {})
 
             def do_GET(self) -> None:
