@@ -4,6 +4,8 @@ server that speaks both the Responses and the Chat Completions protocol."""
 from __future__ import annotations
 
 import json
+import secrets
+import string
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, timedelta
 from enum import StrEnum
@@ -33,6 +35,7 @@ from research_llm.providers.openai_compatible import (
 )
 from research_shared import errors
 from research_shared.models import LlmUsage, PlanInput
+from research_shared.redaction import MASK
 from research_shared.settings import OpenAIApi
 from tests.helpers.fakes.faultserver import Fault
 from tests.helpers.fakes.openai_server import (
@@ -189,22 +192,43 @@ async def test_wrong_key_is_a_non_retryable_auth_error_without_the_key(
     models = _models(fake, api, key=WRONG_KEY)
     try:
         raw, mapped = await _planner_failure(models)
-        own = models.to_application_error(raw)
     finally:
         await models.aclose()
+    named = to_application_error(raw, models.name)
 
     assert mapped.type == errors.PROVIDER_AUTH
     assert mapped.non_retryable
     assert "OpenAI" in mapped.message
-    assert own is not None and own.type == errors.PROVIDER_AUTH
-    assert "127.0.0.1" in own.message
-    for text in (mapped.message, own.message, repr(mapped), repr(own)):
+    assert named is not None and named.type == errors.PROVIDER_AUTH
+    assert "127.0.0.1" in named.message
+    for text in (mapped.message, named.message, repr(mapped), repr(named)):
         assert WRONG_KEY not in text
         # The fake echoes a masked key the way OpenAI does; that is scrubbed too.
         assert WRONG_KEY[-4:] not in text
     [request] = fake.requests_for(api)
     assert request.bearer == WRONG_KEY and request.outcome == "401"
     _assert_one_request(fake, api)
+
+
+async def test_an_echoed_key_of_no_known_shape_is_redacted(
+    fake: FakeOpenAIServer, api: OpenAIApi
+) -> None:
+    """A compatible server that quotes a refused key whole; the key has no prefix to match,
+    so only the exact configured value gives it away."""
+    shapeless = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
+    fake.echo_rejected_key = True
+    models = _models(fake, api, key=shapeless)
+    try:
+        _, mapped = await _planner_failure(models)
+    finally:
+        fake.echo_rejected_key = False
+        await models.aclose()
+
+    [call] = fake.calls_for(api)
+    assert shapeless in str(call.answer)
+    assert mapped.type == errors.PROVIDER_AUTH
+    assert shapeless not in mapped.message
+    assert f"Incorrect API key provided: {MASK}" in mapped.message
 
 
 @pytest.mark.parametrize(

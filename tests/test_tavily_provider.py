@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import secrets
 import socket
+import string
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
@@ -22,6 +24,7 @@ from research_search.providers import SearchProgress, SearchProvider
 from research_search.providers.tavily import TavilySearch
 from research_shared import errors
 from research_shared.models import MAX_HIT_CONTENT_CHARS, MAX_SNIPPET_CHARS
+from research_shared.redaction import MASK
 from tests.helpers.fakes.faultserver import Fault
 from tests.helpers.fakes.tavily_server import EXCERPT_CHARS, FakeTavilyServer
 
@@ -218,6 +221,24 @@ async def test_echoed_key_is_redacted(tavily: TavilySearch, server: FakeTavilySe
     assert error.type == errors.PROVIDER_AUTH
     assert "Unknown key" in error.message
     assert KEY not in error.message
+
+
+async def test_an_echoed_key_of_no_known_shape_is_redacted(server: FakeTavilyServer) -> None:
+    """Only the exact configured value gives this key away: it has no prefix to match."""
+    shapeless = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
+    server.echo_rejected_key = True
+    provider = TavilySearch(shapeless, base_url=server.base_url, timeout_seconds=0.5)
+    try:
+        error = await _failure(provider)
+    finally:
+        server.echo_rejected_key = False
+        await provider.aclose()
+
+    [call] = server.calls_to("/search")
+    assert shapeless in str(call.answer)
+    assert error.type == errors.PROVIDER_AUTH
+    assert shapeless not in error.message
+    assert f"invalid API key {MASK}" in error.message
 
 
 async def test_empty_query_is_a_bad_request(tavily: TavilySearch, server: FakeTavilyServer) -> None:

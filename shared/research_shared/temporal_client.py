@@ -7,6 +7,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
 from research_shared.converter import DATA_CONVERTER
+from research_shared.redaction import register_secret
 from research_shared.settings import TemporalSettings
 
 
@@ -35,7 +36,12 @@ def sdk_runtime(metrics_port: int) -> Runtime | None:
 
 
 async def connect(settings: TemporalSettings, runtime: Runtime | None = None) -> Client:
-    """A client with the project's data converter. An API key implies TLS (Temporal Cloud)."""
+    """A client with the project's data converter. An API key implies TLS (Temporal Cloud).
+
+    The API key is registered for redaction first, so a connection error that quotes it
+    is logged without it.
+    """
+    register_secret(settings.api_key)
     return await Client.connect(
         settings.address,
         namespace=settings.namespace,

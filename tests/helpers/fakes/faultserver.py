@@ -4,7 +4,8 @@ Provider fakes (Tavily, OpenAI) subclass `FakeProviderServer` and implement `ans
 The server runs in a thread on 127.0.0.1 with a free port, so the real `tavily-python`
 and `openai` clients talk to it over real sockets. Tests queue faults that hit the next
 matching requests: an HTTP status with an optional Retry-After, a delay longer than the
-client's timeout, or a connection dropped without an answer.
+client's timeout, or a connection dropped without an answer. `headers` adds headers of
+its own (`retry-after-ms`, say) to an injected answer.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Fault:
     status: int | None = None
     body: dict[str, Any] | None = None
     retry_after: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False
     times: int = 1
@@ -47,6 +49,8 @@ class Call:
     headers: dict[str, str]
     outcome: str = "ok"
     at: float = field(default_factory=time.monotonic)
+    answer: Any = None
+    """The JSON document the server answered with (None for a dropped connection)."""
 
 
 class FakeProviderServer:
@@ -148,13 +152,15 @@ class FakeProviderServer:
                         return
                     if fault.status is not None:
                         call.outcome = str(fault.status)
-                        headers = {}
+                        headers = dict(fault.headers)
                         if fault.retry_after is not None:
                             headers["Retry-After"] = f"{fault.retry_after:g}"
-                        self._send(fault.status, fault.body or {"error": "injected"}, headers)
+                        call.answer = fault.body or {"error": "injected"}
+                        self._send(fault.status, call.answer, headers)
                         return
                 status, payload = fake.answer(path, body, call.headers)
                 call.outcome = "ok" if status < 400 else str(status)
+                call.answer = payload
                 self._send(status, payload, {})
 
             def do_GET(self) -> None:

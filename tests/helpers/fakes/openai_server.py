@@ -5,7 +5,8 @@ It answers `POST /v1/chat/completions` and `POST /v1/responses` in the JSON shap
 output (a JSON schema in the request), the default answer is an example document built
 from that schema, so any agent's output type gets a valid answer without a script; a test
 that wants particular output sets `responder`. Faults (statuses, Retry-After, delays,
-dropped connections) come from `FakeProviderServer`.
+dropped connections) come from `FakeProviderServer`. A refused key is shown masked, as
+OpenAI does; with `echo_rejected_key` it is quoted whole, as some compatible servers do.
 """
 
 from __future__ import annotations
@@ -58,9 +59,16 @@ class Answer:
 class FakeOpenAIServer(FakeProviderServer):
     """An OpenAI-compatible server for tests; point a client at `api_base_url`."""
 
-    def __init__(self, api_key: str = "sk-test-fake-key", responder: Responder | None = None):
+    def __init__(
+        self,
+        api_key: str = "sk-test-fake-key",
+        responder: Responder | None = None,
+        *,
+        echo_rejected_key: bool = False,
+    ):
         super().__init__()
         self.api_key = api_key
+        self.echo_rejected_key = echo_rejected_key
         self.responder = responder
         self.answers: list[Answer] = []
         self._ids = itertools.count(1)
@@ -133,9 +141,9 @@ class FakeOpenAIServer(FakeProviderServer):
             )
         # OpenAI shows the start and end of a wrong key; so does the fake, to keep the
         # provider honest about scrubbing what it passes on.
-        masked = key[:3] + "*" * max(len(key) - 7, 1) + key[-4:]
+        shown = key if self.echo_rejected_key else key[:3] + "*" * max(len(key) - 7, 1) + key[-4:]
         return error_body(
-            f"Incorrect API key provided: {masked}. You can find your API key at "
+            f"Incorrect API key provided: {shown}. You can find your API key at "
             "https://platform.openai.com/account/api-keys.",
             "invalid_request_error",
             "invalid_api_key",

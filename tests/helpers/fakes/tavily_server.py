@@ -8,7 +8,8 @@ with no documents, from documents made up from the query so that every query fin
 something. /extract serves the full text of any page it knows (a document, or a page a
 search returned) and lists the other addresses under `failed_results`, as Tavily does for
 pages it cannot fetch. Faults (statuses, Retry-After, delays, dropped connections) come from
-`FakeProviderServer` and apply to both endpoints.
+`FakeProviderServer` and apply to both endpoints. With `echo_rejected_key`, a refused key is
+quoted whole in the 401 body, as some servers do, to test that nothing passes it on.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class FakeTavilyServer(FakeProviderServer):
     `page_chars` replaces every fetchable page by a deterministic text of that many
     characters, mixing scripts so that limits in bytes are exercised, for tests of answers
     too large to carry. `overfill` makes /search ignore `max_results` and answer with every
-    result it has, as a misbehaving upstream might.
+    result it has, as a misbehaving upstream might. `echo_rejected_key` quotes a refused key
+    whole in the 401 answer.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class FakeTavilyServer(FakeProviderServer):
         *,
         page_chars: int | None = None,
         overfill: bool = False,
+        echo_rejected_key: bool = False,
     ) -> None:
         super().__init__()
         self.api_key = api_key
@@ -83,6 +86,7 @@ class FakeTavilyServer(FakeProviderServer):
             raise ValueError("page_chars must be positive")
         self.page_chars = page_chars
         self.overfill = overfill
+        self.echo_rejected_key = echo_rejected_key
         # Pages that searches returned, by address, so /extract can serve made-up documents.
         self._served: dict[str, dict[str, Any]] = {}
         self._served_lock = threading.Lock()
@@ -129,7 +133,10 @@ class FakeTavilyServer(FakeProviderServer):
     def answer(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any]:
         if path not in ("/search", "/extract"):
             return 404, _error("Not Found")
-        if not self._authorized(headers):
+        presented = self._presented_key(headers)
+        if presented != self.api_key:
+            if self.echo_rejected_key and presented:
+                return 401, _error(f"Unauthorized: invalid API key {presented}.")
             return 401, _error("Unauthorized: missing or invalid API key.")
         if path == "/extract":
             return self._extract(body)
@@ -195,10 +202,12 @@ class FakeTavilyServer(FakeProviderServer):
         with self._served_lock:
             return self._served.get(url)
 
-    def _authorized(self, headers: dict[str, str]) -> bool:
+    @staticmethod
+    def _presented_key(headers: dict[str, str]) -> str | None:
+        """The bearer key of a request, None without one."""
         value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
         scheme, _, token = value.partition(" ")
-        return scheme.lower() == "bearer" and token.strip() == self.api_key
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
     @staticmethod
     def _invalid(body: dict[str, Any]) -> str:

@@ -9,7 +9,6 @@ that speaks its Responses or Chat Completions protocol (vLLM, Ollama, llama.cpp 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -24,15 +23,13 @@ from temporalio.exceptions import ApplicationError
 from research_shared import errors
 from research_shared.models import LlmUsage
 from research_shared.provider_errors import from_http_status, parse_retry_after, unavailable
+from research_shared.redaction import redact, register_secret
 from research_shared.settings import OpenAIApi
 
 OPENAI_PROVIDER = "OpenAI"
 
 # Local servers (Ollama, llama.cpp) ignore the key, but the client insists on one.
 _PLACEHOLDER_KEY = "no-key-needed"
-# OpenAI echoes a masked key in some error messages; nothing key-shaped leaves this module.
-_KEY_PATTERN = re.compile(r"\b(?:sk|rk|pk|key)-[A-Za-z0-9_*.\-]{4,}", re.IGNORECASE)
-_BEARER_PATTERN = re.compile(r"(bearer\s+)\S+", re.IGNORECASE)
 _DETAIL_CHARS = 240
 
 
@@ -52,8 +49,9 @@ class OpenAICompatibleModels:
 
     `api` picks the wire protocol: the Responses API (OpenAI's own) or Chat Completions,
     which most self-hosted servers speak; `timeout` is in seconds, per HTTP request. `name`
-    says which endpoint this is, for logs, metrics and error messages. The key is kept as a
-    `SecretStr` and shows in no repr, log line or error message.
+    says which endpoint this is, for logs, metrics and error messages. The key goes to the
+    client and is registered with `research_shared.redaction`, so it shows in no repr, log
+    line or error message, even when a server echoes it back whole.
     """
 
     def __init__(
@@ -71,7 +69,8 @@ class OpenAICompatibleModels:
             secret = SecretStr(_PLACEHOLDER_KEY)
         if timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout}")
-        self._api_key = secret
+        if secret.get_secret_value() != _PLACEHOLDER_KEY:
+            register_secret(secret)
         self.api = OpenAIApi(api)
         self.base_url = base_url
         self.timeout = timeout
@@ -110,10 +109,6 @@ class OpenAICompatibleModels:
             self._models[name] = model
         return model
 
-    def to_application_error(self, err: BaseException) -> ApplicationError | None:
-        """`to_application_error` with this provider's name, also scrubbing its exact key."""
-        return to_application_error(err, self.name, secrets=(self._api_key.get_secret_value(),))
-
     async def aclose(self) -> None:
         """Close the client's connection pool."""
         await self._client.close()
@@ -130,21 +125,18 @@ def provider_label(base_url: str | None) -> str:
 
 
 def to_application_error(
-    err: BaseException,
-    provider: str = OPENAI_PROVIDER,
-    *,
-    secrets: Iterable[str] = (),
+    err: BaseException, provider: str = OPENAI_PROVIDER
 ) -> ApplicationError | None:
     """Classify a failure of a model call; `None` when it is not one we know.
 
     HTTP answers go through the shared status mapping (auth, bad request, quota, rate limit
     with Retry-After, unavailable); timeouts and broken connections are retryable; output
     that does not fit the agent's type is retryable as `MODEL_OUTPUT_INVALID`. The cause
-    chain is followed through explicit wrapping (`raise ... from err`).
+    chain is followed through explicit wrapping (`raise ... from err`). Messages carry no
+    registered key and nothing key-shaped (`research_shared.redaction`).
     """
-    scrub = _Scrub(secrets)
     for candidate in _cause_chain(err):
-        mapped = _map_one(candidate, provider, scrub)
+        mapped = _map_one(candidate, provider)
         if mapped is not None:
             return mapped
     return None
@@ -173,19 +165,19 @@ def _cause_chain(err: BaseException) -> Iterable[BaseException]:
         current = current.__cause__
 
 
-def _map_one(err: BaseException, provider: str, scrub: _Scrub) -> ApplicationError | None:
+def _map_one(err: BaseException, provider: str) -> ApplicationError | None:
     if isinstance(err, ApplicationError):
         return err
     if isinstance(err, openai.APIStatusError):
         return from_http_status(
             provider,
             err.status_code,
-            scrub(_status_detail(err)),
+            _status_detail(err),
             _retry_after(err),
         )
     if isinstance(err, openai.APIConnectionError):
         # APITimeoutError is a subclass; its message already says "Request timed out."
-        return unavailable(provider, scrub(f"{type(err).__name__}: {err.message}"))
+        return unavailable(provider, f"{type(err).__name__}: {err.message}")
     if isinstance(err, openai.APIResponseValidationError):
         return unavailable(provider, "the answer did not match the API's schema")
     if isinstance(err, agents.ModelTimeoutError):
@@ -200,23 +192,27 @@ def _map_one(err: BaseException, provider: str, scrub: _Scrub) -> ApplicationErr
     ):
         return ApplicationError(
             f"{provider} model output was unusable ({type(err).__name__}: "
-            f"{_shorten(scrub(str(err)))})",
+            f"{_shorten(redact(str(err)))})",
             type=errors.MODEL_OUTPUT_INVALID,
         )
     return None
 
 
 def _status_detail(err: openai.APIStatusError) -> str:
-    """`code: message` from OpenAI's error body, or the start of whatever else came back."""
+    """`code: message` from OpenAI's error body, or the start of whatever else came back.
+
+    Redacted before it is shortened: a cut through a key would leave a part that no longer
+    matches it.
+    """
     body: Any = err.body
     if isinstance(body, dict):
         code = body.get("code") or body.get("type")
         message = body.get("message") or ""
         parts = [str(part) for part in (code, message) if part]
         if parts:
-            return _shorten(": ".join(parts))
+            return _shorten(redact(": ".join(parts)))
     if isinstance(body, str) and body.strip():
-        return _shorten(body.strip().splitlines()[0])
+        return _shorten(redact(body.strip().splitlines()[0]))
     return ""
 
 
@@ -224,26 +220,10 @@ def _retry_after(err: openai.APIStatusError) -> timedelta | None:
     headers = err.response.headers
     delay = parse_retry_after(headers.get("retry-after"))
     if delay is None:
-        millis = parse_retry_after(headers.get("retry-after-ms"))
-        if millis is not None:
-            delay = millis / 1000
+        delay = parse_retry_after(headers.get("retry-after-ms"), milliseconds=True)
     return delay
 
 
 def _shorten(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 3] + "..."
-
-
-class _Scrub:
-    """Removes secrets and anything key-shaped from a message."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        # Short placeholders would turn ordinary words into "[redacted]".
-        self._secrets = sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        text = _BEARER_PATTERN.sub(r"\1[redacted]", text)
-        return _KEY_PATTERN.sub("[redacted key]", text)

@@ -46,6 +46,7 @@ from research_shared import errors
 from research_shared.metrics import PROVIDER_REQUESTS
 from research_shared.models import MAX_HIT_CONTENT_CHARS, MAX_SNIPPET_CHARS, SearchHit
 from research_shared.provider_errors import from_http_status, parse_retry_after, unavailable
+from research_shared.redaction import register_secret
 
 DEFAULT_BASE_URL = "https://api.tavily.com"
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -104,8 +105,9 @@ class TavilySearch:
     Hits carry page text: /extract fetches each hit's page, which becomes `SearchHit.content`
     (capped), while Tavily's query-focused excerpt becomes the snippet. A page Tavily cannot
     fetch leaves its hit with the excerpt as content. Every failure is raised as an
-    `ApplicationError` from `research_shared.provider_errors`, and the API key appears in none
-    of them.
+    `ApplicationError` from `research_shared.provider_errors`, which redacts what the server
+    said; the key is registered with `research_shared.redaction`, so it appears in none of
+    them even when the server echoes it back.
     """
 
     name = "tavily"
@@ -140,7 +142,7 @@ class TavilySearch:
                 f"extract_concurrency must be an integer in [1, {MAX_EXTRACT_CONCURRENCY}], "
                 f"got {extract_concurrency!r}"
             )
-        self._api_key = secret
+        register_secret(secret)
         self._base_url = base_url.rstrip("/")
         self._timeout_seconds = float(timeout_seconds)
         low, high = EXTRACT_TIMEOUT_RANGE
@@ -334,30 +336,25 @@ class TavilySearch:
             return from_http_status(
                 PROVIDER_LABEL,
                 response.status_code,
-                self._redact(_detail_of(response)),
+                _detail_of(response),
                 parse_retry_after(response.headers.get("Retry-After")),
             )
         if isinstance(err, httpx.TransportError):
-            return unavailable(PROVIDER_LABEL, self._redact(f"{type(err).__name__}: {err}"))
+            return unavailable(PROVIDER_LABEL, err)
         for error_class, fallback_status in _FALLBACK_STATUS:
             if isinstance(err, error_class):
                 return from_http_status(
                     PROVIDER_LABEL,
                     exchange.status or fallback_status,
-                    self._redact(str(err)),
+                    str(err),
                     parse_retry_after(exchange.retry_after),
                 )
         # A 200 whose body is not JSON (a proxy's error page), or a status the client does
         # not handle: the service is not answering as Tavily, which retrying may fix.
         status = f"HTTP {exchange.status}, " if exchange.status is not None else ""
         return unavailable(
-            PROVIDER_LABEL,
-            self._redact(f"unexpected answer ({status}{type(err).__name__}: {err})"),
+            PROVIDER_LABEL, f"unexpected answer ({status}{type(err).__name__}: {err})"
         )
-
-    def _redact(self, text: str) -> str:
-        # Servers sometimes echo a rejected key back; it must not reach the history.
-        return text.replace(self._api_key.get_secret_value(), "***")
 
     def _count(self, outcome: str) -> None:
         PROVIDER_REQUESTS.labels(provider=self.name, outcome=outcome).inc()
@@ -398,11 +395,14 @@ def _score(value: object) -> float:
 
 
 def _detail_of(response: httpx.Response) -> str:
-    """Tavily's error text (`{"detail": {"error": ...}}`), or the start of the body."""
+    """Tavily's error text (`{"detail": {"error": ...}}`), or the body.
+
+    Not shortened here: `from_http_status` redacts it first, then cuts it.
+    """
     try:
         body = response.json()
     except ValueError:
-        return response.text[:300]
+        return response.text
     if isinstance(body, dict):
         detail = body.get("detail")
         if isinstance(detail, dict) and isinstance(detail.get("error"), str):
