@@ -17,9 +17,11 @@ from collections.abc import Iterator
 import pytest
 import structlog
 from pydantic import SecretStr
+from temporalio.api.failure.v1 import Failure
 
 from research_cli.embedded import free_port
 from research_shared import errors
+from research_shared.converter import DATA_CONVERTER
 from research_shared.logs import configure_logging
 from research_shared.provider_errors import from_http_status, unavailable
 from research_shared.redaction import MASK, MIN_SECRET_CHARS, redact, register_secret
@@ -221,3 +223,23 @@ def test_console_lines_carry_no_key(
     assert f"calling with {MASK}" in err
     assert err.count(f"RuntimeError: the server echoed {MASK}") == 2
     assert f"stdlib object Opaque({MASK})" in err
+
+
+def test_failures_are_redacted_however_they_were_raised() -> None:
+    """Whatever an activity or workflow raises, chained causes and stack traces included,
+    passes the redactor when the data converter encodes it for the history."""
+    key = random_key()
+    register_secret(key)
+    try:
+        try:
+            raise ConnectionError(f"the server said: bad key {key}")
+        except ConnectionError as cause:
+            raise RuntimeError(f"call failed with {key}") from cause
+    except RuntimeError as err:
+        raised = err
+    failure = Failure()
+    DATA_CONVERTER.failure_converter.to_failure(raised, DATA_CONVERTER.payload_converter, failure)
+    encoded = failure.SerializeToString()
+    assert key.encode() not in encoded
+    assert failure.message == f"call failed with {MASK}"
+    assert failure.cause.message == f"the server said: bad key {MASK}"

@@ -8,6 +8,10 @@ payloads are decoded here without a target type; a payload that cannot be decode
 task on every attempt, leaving the run RUNNING forever. Here it becomes a non-retryable
 `InvalidResearchRequest` instead: the run fails at once, an update is refused.
 
+Failures are encoded by the SDK's converter, then passed through the one redactor, message,
+stack trace and causes alike: whatever an activity or the workflow raises, from our code or a
+library's, no configured secret and nothing shaped like a key reaches the history.
+
 Untyped JSON is read by the standard library, which accepts everything JSON allows, lone
 surrogate escapes (`"\\ud800"`) included; the request models then refuse such text with a
 message that says what is wrong. Typed payloads (activity inputs and results, the report)
@@ -22,11 +26,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
 from temporalio.contrib.pydantic import PydanticPayloadConverter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverter, PayloadConverter
 from temporalio.exceptions import ApplicationError
 
 from research_shared import errors
+from research_shared.redaction import redact
 
 _JSON = b"json/plain"
 
@@ -63,4 +69,21 @@ class ContractPayloadConverter(PydanticPayloadConverter):
             ) from None
 
 
-DATA_CONVERTER: DataConverter = DataConverter(payload_converter_class=ContractPayloadConverter)
+class RedactingFailureConverter(DefaultFailureConverter):
+    """The SDK's failure encoding, with every message and stack trace in the chain redacted."""
+
+    def to_failure(
+        self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure
+    ) -> None:
+        super().to_failure(exception, payload_converter, failure)
+        current: Failure | None = failure
+        while current is not None:
+            current.message = redact(current.message)
+            current.stack_trace = redact(current.stack_trace)
+            current = current.cause if current.HasField("cause") else None
+
+
+DATA_CONVERTER: DataConverter = DataConverter(
+    payload_converter_class=ContractPayloadConverter,
+    failure_converter_class=RedactingFailureConverter,
+)

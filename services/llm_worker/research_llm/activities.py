@@ -164,9 +164,10 @@ class LlmActivities:
                 except UserError as err:
                     # The same call would fail the same way: a bug or a misconfiguration.
                     metrics.PROVIDER_REQUESTS.labels(self._models.name, errors.MODEL_USAGE).inc()
+                    # Not chained, like the mapped errors below: the message says it all.
                     raise ApplicationError(
                         f"{step}: {err}", type=errors.MODEL_USAGE, non_retryable=True
-                    ) from err
+                    ) from None
                 except Exception as err:
                     mapped = to_application_error(err, provider=self._models.name)
                     outcome = mapped.type if mapped is not None else type(err).__name__
