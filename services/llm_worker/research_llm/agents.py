@@ -1,4 +1,5 @@
-"""The two agents of the LLM worker, their structured outputs, and the prompts they get.
+"""The four agents of the LLM worker (triage, clarifier, planner, writer), their structured
+outputs, and the prompts they get.
 
 The same agents run whatever the model behind them: an OpenAI-compatible endpoint or the
 offline model. Each agent's input is one JSON document (built here), so a model, real or
@@ -96,37 +97,26 @@ appended for you. If searches failed or sources are thin, say so in the report. 
 short `summary` and a few `follow_up_questions`."""
 
 
+def _agent(
+    name: str, instructions: str, output_type: type[BaseModel], model: Model | str
+) -> Agent[None]:
+    return Agent(name=name, instructions=instructions, model=model, output_type=output_type)
+
+
 def build_triage(model: Model | str) -> Agent[None]:
-    return Agent(
-        name=TRIAGE_NAME, instructions=TRIAGE_INSTRUCTIONS, model=model, output_type=TriageOutput
-    )
+    return _agent(TRIAGE_NAME, TRIAGE_INSTRUCTIONS, TriageOutput, model)
 
 
 def build_clarifier(model: Model | str) -> Agent[None]:
-    return Agent(
-        name=CLARIFIER_NAME,
-        instructions=CLARIFIER_INSTRUCTIONS,
-        model=model,
-        output_type=ClarifyOutput,
-    )
+    return _agent(CLARIFIER_NAME, CLARIFIER_INSTRUCTIONS, ClarifyOutput, model)
 
 
 def build_planner(model: Model | str) -> Agent[None]:
-    return Agent(
-        name=PLANNER_NAME,
-        instructions=PLANNER_INSTRUCTIONS,
-        model=model,
-        output_type=PlanOutput,
-    )
+    return _agent(PLANNER_NAME, PLANNER_INSTRUCTIONS, PlanOutput, model)
 
 
 def build_writer(model: Model | str) -> Agent[None]:
-    return Agent(
-        name=WRITER_NAME,
-        instructions=WRITER_INSTRUCTIONS,
-        model=model,
-        output_type=ReportOutput,
-    )
+    return _agent(WRITER_NAME, WRITER_INSTRUCTIONS, ReportOutput, model)
 
 
 def triage_prompt(request: TriageInput) -> str:
