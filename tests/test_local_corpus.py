@@ -17,7 +17,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from research_search import corpus
-from research_search.corpus import default_index_path, ensure_default_corpus
+from research_search.corpus import _stdlib, default_index_path, ensure_default_corpus
 from research_search.providers import SearchProvider
 from research_search.providers.local_corpus import (
     PASSAGE_MAX_CHARS,
@@ -455,7 +455,7 @@ def test_interrupted_default_build_is_redone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A short module list keeps this test fast; the full list is covered above.
-    monkeypatch.setattr(corpus, "CORPUS_MODULES", ("json", "no_such_module_xyz"))
+    monkeypatch.setattr(_stdlib, "CORPUS_MODULES", ("json", "no_such_module_xyz"))
     half_built = corpus.default_corpus_dir(tmp_path)
     write(half_built, "leftover.md", "# from a build that died before its marker")
 
@@ -574,7 +574,7 @@ def test_module_rendering_keeps_public_documented_members_only() -> None:
 
 
 def test_outdated_corpus_format_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(corpus, "CORPUS_MODULES", ("json",))
+    monkeypatch.setattr(_stdlib, "CORPUS_MODULES", ("json",))
     old = corpus.default_corpus_dir(tmp_path)
     write(old, "json.md", "# json\n\n```text\nNAME\n    json\n```\n")
     write(old, ".complete.json", json.dumps({"format": corpus.CORPUS_FORMAT - 1}))
