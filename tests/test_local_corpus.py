@@ -17,17 +17,19 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from research_search import corpus
-from research_search.corpus import _stdlib, default_index_path, ensure_default_corpus
-from research_search.providers import SearchProvider
-from research_search.providers.local_corpus import (
+from research_search.corpus import (
     PASSAGE_MAX_CHARS,
     CorpusUnavailableError,
     IndexStats,
-    LocalCorpusSearch,
+    _stdlib,
+    default_index_path,
+    ensure_default_corpus,
     extract_document,
     match_expression,
     split_passages,
 )
+from research_search.providers import SearchProvider
+from research_search.providers.local_corpus import LocalCorpusSearch
 from research_shared import errors
 from research_shared.models import MAX_HIT_CONTENT_CHARS, MAX_SNIPPET_CHARS
 
