@@ -79,3 +79,24 @@ def test_passages_follow_paragraphs_and_stay_bounded() -> None:
     for i in range(40):
         assert sum(filler(i) in p for p in passages) == 1
     assert "".join(long_pieces).replace(" ", "") == one_line.replace(" ", "")
+
+
+def test_markdown_code_is_told_from_comments_as_a_renderer_would() -> None:
+    # "<!--" in a code span opens no comment: the rest of the file stays searchable.
+    spans = extract_document(
+        Path("html-notes.md"), b"Write `<!--` to open a comment.\n\nThe rest is about zebras.\n"
+    )
+    # A fence of tildes holds a line of backticks; the heading after it is the title, and the
+    # comment after it is a comment, not code.
+    fences = extract_document(
+        Path("fences.md"),
+        b"~~~\n```\n~~~\n\n  # The real title\n\nText <!-- hidden --> here.\n",
+    )
+
+    assert "zebras" in spans.text
+    assert "Write `<!--` to open a comment." in spans.text
+    assert fences.title == "The real title"
+    assert "hidden" not in fences.text
+    assert "Text  here." in fences.text
+    assert fences.text.startswith("```\n")
+    assert "~~~" not in fences.text

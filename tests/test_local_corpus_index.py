@@ -96,3 +96,29 @@ def test_index_paths_differ_per_corpus(tmp_path: Path) -> None:
     assert one == same
     assert one.parent == tmp_path / "index"
     assert one.name.startswith("corpus-a-")
+
+
+async def test_index_of_an_older_format_is_rebuilt(docs: Path, tmp_path: Path) -> None:
+    index = tmp_path / "old.sqlite3"
+    LocalCorpusSearch(docs, index).build_index()
+    # What an older release leaves on disk: an older format version, a table it did not
+    # have yet, and rows its readers wrote differently.
+    with closing(sqlite3.connect(index)) as conn:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        conn.execute(f"PRAGMA user_version = {version - 1}")
+        conn.execute("DROP TABLE titles_fts")
+        conn.execute("UPDATE files SET title = 'written by an old reader'")
+        conn.commit()
+
+    provider = LocalCorpusSearch(docs, index)
+    stats = provider.build_index()
+    hits = await provider.search("sourdough patience", 3)
+    await provider.aclose()
+
+    assert (stats.added, stats.unchanged, stats.files) == (4, 0, 4)
+    assert [hit.title for hit in hits] == ["Bread baking"]
+    with closing(sqlite3.connect(index)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (version,)
+        assert conn.execute(
+            "SELECT count(*) FROM files WHERE title LIKE '%old reader%'"
+        ).fetchone() == (0,)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from research_search.corpus._html import read_html
-from research_search.corpus._markdown import markdown_text, markdown_title
+from research_search.corpus._markdown import read_markdown
 from research_search.corpus._text import decode_text
 
 __all__ = [
@@ -73,7 +73,8 @@ def extract_document(path: Path, data: bytes) -> Document:
         title = page.title or page.first_h1 or path.name
         return Document(title=title, text="\n\n".join(page.paragraphs))
     if suffix in _MARKDOWN_SUFFIXES:
-        return Document(title=markdown_title(text) or path.name, text=markdown_text(text))
+        markdown = read_markdown(text)
+        return Document(title=markdown.title or path.name, text=markdown.text)
     return Document(title=path.name, text=text)
 
 

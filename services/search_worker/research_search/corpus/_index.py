@@ -33,7 +33,8 @@ _log = logging.getLogger(__name__)
 
 # Bumped whenever the schema, the tokenizer, the passage cutting or the reading of documents
 # changes: an index of an older version is dropped and rebuilt rather than mixed with new rows.
-SCHEMA_VERSION = 2
+# 3: markdown is read by a CommonMark parser.
+SCHEMA_VERSION = 3
 # A log file of hundreds of megabytes is not a document; it would only slow every build.
 _MAX_FILE_BYTES = 16 * 1024 * 1024
 # Long enough for a first build of a large corpus by another process to finish.

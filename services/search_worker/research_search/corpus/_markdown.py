@@ -1,57 +1,99 @@
-"""Markdown files as text: the title, and the text without fence markers or HTML comments."""
+"""Markdown files as text: the title, and the source without fence markers or HTML comments.
+
+The structure comes from a CommonMark parser (markdown-it-py), so what counts as code, a
+comment or a heading is what a markdown renderer would show: a `<!--` inside a code span is
+code, a fence of tildes may hold a line of backticks, a heading may be indented. The text
+itself stays the file's own, markup and all: the offline writer quotes sentences from hits,
+and a quote must be found word for word in the file it cites.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import dataclass
 
-__all__ = ["markdown_text", "markdown_title"]
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
-_CODE_FENCE = re.compile(r"^\s*(```|~~~)")
+from research_search.corpus._text import collapse
+
+__all__ = ["MarkdownText", "read_markdown"]
+
 # A markdown file's HTML comments are invisible to its readers (notes, provenance, editor
-# markers), so they are not searchable text either.
+# markers), so they are not searchable text either. Inside an HTML block the parser found,
+# an unclosed comment runs to the end of that block.
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
-_ATX_H1 = re.compile(r"^#[ \t]+(.+?)[ \t]*#*[ \t]*$")
-_SETEXT_H1 = re.compile(r"^=+[ \t]*$")
 
 
-def markdown_title(text: str) -> str:
-    """The text of the first level-one heading outside code blocks; empty when there is none."""
-    in_fence = False
-    previous = ""
-    for line in text.split("\n"):
-        if _CODE_FENCE.match(line):
-            in_fence = not in_fence
-            previous = ""
+@dataclass(frozen=True)
+class MarkdownText:
+    """A markdown file's title (empty without a level-one heading) and its searchable text."""
+
+    title: str
+    text: str
+
+
+@functools.cache
+def _parser() -> MarkdownIt:
+    # CommonMark with raw HTML recognised, which is what finds the comments.
+    return MarkdownIt("commonmark", {"html": True})
+
+
+def read_markdown(source: str) -> MarkdownText:
+    """The title and text of a markdown document.
+
+    The title is the first level-one heading outside any container (a quote or a list). The
+    text is the source with fence marker lines and HTML comments taken out; code inside
+    fences stays searchable, and every other line is kept as written.
+    """
+    lines: list[str | None] = list(source.split("\n"))
+    tokens = _parser().parse(source)
+    title = ""
+    for position, token in enumerate(tokens):
+        if token.map is None:
             continue
-        if in_fence:
+        start, end = token.map
+        if token.type == "heading_open" and token.tag == "h1" and token.level == 0 and not title:
+            heading = tokens[position + 1]
+            title = collapse(_remove_comments(heading.content, _inline_comments(heading)))
+        elif token.type == "fence":
+            # The code without the marker lines (and without a quote's "> " in front).
+            _replace(lines, start, end, token.content.removesuffix("\n"))
+        elif token.type == "html_block":
+            block = "\n".join(line or "" for line in lines[start:end])
+            if "<!--" in block:
+                _replace(lines, start, end, _HTML_COMMENT.sub("", block))
+        elif token.type == "inline" and (comments := _inline_comments(token)):
+            block = "\n".join(line or "" for line in lines[start:end])
+            _replace(lines, start, end, _remove_comments(block, comments))
+    return MarkdownText(title=title, text="\n".join(line for line in lines if line is not None))
+
+
+def _replace(lines: list[str | None], start: int, end: int, text: str) -> None:
+    """Put `text` in place of lines `start` to `end`, keeping the other lines' numbers."""
+    lines[start] = text
+    for number in range(start + 1, end):
+        lines[number] = None
+
+
+def _inline_comments(token: Token) -> list[str]:
+    """The HTML comments the parser found among an inline token's children, in order."""
+    return [
+        child.content
+        for child in token.children or ()
+        if child.type == "html_inline" and child.content.startswith("<!--")
+    ]
+
+
+def _remove_comments(text: str, comments: list[str]) -> str:
+    """`text` without each of `comments`, found in order."""
+    cursor = 0
+    for comment in comments:
+        found = text.find(comment, cursor)
+        if found < 0:
+            # Split over lines of a quote, it is not verbatim in the source; left as it is.
             continue
-        heading = _ATX_H1.match(line)
-        if heading:
-            return heading.group(1).strip()
-        if previous.strip() and _SETEXT_H1.match(line):
-            return previous.strip()
-        previous = line
-    return ""
-
-
-def markdown_text(text: str) -> str:
-    """The text of a markdown file without fence markers, and without HTML comments outside
-    code blocks; the code inside the fences stays searchable."""
-    kept: list[str] = []
-    prose: list[str] = []
-    in_fence = False
-
-    def flush_prose() -> None:
-        if prose:
-            kept.append(_HTML_COMMENT.sub("", "\n".join(prose)))
-            prose.clear()
-
-    for line in text.split("\n"):
-        if _CODE_FENCE.match(line):
-            if not in_fence:
-                flush_prose()
-            in_fence = not in_fence
-            continue
-        (kept if in_fence else prose).append(line)
-    flush_prose()
-    return "\n".join(kept)
+        text = text[:found] + text[found + len(comment) :]
+        cursor = found
+    return text
