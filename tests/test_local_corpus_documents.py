@@ -37,6 +37,36 @@ def test_html_title_falls_back_to_h1_then_file_name() -> None:
     assert bare.title == "b.html"
 
 
+def test_html_is_parsed_as_a_browser_parses_it() -> None:
+    page = (
+        b"<title>Parsing</title>"
+        # Inside an escaped script, "</script>" in a string does not end the script.
+        b'<script><!-- document.write("<script>x</script>") --></script>'
+        # "<!-->" is an empty comment, not the start of one that swallows the text after it.
+        b"<p>before<!-->after</p><ul><li>one<li>two</ul>"
+    )
+
+    doc = extract_document(Path("parsing.html"), page)
+
+    assert doc.title == "Parsing"
+    assert doc.text.split("\n\n") == ["beforeafter", "one", "two"]
+
+
+def test_html_encoding_comes_from_the_page() -> None:
+    declared = extract_document(
+        Path("jp.html"),
+        '<meta charset="shift_jis"><title>題名</title><p>日本語のテキスト</p>'.encode("shift_jis"),
+    )
+    marked = extract_document(
+        Path("utf16.html"), "<title>Café</title><p>crème brûlée</p>".encode("utf-16")
+    )
+    undeclared = extract_document(Path("win.html"), "<p>Café costs €5</p>".encode("cp1252"))
+
+    assert (declared.title, declared.text) == ("題名", "日本語のテキスト")
+    assert (marked.title, marked.text) == ("Café", "crème brûlée")
+    assert undeclared.text == "Café costs €5"
+
+
 def test_markdown_comments_are_not_searchable_text() -> None:
     markdown = (
         "# Notes\n\n<!-- generated from the docstrings of Python 3.11.7 -->\n\n"

@@ -66,12 +66,13 @@ def find_documents(corpus_dir: Path) -> dict[str, tuple[int, int]]:
 
 def extract_document(path: Path, data: bytes) -> Document:
     """The title and plain text of a file, by its kind (HTML, markdown or plain text)."""
-    text = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
     suffix = path.suffix.lower()
     if suffix in _HTML_SUFFIXES:
-        page = read_html(text)
+        # From the bytes: a page may declare its own encoding.
+        page = read_html(data)
         title = page.title or page.first_h1 or path.name
         return Document(title=title, text="\n\n".join(page.paragraphs))
+    text = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
     if suffix in _MARKDOWN_SUFFIXES:
         markdown = read_markdown(text)
         return Document(title=markdown.title or path.name, text=markdown.text)

@@ -1,13 +1,32 @@
-"""HTML pages as text: the readable paragraphs, the title and the first h1."""
+"""HTML pages as text: the readable paragraphs, the title and the first h1.
+
+Pages are parsed by lexbor (through selectolax), which builds the tree the HTML Standard
+says a browser builds: `<!-->` is an empty comment, a `</script>` inside a script's string
+does not end it, an unclosed `<p>` or `<li>` ends where a browser ends it. The text is then
+read off that tree, a paragraph per block element.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from html.parser import HTMLParser
 
-from research_search.corpus._text import collapse
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from research_search.corpus._text import collapse, decode_text
 
 __all__ = ["HtmlPage", "read_html"]
+
+# Not text a reader of the page reads: code, styling, menus, fallbacks, pictures.
+_SKIPPED = frozenset({"script", "style", "nav", "noscript", "template", "svg"})
+# Elements that start a new paragraph of text.
+_BLOCKS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "br", "dd", "details", "div", "dl",
+        "dt", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
+        "header", "hr", "li", "main", "ol", "p", "pre", "section", "summary", "table",
+        "td", "th", "tr", "ul",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -19,78 +38,84 @@ class HtmlPage:
     paragraphs: list[str]
 
 
-def read_html(text: str) -> HtmlPage:
+def read_html(data: bytes) -> HtmlPage:
     """The readable text of a page, without scripts, styles and navigation."""
-    parser = _HtmlText()
-    parser.feed(text)
-    parser.close()
-    return HtmlPage(title=parser.title, first_h1=parser.first_h1, paragraphs=parser.paragraphs)
+    tree = _parse(data)
+    reader = _TextReader()
+    if tree.root is not None:
+        reader.read(tree.root)
+    return HtmlPage(title=reader.title, first_h1=reader.first_h1, paragraphs=reader.paragraphs)
 
 
-class _HtmlText(HTMLParser):
-    """Collects the readable text of an HTML page as paragraphs, plus its title and first h1."""
+def _parse(data: bytes) -> LexborHTMLParser:
+    """The page's tree, decoded as it says it is encoded, or as UTF-8 or windows-1252.
 
-    _SKIPPED = frozenset({"script", "style", "nav", "noscript", "template", "svg"})
-    _BLOCKS = frozenset(
-        {
-            "address", "article", "aside", "blockquote", "br", "dd", "details", "div", "dl",
-            "dt", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
-            "header", "hr", "li", "main", "ol", "p", "pre", "section", "summary", "table",
-            "td", "th", "tr", "ul",
-        }
-    )  # fmt: skip
+    Valid UTF-8 is taken as UTF-8 even when the page declares otherwise: a local file that
+    decodes cleanly was saved as UTF-8, whatever its `<meta>` still says. Otherwise a byte
+    order mark or a `<meta charset>` decides, as in a browser; a page that declares nothing
+    is read like any other text file.
+    """
+    # Scripting on, as in a browser that runs scripts: <noscript> is then one text node,
+    # which is skipped, rather than markup that can push <head> elements into the body.
+    try:
+        return LexborHTMLParser(data.decode("utf-8-sig"), scripting=True)
+    except UnicodeDecodeError:
+        pass
+    tree = LexborHTMLParser(data, encoding=True, scripting=True)
+    if tree.raw_html != data:
+        # Transcoded, so the page said what it is.
+        return tree
+    return LexborHTMLParser(decode_text(data), scripting=True)
+
+
+class _TextReader:
+    """Walks a tree in document order and collects its text, a paragraph per block."""
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.paragraphs: list[str] = []
         self.title = ""
         self.first_h1 = ""
         self._current: list[str] = []
-        self._skip_depth = 0
-        self._in_title = False
-        self._title_parts: list[str] = []
-        self._h1_depth = 0
-        self._h1_parts: list[str] = []
+        self._h1_parts: list[str] | None = None
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIPPED:
-            self._skip_depth += 1
-        elif tag == "title":
-            self._in_title = True
-        elif tag in self._BLOCKS:
-            self._flush()
-            if tag == "h1":
-                self._h1_depth += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIPPED:
-            self._skip_depth = max(0, self._skip_depth - 1)
-        elif tag == "title":
-            self._in_title = False
-            if not self.title:
-                self.title = collapse("".join(self._title_parts))
-        elif tag in self._BLOCKS:
-            self._flush()
-            if tag == "h1" and self._h1_depth:
-                self._h1_depth -= 1
-                if not self.first_h1:
-                    self.first_h1 = collapse("".join(self._h1_parts))
-
-    def handle_data(self, data: str) -> None:
-        if self._skip_depth:
-            return
-        if self._in_title:
-            self._title_parts.append(data)
-            return
-        if self._h1_depth and not self.first_h1:
-            self._h1_parts.append(data)
-        self._current.append(data)
-
-    def close(self) -> None:
-        super().close()
+    def read(self, root: LexborNode) -> None:
+        # An explicit stack, not recursion: a page may nest elements thousands deep.
+        # An entry with `closing` set marks the end of a block element.
+        stack: list[tuple[LexborNode, bool]] = [(root, False)]
+        while stack:
+            node, closing = stack.pop()
+            if closing:
+                self._end_block(node.tag)
+                continue
+            if node.is_text_node:
+                self._text(node.text_content or "")
+                continue
+            tag = node.tag
+            if tag is None or tag.startswith("-") or tag in _SKIPPED:
+                # Comments and the like, or a subtree no reader reads.
+                continue
+            if tag == "title":
+                if not self.title:
+                    self.title = collapse(node.text())
+                continue
+            if tag in _BLOCKS:
+                self._flush()
+                if tag == "h1" and not self.first_h1 and self._h1_parts is None:
+                    self._h1_parts = []
+                stack.append((node, True))
+            stack.extend((child, False) for child in reversed(list(node.iter(include_text=True))))
         self._flush()
-        if self._in_title and not self.title:
-            self.title = collapse("".join(self._title_parts))
+
+    def _text(self, text: str) -> None:
+        self._current.append(text)
+        if self._h1_parts is not None:
+            self._h1_parts.append(text)
+
+    def _end_block(self, tag: str | None) -> None:
+        self._flush()
+        if tag == "h1" and self._h1_parts is not None:
+            self.first_h1 = collapse("".join(self._h1_parts))
+            self._h1_parts = None
 
     def _flush(self) -> None:
         text = collapse("".join(self._current))

@@ -33,7 +33,7 @@ _log = logging.getLogger(__name__)
 
 # Bumped whenever the schema, the tokenizer, the passage cutting or the reading of documents
 # changes: an index of an older version is dropped and rebuilt rather than mixed with new rows.
-# 3: markdown is read by a CommonMark parser.
+# 3: markdown read by a CommonMark parser, HTML by an HTML Standard one.
 SCHEMA_VERSION = 3
 # A log file of hundreds of megabytes is not a document; it would only slow every build.
 _MAX_FILE_BYTES = 16 * 1024 * 1024
