@@ -11,8 +11,8 @@ Private modules by concern:
   whose markdown `_render` and `_docstrings` write.
 
 The `local` search provider (`research_search.providers.local_corpus`) is a thin adapter
-over this package. Nothing here imports the contract package, so the processes that render
-the built-in corpus start with the standard library and this package only.
+over this package. Nothing here imports the contract package (pydantic, Temporal), so the
+processes that render the built-in corpus start fast.
 """
 
 from research_search.corpus._docstrings import docstring_markdown

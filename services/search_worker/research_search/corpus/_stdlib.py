@@ -7,8 +7,9 @@ docstrings of the Python that runs the worker (`_render.py` says how).
 The modules are imported and rendered in child processes, not in the worker: importing a
 hundred-odd modules into a long-running worker would keep them in its memory for good, and a
 module whose import misbehaves on some platform then costs a skipped file, not the worker.
-The children run `python -m research_search.corpus`, which imports this package and the
-standard library only, so they start fast.
+The children run `python -m research_search.corpus`, which imports this package (the
+standard library and its two document parsers) and not the contract package, so they start
+fast.
 """
 
 from __future__ import annotations
