@@ -120,8 +120,11 @@ def default_index_path(data_dir: Path, corpus_dir: Path) -> Path:
 
 
 class CorpusIndex:
-    """The full-text index of one corpus folder, in one SQLite file. Blocking: call it from
-    a worker thread. Reading connections are pooled, so any thread may search."""
+    """The full-text index of one corpus folder, in one SQLite file.
+
+    Its methods block, so async code calls them in a worker thread. Reading connections are
+    pooled rather than kept per thread, so any thread may search.
+    """
 
     def __init__(self, corpus_dir: Path, index_path: Path) -> None:
         self.corpus_dir = Path(corpus_dir).expanduser().resolve()
