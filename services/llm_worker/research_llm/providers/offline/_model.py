@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agents import Model, ModelTracing
 from agents.agent_output import AgentOutputSchemaBase
@@ -24,7 +24,7 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_prompt_param import ResponsePromptParam
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from research_llm.agents import ClarifyOutput, PlanOutput, ReportOutput, TriageOutput
 from research_llm.providers.offline._errors import OfflineModelError
@@ -41,13 +41,40 @@ OFFLINE_MODEL_NAME = "offline-extractive"
 """The name runs report for the offline model (in `PlanResult.model`, metrics, logs)."""
 
 
-_TRIAGE_FIELDS = frozenset(TriageOutput.model_fields)
-_CLARIFY_FIELDS = frozenset(ClarifyOutput.model_fields)
-_PLAN_FIELDS = frozenset(PlanOutput.model_fields)
-_REPORT_FIELDS = frozenset(ReportOutput.model_fields)
-_KNOWN_OUTPUTS = ", ".join(
-    kind.__name__ for kind in (TriageOutput, ClarifyOutput, PlanOutput, ReportOutput)
-)
+_Input = TypeVar("_Input", bound=BaseModel)
+
+
+def _read(kind: type[_Input], payload: Mapping[str, Any], prompt: str) -> _Input:
+    """The prompt's payload as the step's input model, or a clear error naming the prompt."""
+    try:
+        return kind.model_validate(payload)
+    except ValidationError as exc:
+        raise OfflineModelError(f"the {prompt} does not fit {kind.__name__}: {exc}") from None
+
+
+def _synthesis_input(payload: Mapping[str, Any]) -> SynthesizeInput:
+    # The writer's prompt names the searches "searches"; the synthesis input calls them queries.
+    return _read(
+        SynthesizeInput,
+        {
+            "question": payload.get("question"),
+            "queries": payload.get("searches", []),
+            "sources": payload.get("sources", []),
+            "failed_searches": payload.get("failed_searches", []),
+            "clarifications": payload.get("clarifications", []),
+        },
+        "writer prompt",
+    )
+
+
+# Each output type of `research_llm.agents` and how the offline model answers its prompt.
+_ANSWERERS: dict[type[BaseModel], Callable[[Mapping[str, Any]], BaseModel]] = {
+    TriageOutput: lambda p: triage_question(_read(TriageInput, p, "triage prompt")),
+    ClarifyOutput: lambda p: clarifying_questions(_read(ClarifyInput, p, "clarifier prompt")),
+    PlanOutput: lambda p: plan_searches(_read(PlanInput, p, "planner prompt")),
+    ReportOutput: lambda p: write_report(_synthesis_input(p)),
+}
+_KNOWN_OUTPUTS = ", ".join(kind.__name__ for kind in _ANSWERERS)
 
 
 def _count_words(text: str) -> int:
@@ -122,46 +149,10 @@ def _respond(prompt: str, output_schema: AgentOutputSchemaBase | None) -> str:
         )
     name = output_schema.name()
     fields = _schema_fields(output_schema)
-    if name == TriageOutput.__name__ and fields == _TRIAGE_FIELDS:
-        payload = _parse_prompt(prompt)
-        try:
-            triage_input = TriageInput.model_validate(payload)
-        except ValidationError as exc:
-            raise OfflineModelError(f"the triage prompt does not fit TriageInput: {exc}") from None
-        return triage_question(triage_input).model_dump_json()
-    if name == ClarifyOutput.__name__ and fields == _CLARIFY_FIELDS:
-        payload = _parse_prompt(prompt)
-        try:
-            clarify_input = ClarifyInput.model_validate(payload)
-        except ValidationError as exc:
-            raise OfflineModelError(
-                f"the clarifier prompt does not fit ClarifyInput: {exc}"
-            ) from None
-        return clarifying_questions(clarify_input).model_dump_json()
-    if name == PlanOutput.__name__ and fields == _PLAN_FIELDS:
-        payload = _parse_prompt(prompt)
-        try:
-            plan_input = PlanInput.model_validate(payload)
-        except ValidationError as exc:
-            raise OfflineModelError(f"the planner prompt does not fit PlanInput: {exc}") from None
-        return plan_searches(plan_input).model_dump_json()
-    if name == ReportOutput.__name__ and fields == _REPORT_FIELDS:
-        payload = _parse_prompt(prompt)
-        try:
-            synthesize_input = SynthesizeInput.model_validate(
-                {
-                    "question": payload.get("question"),
-                    "queries": payload.get("searches", []),
-                    "sources": payload.get("sources", []),
-                    "failed_searches": payload.get("failed_searches", []),
-                    "clarifications": payload.get("clarifications", []),
-                }
-            )
-        except ValidationError as exc:
-            raise OfflineModelError(
-                f"the writer prompt does not fit the synthesis input: {exc}"
-            ) from None
-        return write_report(synthesize_input).model_dump_json()
+    for kind, answer in _ANSWERERS.items():
+        # The name alone could be another model's; its fields make it ours.
+        if name == kind.__name__ and fields == frozenset(kind.model_fields):
+            return answer(_parse_prompt(prompt)).model_dump_json()
     raise OfflineModelError(
         f"the offline model cannot produce output type {name!r}; it knows "
         f"{_KNOWN_OUTPUTS} from research_llm.agents"
@@ -170,9 +161,77 @@ def _respond(prompt: str, output_schema: AgentOutputSchemaBase | None) -> str:
 
 @dataclass(frozen=True)
 class _Answer:
-    message: ResponseOutputMessage
+    """One answer of the offline model, in the two shapes the Agents SDK takes it in."""
+
+    text: str
     input_words: int
     output_words: int
+
+    @property
+    def message(self) -> ResponseOutputMessage:
+        """One assistant message holding the text; its id is the text's digest."""
+        digest = hashlib.sha256(self.text.encode()).hexdigest()[:24]
+        return ResponseOutputMessage(
+            id=f"msg_offline_{digest}",
+            type="message",
+            role="assistant",
+            status="completed",
+            content=[ResponseOutputText(type="output_text", text=self.text, annotations=[])],
+        )
+
+    def model_response(self) -> ModelResponse:
+        """The answer as `Model.get_response` returns it."""
+        return ModelResponse(
+            output=[self.message],
+            usage=Usage(
+                requests=1,
+                input_tokens=self.input_words,
+                output_tokens=self.output_words,
+                total_tokens=self.input_words + self.output_words,
+            ),
+            response_id=None,
+        )
+
+    def completed_event(self) -> ResponseCompletedEvent:
+        """The answer as the one event of `Model.stream_response`: the completed response."""
+        message = self.message
+        response = Response(
+            id=f"resp_{message.id.removeprefix('msg_')}",
+            created_at=0.0,  # no clock: the same input gives the same event
+            model=OFFLINE_MODEL_NAME,
+            object="response",
+            output=[message],
+            parallel_tool_calls=False,
+            tool_choice="none",
+            tools=[],
+            status="completed",
+            usage=ResponseUsage(
+                input_tokens=self.input_words,
+                input_tokens_details=InputTokensDetails(cached_tokens=0, cache_write_tokens=0),
+                output_tokens=self.output_words,
+                output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
+                total_tokens=self.input_words + self.output_words,
+            ),
+        )
+        return ResponseCompletedEvent(
+            type="response.completed", response=response, sequence_number=0
+        )
+
+
+async def _answer(
+    system_instructions: str | None,
+    input: str | list[TResponseInputItem],
+    output_schema: AgentOutputSchemaBase | None,
+) -> _Answer:
+    prompt = _last_user_text(input)
+    # Ranking the sentences of many sources takes a moment of CPU; off the event loop, the
+    # worker keeps heartbeating meanwhile.
+    text = await asyncio.to_thread(_respond, prompt, output_schema)
+    return _Answer(
+        text=text,
+        input_words=_count_words(_all_input_text(system_instructions, input)),
+        output_words=_count_words(text),
+    )
 
 
 class OfflineModel(Model):
@@ -183,6 +242,9 @@ class OfflineModel(Model):
     prompt in the last user message; tools and handoffs are ignored. Usage reports one
     request per call, and counts whitespace-separated words of the input (instructions and
     messages) and of the output as tokens: an approximation, not a tokenizer's count.
+
+    Both methods spell out the parameters of `Model`, which declares them abstract; the
+    answer itself is made once, by `_answer`, and only shaped differently for each.
     """
 
     model_name = OFFLINE_MODEL_NAME
@@ -202,17 +264,8 @@ class OfflineModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> ModelResponse:
         """Answer one turn: one assistant message holding the output type's JSON."""
-        answer = await self._answer(system_instructions, input, output_schema)
-        return ModelResponse(
-            output=[answer.message],
-            usage=Usage(
-                requests=1,
-                input_tokens=answer.input_words,
-                output_tokens=answer.output_words,
-                total_tokens=answer.input_words + answer.output_words,
-            ),
-            response_id=None,
-        )
+        answer = await _answer(system_instructions, input, output_schema)
+        return answer.model_response()
 
     async def stream_response(
         self,
@@ -229,49 +282,5 @@ class OfflineModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> AsyncIterator[TResponseStreamEvent]:
         """Stream the same answer as `get_response`, as a single completed-response event."""
-        answer = await self._answer(system_instructions, input, output_schema)
-        response = Response(
-            id=f"resp_{answer.message.id.removeprefix('msg_')}",
-            created_at=0.0,  # no clock: the same input gives the same event
-            model=OFFLINE_MODEL_NAME,
-            object="response",
-            output=[answer.message],
-            parallel_tool_calls=False,
-            tool_choice="none",
-            tools=[],
-            status="completed",
-            usage=ResponseUsage(
-                input_tokens=answer.input_words,
-                input_tokens_details=InputTokensDetails(cached_tokens=0, cache_write_tokens=0),
-                output_tokens=answer.output_words,
-                output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
-                total_tokens=answer.input_words + answer.output_words,
-            ),
-        )
-        yield ResponseCompletedEvent(
-            type="response.completed", response=response, sequence_number=0
-        )
-
-    async def _answer(
-        self,
-        system_instructions: str | None,
-        input: str | list[TResponseInputItem],
-        output_schema: AgentOutputSchemaBase | None,
-    ) -> _Answer:
-        prompt = _last_user_text(input)
-        # Ranking the sentences of many sources takes a moment of CPU; off the event loop, the
-        # worker keeps heartbeating meanwhile.
-        text = await asyncio.to_thread(_respond, prompt, output_schema)
-        digest = hashlib.sha256(text.encode()).hexdigest()[:24]
-        message = ResponseOutputMessage(
-            id=f"msg_offline_{digest}",
-            type="message",
-            role="assistant",
-            status="completed",
-            content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
-        )
-        return _Answer(
-            message=message,
-            input_words=_count_words(_all_input_text(system_instructions, input)),
-            output_words=_count_words(text),
-        )
+        answer = await _answer(system_instructions, input, output_schema)
+        yield answer.completed_event()
