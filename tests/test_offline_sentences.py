@@ -76,3 +76,46 @@ async def test_report_prefers_prose_over_signatures_and_provenance() -> None:
     assert "Asyncio tasks run coroutines concurrently" in report
     # A sentence that leans on the one before it ("Also, ...") does not open the summary.
     assert not output.summary.startswith("Also")
+
+
+async def test_a_list_item_goes_on_over_its_indented_lines() -> None:
+    content = (
+        "The decorator takes these arguments:\n"
+        "- ``eq_default`` tells whether the ``eq`` parameter of a dataclass is assumed to be\n"
+        "    ``True`` or ``False`` when the caller leaves it out.\n"
+        "- ``order_default`` tells the same of the ``order`` parameter of a dataclass.\n"
+    )
+    request = SynthesizeInput(
+        question="How does eq_default set the eq parameter of a dataclass?",
+        queries=[SearchQuery(query="eq_default eq parameter dataclass")],
+        sources=[SourceDocument(id=4, title="typing", url="https://t.example", content=content)],
+    )
+    output = await write(request)
+
+    quoted = quoted_lines(output.report_markdown)
+    assert (
+        "``eq_default`` tells whether the ``eq`` parameter of a dataclass is assumed to be "
+        "``True`` or ``False`` when the caller leaves it out.",
+        4,
+    ) in quoted
+    # Neither half of the item is quoted alone.
+    assert not any(sentence.startswith("``True``") for sentence, _ in quoted)
+
+
+async def test_an_abbreviation_in_brackets_does_not_end_the_sentence() -> None:
+    content = (
+        "An object hook can implement custom decoders (e.g. JSON-RPC class hinting). "
+        "The hook is called with every decoded JSON object."
+    )
+    request = SynthesizeInput(
+        question="How does an object hook implement custom JSON decoders?",
+        queries=[SearchQuery(query="object hook custom JSON decoders")],
+        sources=[SourceDocument(id=6, title="json", url="https://j.example", content=content)],
+    )
+    output = await write(request)
+
+    quoted = quoted_lines(output.report_markdown)
+    assert ("An object hook can implement custom decoders (e.g. JSON-RPC class hinting).", 6) in (
+        quoted
+    )
+    assert not any(sentence.endswith("(e.g.") for sentence, _ in quoted)

@@ -85,15 +85,24 @@ class Sentence:
 
 
 def _passages(content: str) -> list[tuple[str, bool]]:
-    """Prose passages of a text, each with whether it is a bullet; code and headings left out."""
+    """Prose passages of a text, each with whether it is a list item; code and headings left out.
+
+    As in markdown, the lines after a list item's first line continue it until a blank line or
+    another block: "- ``eq_default`` indicates whether ... is assumed to be" and its indented
+    next line "``True`` or ``False`` if it is omitted." are one item, not a fragment and a
+    sentence that starts in the middle.
+    """
     passages: list[tuple[str, bool]] = []
     paragraph: list[str] = []
+    in_item = False
     in_fence = False
 
     def flush() -> None:
+        nonlocal in_item
         if paragraph:
-            passages.append((" ".join(paragraph), False))
+            passages.append((" ".join(paragraph), in_item))
             paragraph.clear()
+        in_item = False
 
     for raw in content.splitlines():
         line = raw.strip()
@@ -110,11 +119,11 @@ def _passages(content: str) -> list[tuple[str, bool]]:
         if _CODE_LINE.match(line) or line.endswith(("{", "}", ";", "):")):
             flush()
             continue
-        bullet = _BULLET.match(line)
-        if bullet:
+        marker = _BULLET.match(line)
+        if marker:
             flush()
-            passages.append((line[bullet.end() :], True))
-            continue
+            in_item = True
+            line = line[marker.end() :]
         paragraph.append(line)
     flush()
     return passages
@@ -126,8 +135,12 @@ def _split_sentences(passage: str) -> list[str]:
     for match in _BOUNDARY.finditer(passage):
         dot = match.start()
         words_before = passage[start : dot + 1].split()
-        last = words_before[-1].rstrip(".!?").lower() if words_before else ""
-        # "e.g. Python", "Dr. Smith", "J. Smith" are not sentence ends.
+        last = (
+            words_before[-1].lstrip("\"'\u201c\u2018([").rstrip(".!?").lower()
+            if words_before
+            else ""
+        )
+        # "e.g. Python", "(e.g. JSON-RPC)", "Dr. Smith", "J. Smith" are not sentence ends.
         if passage[dot] == "." and (last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha())):
             continue
         pieces.append(passage[start : match.end()])
