@@ -136,7 +136,9 @@ def _choose(
         pair for pair in rank_sentences(candidates, index, weights, relevance) if pair[0] > 0
     ]
     pool = [pair for pair in matched if id(pair[1]) in relevant]
-    if matched and not pool:
+    # Quotable sentences none of which is close enough to the question: off topic, unless
+    # nothing in the whole input is (then the lead sentences below are the best guess).
+    if not pool and (matched or (candidates and relevant)):
         section.off_topic = True
         return
     covered: set[str] = set()
