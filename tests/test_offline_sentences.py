@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from agents import set_tracing_disabled
 
+from research_llm.agents import ReportOutput
 from research_shared.models import SearchQuery, SourceDocument, SynthesizeInput
 from tests.helpers.offline_model import (
     CITATION,
@@ -16,6 +17,13 @@ from tests.helpers.offline_model import (
 
 # The Agents SDK would otherwise export traces to OpenAI's servers.
 set_tracing_disabled(True)
+
+
+async def write_from_one(question: str, query: str, source: SourceDocument) -> ReportOutput:
+    """The report on a question from one search that found one source."""
+    return await write(
+        SynthesizeInput(question=question, queries=[SearchQuery(query=query)], sources=[source])
+    )
 
 
 async def test_report_leaves_out_code_boilerplate_and_cut_off_text() -> None:
@@ -37,12 +45,11 @@ async def test_sentences_across_lines_with_footnotes_bullets_and_abbreviations()
         "\n"
         "* nurseries cancel sibling tasks when one task fails\n"
     )
-    request = SynthesizeInput(
-        question="How does Trio structured concurrency scope tasks?",
-        queries=[SearchQuery(query="Trio structured concurrency")],
-        sources=[SourceDocument(id=5, title="Trio", url="https://t.example", content=content)],
+    output = await write_from_one(
+        "How does Trio structured concurrency scope tasks?",
+        "Trio structured concurrency",
+        SourceDocument(id=5, title="Trio", url="https://t.example", content=content),
     )
-    output = await write(request)
 
     quoted = quoted_lines(output.report_markdown)
     assert (
@@ -55,12 +62,11 @@ async def test_sentences_across_lines_with_footnotes_bullets_and_abbreviations()
 
 async def test_sources_without_quotable_text_are_reported_as_such() -> None:
     code_only = "```python\nimport asyncio\nasyncio.run(main())\n```\n"
-    request = SynthesizeInput(
-        question="How do I start an asyncio program?",
-        queries=[SearchQuery(query="asyncio run program")],
-        sources=[SourceDocument(id=9, title="Code", url="https://d.example", content=code_only)],
+    output = await write_from_one(
+        "How do I start an asyncio program?",
+        "asyncio run program",
+        SourceDocument(id=9, title="Code", url="https://d.example", content=code_only),
     )
-    output = await write(request)
 
     assert output.summary.startswith("Nothing quotable was retrieved")
     assert {int(n) for n in CITATION.findall(output.report_markdown)} == {9}
@@ -85,12 +91,11 @@ async def test_a_list_item_goes_on_over_its_indented_lines() -> None:
         "    ``True`` or ``False`` when the caller leaves it out.\n"
         "- ``order_default`` tells the same of the ``order`` parameter of a dataclass.\n"
     )
-    request = SynthesizeInput(
-        question="How does eq_default set the eq parameter of a dataclass?",
-        queries=[SearchQuery(query="eq_default eq parameter dataclass")],
-        sources=[SourceDocument(id=4, title="typing", url="https://t.example", content=content)],
+    output = await write_from_one(
+        "How does eq_default set the eq parameter of a dataclass?",
+        "eq_default eq parameter dataclass",
+        SourceDocument(id=4, title="typing", url="https://t.example", content=content),
     )
-    output = await write(request)
 
     quoted = quoted_lines(output.report_markdown)
     assert (
@@ -107,12 +112,11 @@ async def test_an_abbreviation_in_brackets_does_not_end_the_sentence() -> None:
         "An object hook can implement custom decoders (e.g. JSON-RPC class hinting). "
         "The hook is called with every decoded JSON object."
     )
-    request = SynthesizeInput(
-        question="How does an object hook implement custom JSON decoders?",
-        queries=[SearchQuery(query="object hook custom JSON decoders")],
-        sources=[SourceDocument(id=6, title="json", url="https://j.example", content=content)],
+    output = await write_from_one(
+        "How does an object hook implement custom JSON decoders?",
+        "object hook custom JSON decoders",
+        SourceDocument(id=6, title="json", url="https://j.example", content=content),
     )
-    output = await write(request)
 
     quoted = quoted_lines(output.report_markdown)
     assert ("An object hook can implement custom decoders (e.g. JSON-RPC class hinting).", 6) in (
