@@ -25,7 +25,7 @@ from research_shared.models import (
     ResearchStatus,
 )
 from research_shared.names import STATUS_QUERY, WORKFLOW_TYPE
-from tests.helpers.workflow_stubs import Stubs, running_workers
+from tests.helpers.workflow_stubs import Stubs, running_workers, start
 
 
 async def run_research(client: Client, queue: str, request: Any) -> ResearchReport:
@@ -93,13 +93,7 @@ async def test_retryable_search_failure_is_retried(client: Client, task_queue: s
     )
 
     async with running_workers(client, task_queue, stubs):
-        handle = await client.start_workflow(
-            WORKFLOW_TYPE,
-            {"question": "What is x?"},
-            id=f"wf-{uuid.uuid4().hex[:8]}",
-            task_queue=task_queue,
-            result_type=ResearchReport,
-        )
+        handle = await start(client, task_queue)
         # Let the first attempt fail, then heal the provider.
         while [i.query for i in stubs.seen_search_inputs].count("beta") < 1:
             await asyncio.sleep(0.05)
@@ -132,13 +126,7 @@ async def test_search_concurrency_is_bounded(client: Client, task_queue: str) ->
 async def test_status_query_shows_progress(client: Client, task_queue: str) -> None:
     stubs = Stubs(gate=asyncio.Event())
     async with running_workers(client, task_queue, stubs):
-        handle = await client.start_workflow(
-            WORKFLOW_TYPE,
-            {"question": "What is x?"},
-            id=f"wf-{uuid.uuid4().hex[:8]}",
-            task_queue=task_queue,
-            result_type=ResearchReport,
-        )
+        handle = await start(client, task_queue)
         status = await _wait_for_status(
             handle, lambda s: s.phase is Phase.SEARCHING and s.searches_running == 3
         )
