@@ -29,6 +29,7 @@ from research_shared.converter import DATA_CONVERTER
 
 __all__ = [
     "POOLS",
+    "SERVER",
     "EmbeddedError",
     "EmbeddedStack",
     "dev_server_spec",
@@ -147,14 +148,18 @@ async def wait_for_server(
     raise EmbeddedError(f"the Temporal server at {address} did not answer in {within:g}s: {last}")
 
 
-def worker_spec(pool: str, env: Mapping[str, str], log_file: Path | None = None) -> ProcessSpec:
-    """One worker pool as its own process (`deep-research worker POOL`)."""
+def worker_spec(
+    pool: str, env: Mapping[str, str], log_file: Path | None = None, name: str | None = None
+) -> ProcessSpec:
+    """One worker pool as its own process (`deep-research worker POOL`), named after the
+    pool unless `name` says otherwise."""
+    name = name or pool
     return ProcessSpec(
-        pool,
+        name,
         [sys.executable, "-m", "research_cli", "worker", pool],
         log_file=log_file,
         env=env,
-        label=f"worker {pool}",
+        label=f"worker {name}",
     )
 
 

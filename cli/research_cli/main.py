@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from temporalio.client import (
@@ -278,20 +278,27 @@ def print_outcome(
     print(f"report written to {path}")
 
 
+async def start_research(
+    client: Client, request: ResearchRequest, workflow_id: str, task_queue: str
+) -> WorkflowHandle[Any, ResearchReport]:
+    """Start a research run. An id names one run: starting it again is refused
+    (`WorkflowAlreadyStartedError`), so a caller can follow that run instead of paying twice."""
+    return await client.start_workflow(
+        WORKFLOW_TYPE,
+        request,
+        id=workflow_id,
+        task_queue=task_queue,
+        result_type=ResearchReport,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+
+
 async def research(client: Client, args: argparse.Namespace, request: ResearchRequest) -> int:
     queues = QueueSettings()
     workflow_id = args.id or f"research-{uuid.uuid4().hex[:12]}"
     started = time.monotonic()
     try:
-        # An id names one run: starting it again follows that run instead of paying twice.
-        handle = await client.start_workflow(
-            WORKFLOW_TYPE,
-            request,
-            id=workflow_id,
-            task_queue=queues.orchestrator_queue,
-            result_type=ResearchReport,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
+        handle = await start_research(client, request, workflow_id, queues.orchestrator_queue)
     except WorkflowAlreadyStartedError:
         handle = client.get_workflow_handle(workflow_id, result_type=ResearchReport)
         print(f"a run with id {workflow_id} exists; following it", file=sys.stderr)
@@ -589,15 +596,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_SIGTERM
 
 
-def entrypoint() -> None:
-    """The console script: run, flush, and leave without interpreter finalization.
+def exit_without_finalizing(code: int) -> NoReturn:
+    """Flush, and leave without interpreter finalization.
 
     The Temporal SDK's Rust core keeps threads that can touch the interpreter while it
     finalizes, which aborts a short-lived client process now and then (temporalio/sdk-python
     issue 300). Everything this process writes is flushed and closed by now, so skipping
     finalization loses nothing.
     """
-    code = main()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def entrypoint() -> None:
+    """The console script: run, then leave without interpreter finalization."""
+    exit_without_finalizing(main())
