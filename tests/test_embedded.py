@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,21 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "research_cli", *args]
 
 
+def run_command(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run `deep-research ARGS` to its end."""
+    return subprocess.run(
+        command(*args),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def wait_for_exit(data_dir: Path, within: float = 10.0) -> list[int]:
     """The processes of `data_dir` still running after up to `within` seconds."""
     deadline = time.monotonic() + within
@@ -68,23 +84,12 @@ def test_demo_researches_and_leaves_nothing_running(tmp_path: Path) -> None:
         "TEMPORAL_TLS_SERVER_NAME": "remote.example",
         "temporal_tls_cert": "/nonexistent/client.pem",
     }
-    result = subprocess.run(
-        command(
-            "demo",
-            "How do I compress data with zlib?",
-            "--max-searches",
-            "2",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(free_port()),
-        ),
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
+    question = "How do I compress data with zlib?"
+    result = run_command(
+        *("demo", question, "--max-searches", "2", "--data-dir", str(data_dir)),
+        *("--port", str(free_port())),
         env={**os.environ, **leftovers},
-        timeout=180,
-        check=False,
+        cwd=tmp_path,
     )
     kill_leftovers(data_dir)
     assert result.returncode == 0, result.stderr + result.stdout
@@ -150,12 +155,8 @@ def test_dev_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run(
-            command("dev", "--data-dir", str(tmp_path), "--port", str(port), "--ui-port", "0"),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        result = run_command(
+            "dev", "--data-dir", str(tmp_path), "--port", str(port), "--ui-port", "0", timeout=60
         )
     assert result.returncode == 1
     assert "error: port " in result.stderr and "is in use" in result.stderr
@@ -169,22 +170,16 @@ def test_dev_gives_up_on_a_worker_that_keeps_exiting(tmp_path: Path) -> None:
     env = {**os.environ, "RESEARCH_SEARCH_PROVIDER": "tavily"}
     env.pop("TAVILY_API_KEY", None)
     data_dir = tmp_path / "data"
-    result = subprocess.run(
-        command("dev", "--data-dir", str(data_dir), "--port", str(free_port()), "--ui-port", "0"),
-        capture_output=True,
-        text=True,
+    result = run_command(
+        *("dev", "--data-dir", str(data_dir), "--port", str(free_port()), "--ui-port", "0"),
         env=env,
         timeout=120,
-        check=False,
     )
     assert result.returncode == 1
     assert "error: worker search keeps exiting; see " in result.stderr
     assert "Traceback" not in result.stderr
     assert "needs TAVILY_API_KEY" in (data_dir / "logs" / "search.log").read_text()
-    deadline = time.monotonic() + 10
-    while processes_of(data_dir) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert processes_of(data_dir) == []
+    assert wait_for_exit(data_dir) == []
 
 
 def test_demo_gives_up_on_a_pool_that_dies_at_start(tmp_path: Path) -> None:
@@ -194,22 +189,11 @@ def test_demo_gives_up_on_a_pool_that_dies_at_start(tmp_path: Path) -> None:
     env.pop("TAVILY_API_KEY", None)
     data_dir = tmp_path / "data"
     try:
-        result = subprocess.run(
-            command(
-                "demo",
-                "--max-searches",
-                "2",
-                "--data-dir",
-                str(data_dir),
-                "--port",
-                str(free_port()),
-            ),
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
+        result = run_command(
+            *("demo", "--max-searches", "2", "--data-dir", str(data_dir)),
+            *("--port", str(free_port())),
             env=env,
-            timeout=180,
-            check=False,
+            cwd=tmp_path,
         )
     finally:
         left = wait_for_exit(data_dir)
@@ -235,34 +219,31 @@ def wait_for_output(proc: subprocess.Popen[str], marker: str, within: float) -> 
     return lines
 
 
-def test_dev_stops_everything_on_sigterm(tmp_path: Path) -> None:
-    """SIGTERM, what a process manager sends, stops the server and the workers as Ctrl-C
-    does."""
-    data_dir = tmp_path / "data"
-    args = ("dev", "--data-dir", str(data_dir), "--port", str(free_port()), "--ui-port", "0")
-    dev = subprocess.Popen(
-        command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+def assert_sigterm_stops_everything(
+    args: list[str], data_dir: Path, cwd: Path, until_up: Callable[[subprocess.Popen[str]], None]
+) -> None:
+    """Start the command, wait with `until_up` for its stack to be up, SIGTERM it, and check
+    that it exits as a stopped program does and that the server and workers it started
+    are gone."""
+    proc = subprocess.Popen(
+        command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=cwd,
     )
+    started: set[int] = set()
     try:
-        lines = wait_for_output(dev, "Ctrl-C stops everything", 60)
-        assert "Ctrl-C stops everything" in lines[-1], lines
-        logs = [data_dir / "logs" / f"{pool}.log" for pool in ("orchestrator", "search", "llm")]
-
-        def polling() -> bool:
-            return all(log.exists() and "worker started" in log.read_text() for log in logs)
-
-        deadline = time.monotonic() + 120
-        while not polling() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert polling(), "the three workers did not start polling"
-        started = set(processes_of(data_dir)) - {dev.pid}
+        until_up(proc)
+        started = set(processes_of(data_dir)) - {proc.pid}
         assert len(started) == 4, "the server and three workers"
 
-        dev.send_signal(signal.SIGTERM)
-        assert dev.wait(timeout=90) == 128 + signal.SIGTERM
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 128 + signal.SIGTERM
     finally:
-        if dev.poll() is None:
-            dev.kill()
+        if proc.poll() is None:
+            proc.kill()
         left = wait_for_exit(data_dir)
         kill_leftovers(data_dir)
     assert left == []
@@ -282,30 +263,35 @@ def still_running(pids: set[int]) -> set[int]:
     return live
 
 
+def test_dev_stops_everything_on_sigterm(tmp_path: Path) -> None:
+    """SIGTERM, what a process manager sends, stops the server and the workers as Ctrl-C
+    does."""
+    data_dir = tmp_path / "data"
+    logs = [data_dir / "logs" / f"{pool}.log" for pool in ("orchestrator", "search", "llm")]
+
+    def polling() -> bool:
+        return all(log.exists() and "worker started" in log.read_text() for log in logs)
+
+    def until_up(dev: subprocess.Popen[str]) -> None:
+        lines = wait_for_output(dev, "Ctrl-C stops everything", 60)
+        assert "Ctrl-C stops everything" in lines[-1], lines
+        deadline = time.monotonic() + 120
+        while not polling() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert polling(), "the three workers did not start polling"
+
+    args = ["dev", "--data-dir", str(data_dir), "--port", str(free_port()), "--ui-port", "0"]
+    assert_sigterm_stops_everything(args, data_dir, tmp_path, until_up)
+
+
 def test_demo_stops_everything_on_sigterm(tmp_path: Path) -> None:
     """A demo stopped by SIGTERM while its run waits (here, for its plan to be reviewed)
     stops the server and the workers."""
     data_dir = tmp_path / "data"
-    demo = subprocess.Popen(
-        command("demo", "--approve-plan", "--data-dir", str(data_dir), "--port", str(free_port())),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        cwd=tmp_path,
-    )
-    try:
+
+    def until_up(demo: subprocess.Popen[str]) -> None:
         lines = wait_for_output(demo, "waiting for the plan", 120)
         assert "waiting for the plan" in lines[-1], lines
-        started = set(processes_of(data_dir)) - {demo.pid}
-        assert len(started) == 4, "the server and three workers"
 
-        demo.send_signal(signal.SIGTERM)
-        assert demo.wait(timeout=90) == 128 + signal.SIGTERM
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-        left = wait_for_exit(data_dir)
-        kill_leftovers(data_dir)
-    assert left == []
-    assert still_running(started) == set()
+    args = ["demo", "--approve-plan", "--data-dir", str(data_dir), "--port", str(free_port())]
+    assert_sigterm_stops_everything(args, data_dir, tmp_path, until_up)
