@@ -37,7 +37,7 @@ from tests.helpers.fakes.openai_server import FakeOpenAIServer, Responder
 from tests.helpers.fakes.tavily_server import FakeTavilyServer
 from tests.helpers.processes import WorkerProcesses
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PLANNER_MODEL = "planner-model"
 WRITER_MODEL = "writer-model"
 REPORT_BODY = "# Report\n\nWork resumes where it stopped [1]."
