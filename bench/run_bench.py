@@ -32,7 +32,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,19 +43,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client, WorkflowFailureError
 
 from research_cli.embedded import (
+    SERVER,
     EmbeddedError,
+    dev_server_spec,
     free_port,
-    start_dev_server,
-    start_worker,
-    stop_process,
     temporal_binary,
     wait_for_server,
+    without_temporal_connection,
+    worker_spec,
 )
-from research_shared.models import MAX_SEARCHES, MIN_SEARCHES, ResearchReport, ResearchRequest
-from research_shared.names import WORKFLOW_TYPE
+from research_cli.main import exit_without_finalizing, start_research
+from research_cli.supervisor import ProcessError, ProcessSpec, Supervisor, cancel_on_sigterm
+from research_shared.models import MAX_SEARCHES, MIN_SEARCHES, ResearchRequest
 
 # The bare workflow's name and input fields, as `bench/bare.py` defines them. The bare pools
 # run as their own processes from that file, so this script does not import it.
@@ -83,18 +85,9 @@ QUESTIONS = (
     "and examples?",
 )
 
-# Provider keys and remote-cluster credentials of the caller's shell must not reach workers
-# that talk to a local dev server with offline providers.
-_SCRUBBED_ENV = (
-    "OPENAI_API_KEY",
-    "TAVILY_API_KEY",
-    "TEMPORAL_API_KEY",
-    "TEMPORAL_TLS",
-    "TEMPORAL_TLS_CERT",
-    "TEMPORAL_TLS_KEY",
-    "TEMPORAL_TLS_CA",
-    "TEMPORAL_TLS_SERVER_NAME",
-)
+# Provider keys of the caller's shell must not reach workers that use offline providers
+# (nor its remote-cluster settings, which `without_temporal_connection` drops).
+PROVIDER_KEYS = ("OPENAI_API_KEY", "TAVILY_API_KEY")
 
 
 class BenchError(Exception):
@@ -120,41 +113,34 @@ def machine_busy_seconds() -> float | None:
 
 
 @dataclass
-class Started:
-    """A process the benchmark started, and where it logs."""
-
-    popen: subprocess.Popen[bytes]
-    log: Path
-    metrics_port: int = 0
-    sdk_metrics_port: int = 0
-
-
-@dataclass
 class Processes:
-    """Everything the benchmark started; `stop` ends all of it, whatever happened before."""
+    """Everything the benchmark started, on the project's supervisor, and the metrics ports
+    of each worker; `stop` ends all of it, whatever happened before."""
 
     log_dir: Path
-    started: dict[str, Started] = field(default_factory=dict)
+    supervisor: Supervisor = field(default_factory=Supervisor)
+    # Per worker: the port of its SDK metrics, and of its application metrics (0: none).
+    metrics_ports: dict[str, tuple[int, int]] = field(default_factory=dict)
 
-    def add(self, name: str, started: Started) -> None:
-        self.started[name] = started
+    def start(self, spec: ProcessSpec, sdk_metrics_port: int = 0, metrics_port: int = 0) -> None:
+        self.supervisor.start(spec)
+        self.metrics_ports[spec.name] = (sdk_metrics_port, metrics_port)
 
-    def log(self, name: str) -> str:
-        path = self.started[name].log
-        return path.read_text(errors="replace") if path.exists() else ""
+    def workers(self) -> list[str]:
+        return [name for name in self.supervisor.processes if name != SERVER]
 
     def dead(self) -> list[str]:
-        return [name for name, s in self.started.items() if s.popen.poll() is not None]
+        return list(self.supervisor.exited())
 
     async def wait_ready(self, names: Iterable[str], within: float) -> None:
         """Wait until each worker logs that it polls its queue."""
         deadline = time.monotonic() + within
         pending = list(names)
         while pending:
-            pending = [name for name in pending if "worker started" not in self.log(name)]
-            for name in pending:
-                if self.started[name].popen.poll() is not None:
-                    raise BenchError(f"worker {name} exited; see {self.started[name].log}")
+            try:
+                pending = [n for n in pending if not self.supervisor.ready(n, "worker started")]
+            except ProcessError as err:
+                raise BenchError(str(err)) from None
             if time.monotonic() > deadline:
                 raise BenchError(f"workers {', '.join(pending)} did not start in {within:g}s")
             await asyncio.sleep(0.2)
@@ -162,9 +148,9 @@ class Processes:
     def cpu_seconds(self) -> dict[str, float]:
         """User plus system CPU time of each live process, from /proc (Linux); else empty."""
         cpu: dict[str, float] = {}
-        for name, s in self.started.items():
+        for name, proc in self.supervisor.processes.items():
             try:
-                stat = Path(f"/proc/{s.popen.pid}/stat").read_text()
+                stat = Path(f"/proc/{proc.pid}/stat").read_text()
             except OSError:
                 continue
             # Fields after the command name, which is in parentheses and may hold spaces.
@@ -173,55 +159,32 @@ class Processes:
         return cpu
 
     def stop(self) -> None:
-        """SIGTERM every worker at once, wait for each, then stop the server."""
-        workers = {n: s for n, s in self.started.items() if n != "server"}
-        for s in workers.values():
-            if s.popen.poll() is None:
-                s.popen.send_signal(signal.SIGTERM)
-        for s in workers.values():
-            stop_process(s.popen, timeout=15)
-        if "server" in self.started:
-            stop_process(self.started["server"].popen, timeout=15)
+        """SIGTERM every worker at once, wait for them, then stop the server."""
+        self.supervisor.stop_all(timeout=15, last=(SERVER,))
 
 
-def start_bare_worker(pool: str, queue: str, env: dict[str, str], log: Path) -> Started:
+def bare_worker_spec(pool: str, queue: str, env: dict[str, str], log: Path) -> ProcessSpec:
     """One pool of the bare baseline as its own process, like the real pools."""
-    out = open(log, "ab")  # noqa: SIM115 - the child process owns it from here
-    popen = subprocess.Popen(
-        [sys.executable, str(BARE_SCRIPT), "worker", pool, "--queue", queue],
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    out.close()
-    return Started(popen, log)
-
-
-def start_real_worker(pool: str, env: dict[str, str], log: Path) -> Started:
-    return Started(start_worker(pool, env, log), log)
+    args = [sys.executable, str(BARE_SCRIPT), "worker", pool, "--queue", queue]
+    return ProcessSpec(f"bare-{pool}", args, log_file=log, env=env, label=f"worker bare-{pool}")
 
 
 # -- metrics -----------------------------------------------------------------------------------
-
-_SAMPLE = re.compile(r"^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 Metrics = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def parse_prometheus(text: str) -> Metrics:
-    """Samples of a Prometheus text exposition, keyed by name and label set."""
-    samples: Metrics = {}
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if match is None or line.startswith("#"):
-            continue
-        name, labels, value = match.groups()
-        key = (name, frozenset(_LABEL.findall(labels or "")))
-        with contextlib.suppress(ValueError):
-            samples[key] = float(value)
-    return samples
+    """Samples of a Prometheus text exposition, keyed by name and label set.
+
+    Only histograms are read here, whose sample names the parser keeps as exposed (it
+    renames counters without `_total`; tests/helpers/metrics.py undoes that for the tests).
+    """
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def scrape(port: int) -> Metrics:
@@ -237,9 +200,8 @@ async def scrape_pools(procs: Processes, kind: str) -> dict[str, Metrics]:
     """The SDK and application metrics of `kind`'s three pools, merged per pool."""
     merged: dict[str, Metrics] = {}
     for pool in POOLS:
-        started = procs.started[f"{kind}-{pool}"]
         samples: Metrics = {}
-        for port in (started.sdk_metrics_port, started.metrics_port):
+        for port in procs.metrics_ports[f"{kind}-{pool}"]:
             if port:
                 samples.update(await asyncio.to_thread(scrape, port))
         merged[pool] = samples
@@ -305,13 +267,7 @@ def real_runner(
         question = questions[index % len(questions)]
         request = ResearchRequest(question=question, max_searches=searches)
         started = time.monotonic()
-        handle = await client.start_workflow(
-            WORKFLOW_TYPE,
-            request,
-            id=workflow_id,
-            task_queue=queues.orchestrator,
-            result_type=ResearchReport,
-        )
+        handle = await start_research(client, request, workflow_id, queues.orchestrator)
         report = await within(timeout, handle.result(), workflow_id)
         latency = time.monotonic() - started
         stats = report.stats
@@ -493,7 +449,7 @@ async def timed_round(
         result.outside_cpu = (result.outside_cpu or 0.0) + busy_after - busy_before - ours
     # The server and this kind's pools: the other kind's pools sit idle in long polls.
     for name in cpu_after:
-        if name == "server" or name.startswith(f"{kind}-"):
+        if name == SERVER or name.startswith(f"{kind}-"):
             used = cpu_after[name] - cpu_before.get(name, 0.0)
             result.cpu[name] = result.cpu.get(name, 0.0) + used
     for pool in POOLS:
@@ -538,7 +494,9 @@ def machine() -> dict[str, Any]:
 
 
 def worker_env(address: str, extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+    env = without_temporal_connection(os.environ)
+    for key in PROVIDER_KEYS:
+        env.pop(key, None)
     env.update(
         {
             "TEMPORAL_ADDRESS": address,
@@ -559,9 +517,7 @@ async def bench(args: argparse.Namespace, procs: Processes, data_dir: Path) -> d
     """Start everything, warm up, time both kinds, and return the figures."""
     # Other work on the machine skews every figure; the load before we start shows how much.
     load_before = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    task = asyncio.current_task()
-    if task is not None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    cancel_on_sigterm()
 
     server = None
     if args.address:
@@ -570,8 +526,8 @@ async def bench(args: argparse.Namespace, procs: Processes, data_dir: Path) -> d
         port = free_port()
         address = f"127.0.0.1:{port}"
         log = procs.log_dir / "temporal.log"
-        server = start_dev_server(procs.log_dir / "temporal.db", port, log_file=log)
-        procs.add("server", Started(server, log))
+        procs.start(dev_server_spec(procs.log_dir / "temporal.db", port, log_file=log))
+        server = procs.supervisor.processes[SERVER]
     note(f"Temporal server: {address}")
     client = await wait_for_server(address, process=server)
 
@@ -592,19 +548,18 @@ async def bench(args: argparse.Namespace, procs: Processes, data_dir: Path) -> d
                 "RESEARCH_SDK_METRICS_PORT": str(sdk_port),
             },
         )
-        real = start_real_worker(pool, env, procs.log_dir / f"real-{pool}.log")
-        real.metrics_port, real.sdk_metrics_port = app_port, sdk_port
-        procs.add(f"real-{pool}", real)
+        name = f"real-{pool}"
+        procs.start(worker_spec(pool, env, procs.log_dir / f"{name}.log", name), sdk_port, app_port)
 
         sdk_port = free_port()
         env = worker_env(address, {"RESEARCH_SDK_METRICS_PORT": str(sdk_port)})
         queue = getattr(queues["bare"], pool)
-        bare = start_bare_worker(pool, queue, env, procs.log_dir / f"bare-{pool}.log")
-        bare.sdk_metrics_port = sdk_port
-        procs.add(f"bare-{pool}", bare)
+        procs.start(
+            bare_worker_spec(pool, queue, env, procs.log_dir / f"bare-{pool}.log"), sdk_port
+        )
 
     note(f"starting 6 workers (the default corpus is built in {data_dir} on first use)")
-    await procs.wait_ready([n for n in procs.started if n != "server"], args.ready_timeout)
+    await procs.wait_ready(procs.workers(), args.ready_timeout)
 
     # The warm-up is not timed: it loads the corpus index and warms imports, the sandbox and
     # connections. It runs each question once, to keep only those that plan K searches.
@@ -849,16 +804,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entrypoint() -> None:
-    """Run, flush, and leave without interpreter finalization.
-
-    As in `research_cli.main.entrypoint`: the Temporal SDK's core threads can abort a
-    short-lived client process while the interpreter finalizes (temporalio/sdk-python issue
-    300). Everything is printed and flushed by then, so skipping finalization loses nothing.
-    """
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    """Run, then leave as `deep-research` does, without interpreter finalization."""
+    exit_without_finalizing(main())
 
 
 if __name__ == "__main__":

@@ -60,6 +60,16 @@ async def test_person_steers_a_run_from_the_cli(
         assert code == 0 and "0 questions still pending" in out
 
         await wait_for(handle, Phase.AWAITING_APPROVAL)
+        planned = [q.query for q in (await status_of(handle)).queries]
+        code, _, err = await cli(
+            dev_server, task_queue, "approve", run_id, "--replace", "abc", "beta rewritten"
+        )
+        assert code == 2 and err.count("\n") == 1, err
+        assert "the query number must be a whole number, not 'abc'" in err
+        status = await status_of(handle)
+        assert status.phase is Phase.AWAITING_APPROVAL
+        assert [q.query for q in status.queries] == planned
+
         code, out, _ = await cli(
             dev_server,
             task_queue,

@@ -13,7 +13,6 @@ import json
 import re
 import subprocess
 import sys
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +36,8 @@ from research_shared.names import (
 )
 from tests.helpers.fakes.openai_server import FakeOpenAIServer
 from tests.helpers.fakes.tavily_server import FakeTavilyServer
+from tests.helpers.metrics import Series, series, values
+from tests.helpers.metrics import scrape as metrics_scrape
 from tests.helpers.processes import DevServer, WorkerProcesses
 
 pytestmark = pytest.mark.e2e
@@ -68,17 +69,9 @@ def offline_workers(
     workers.stop_all()
 
 
-def scrape(workers: WorkerProcesses, pool: str) -> dict[str, float]:
-    """The pool's /metrics, as {sample line without value: value}."""
-    port = workers.pool_env[pool]["RESEARCH_METRICS_PORT"]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    samples: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
+def scrape(workers: WorkerProcesses, pool: str) -> dict[Series, float]:
+    """The value of each series on the pool's /metrics."""
+    return values(metrics_scrape(int(workers.pool_env[pool]["RESEARCH_METRICS_PORT"])))
 
 
 async def test_workers_serve_prometheus_metrics(
@@ -93,13 +86,14 @@ async def test_workers_serve_prometheus_metrics(
     )
     search = scrape(offline_workers, "search")
     llm = scrape(offline_workers, "llm")
-    ok_searches = 'research_activity_duration_seconds_count{activity="web_search",outcome="ok"}'
-    assert search[ok_searches] >= 2
-    assert search['research_search_hits_total{provider="local"}'] > 0
-    assert search['research_activity_in_flight{activity="web_search"}'] == 0
-    assert llm['research_provider_requests_total{outcome="ok",provider="offline"}'] >= 2
-    assert llm['research_llm_tokens_total{direction="output",step="synthesize"}'] > 0
-    assert 'research_activity_duration_seconds_count{activity="plan",outcome="ok"}' in llm
+    durations = "research_activity_duration_seconds_count"
+    assert search[series(durations, activity="web_search", outcome="ok")] >= 2
+    assert search[series("research_search_hits_total", provider="local")] > 0
+    assert search[series("research_activity_in_flight", activity="web_search")] == 0
+    requests = series("research_provider_requests_total", outcome="ok", provider="offline")
+    assert llm[requests] >= 2
+    assert llm[series("research_llm_tokens_total", direction="output", step="synthesize")] > 0
+    assert series(durations, activity="plan", outcome="ok") in llm
 
 
 def scheduled_activities(history: WorkflowHistory) -> list[Any]:

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,25 +41,57 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "research_cli", *args]
 
 
-def test_demo_researches_and_leaves_nothing_running(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    result = subprocess.run(
-        command(
-            "demo",
-            "How do I compress data with zlib?",
-            "--max-searches",
-            "2",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(free_port()),
-        ),
+def run_command(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run `deep-research ARGS` to its end."""
+    return subprocess.run(
+        command(*args),
         capture_output=True,
         text=True,
-        cwd=tmp_path,
-        timeout=180,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
         check=False,
     )
+
+
+def wait_for_exit(data_dir: Path, within: float = 10.0) -> list[int]:
+    """The processes of `data_dir` still running after up to `within` seconds."""
+    deadline = time.monotonic() + within
+    while processes_of(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return processes_of(data_dir)
+
+
+def kill_leftovers(data_dir: Path) -> None:
+    """After a failure: what the command under test did not stop, so nothing outlives it."""
+    for pid in processes_of(data_dir):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_demo_researches_and_leaves_nothing_running(tmp_path: Path) -> None:
+    """Also with a shell's leftover remote-cluster settings: the embedded stack's processes
+    talk to their own dev server, without TLS or a key."""
+    data_dir = tmp_path / "data"
+    leftovers = {
+        "TEMPORAL_ADDRESS": "remote.example:7233",
+        "TEMPORAL_NAMESPACE": "elsewhere",
+        "TEMPORAL_API_KEY": "not-for-the-local-server",
+        "TEMPORAL_TLS": "true",
+        "TEMPORAL_TLS_CA": "/nonexistent/ca.pem",
+        "TEMPORAL_TLS_SERVER_NAME": "remote.example",
+        "temporal_tls_cert": "/nonexistent/client.pem",
+    }
+    question = "How do I compress data with zlib?"
+    result = run_command(
+        *("demo", question, "--max-searches", "2", "--data-dir", str(data_dir)),
+        *("--port", str(free_port())),
+        env={**os.environ, **leftovers},
+        cwd=tmp_path,
+    )
+    kill_leftovers(data_dir)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "report written to" in result.stdout
     report = next((tmp_path / "reports").glob("*.md")).read_text()
@@ -121,12 +155,8 @@ def test_dev_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run(
-            command("dev", "--data-dir", str(tmp_path), "--port", str(port), "--ui-port", "0"),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        result = run_command(
+            "dev", "--data-dir", str(tmp_path), "--port", str(port), "--ui-port", "0", timeout=60
         )
     assert result.returncode == 1
     assert "error: port " in result.stderr and "is in use" in result.stderr
@@ -140,19 +170,128 @@ def test_dev_gives_up_on_a_worker_that_keeps_exiting(tmp_path: Path) -> None:
     env = {**os.environ, "RESEARCH_SEARCH_PROVIDER": "tavily"}
     env.pop("TAVILY_API_KEY", None)
     data_dir = tmp_path / "data"
-    result = subprocess.run(
-        command("dev", "--data-dir", str(data_dir), "--port", str(free_port()), "--ui-port", "0"),
-        capture_output=True,
-        text=True,
+    result = run_command(
+        *("dev", "--data-dir", str(data_dir), "--port", str(free_port()), "--ui-port", "0"),
         env=env,
         timeout=120,
-        check=False,
     )
     assert result.returncode == 1
     assert "error: worker search keeps exiting; see " in result.stderr
     assert "Traceback" not in result.stderr
     assert "needs TAVILY_API_KEY" in (data_dir / "logs" / "search.log").read_text()
-    deadline = time.monotonic() + 10
-    while processes_of(data_dir) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert processes_of(data_dir) == []
+    assert wait_for_exit(data_dir) == []
+
+
+def test_demo_gives_up_on_a_pool_that_dies_at_start(tmp_path: Path) -> None:
+    """A pool that cannot start (Tavily asked for, no key) would leave the run waiting
+    forever: `demo` restarts it a few times, then names it and its log, and stops."""
+    env = {**os.environ, "RESEARCH_SEARCH_PROVIDER": "tavily"}
+    env.pop("TAVILY_API_KEY", None)
+    data_dir = tmp_path / "data"
+    try:
+        result = run_command(
+            *("demo", "--max-searches", "2", "--data-dir", str(data_dir)),
+            *("--port", str(free_port())),
+            env=env,
+            cwd=tmp_path,
+        )
+    finally:
+        left = wait_for_exit(data_dir)
+        kill_leftovers(data_dir)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last == f"error: worker search keeps exiting; see {data_dir / 'logs' / 'search.log'}"
+    assert "Traceback" not in result.stderr
+    assert "needs TAVILY_API_KEY" in (data_dir / "logs" / "search.log").read_text()
+    assert left == []
+
+
+def wait_for_output(proc: subprocess.Popen[str], marker: str, within: float) -> list[str]:
+    """Lines of `proc`'s output up to the one holding `marker` (all of them if it ends)."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if marker in line or not line:
+            break
+    return lines
+
+
+def assert_sigterm_stops_everything(
+    args: list[str], data_dir: Path, cwd: Path, until_up: Callable[[subprocess.Popen[str]], None]
+) -> None:
+    """Start the command, wait with `until_up` for its stack to be up, SIGTERM it, and check
+    that it exits as a stopped program does and that the server and workers it started
+    are gone."""
+    proc = subprocess.Popen(
+        command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=cwd,
+    )
+    started: set[int] = set()
+    try:
+        until_up(proc)
+        started = set(processes_of(data_dir)) - {proc.pid}
+        assert len(started) == 4, "the server and three workers"
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        left = wait_for_exit(data_dir)
+        kill_leftovers(data_dir)
+    assert left == []
+    assert still_running(started) == set()
+
+
+def still_running(pids: set[int]) -> set[int]:
+    """Those of `pids` that name a live process (a zombie has ended)."""
+    live = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            live.add(pid)
+    return live
+
+
+def test_dev_stops_everything_on_sigterm(tmp_path: Path) -> None:
+    """SIGTERM, what a process manager sends, stops the server and the workers as Ctrl-C
+    does."""
+    data_dir = tmp_path / "data"
+    logs = [data_dir / "logs" / f"{pool}.log" for pool in ("orchestrator", "search", "llm")]
+
+    def polling() -> bool:
+        return all(log.exists() and "worker started" in log.read_text() for log in logs)
+
+    def until_up(dev: subprocess.Popen[str]) -> None:
+        lines = wait_for_output(dev, "Ctrl-C stops everything", 60)
+        assert "Ctrl-C stops everything" in lines[-1], lines
+        deadline = time.monotonic() + 120
+        while not polling() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert polling(), "the three workers did not start polling"
+
+    args = ["dev", "--data-dir", str(data_dir), "--port", str(free_port()), "--ui-port", "0"]
+    assert_sigterm_stops_everything(args, data_dir, tmp_path, until_up)
+
+
+def test_demo_stops_everything_on_sigterm(tmp_path: Path) -> None:
+    """A demo stopped by SIGTERM while its run waits (here, for its plan to be reviewed)
+    stops the server and the workers."""
+    data_dir = tmp_path / "data"
+
+    def until_up(demo: subprocess.Popen[str]) -> None:
+        lines = wait_for_output(demo, "waiting for the plan", 120)
+        assert "waiting for the plan" in lines[-1], lines
+
+    args = ["demo", "--approve-plan", "--data-dir", str(data_dir), "--port", str(free_port())]
+    assert_sigterm_stops_everything(args, data_dir, tmp_path, until_up)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from research_shared import metrics as app_metrics
     from research_shared.settings import TemporalSettings
     from research_shared.temporal_client import connect, sdk_runtime
+    from tests.helpers import metrics as metrics_text
     from tests.helpers.processes import DevServer
 
 # No resolve(): the workflow sandbox re-imports this module and forbids file system calls.
@@ -675,15 +675,7 @@ async def tcp_forwarder(target_port: int) -> AsyncIterator[tuple[int, asyncio.Ev
 
 def scrape(port: int) -> dict[str, set[str]]:
     """Series names on a /metrics endpoint, with the label names seen on each."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-        text = answer.read().decode()
-    found: dict[str, set[str]] = {}
-    for line in text.splitlines():
-        match = re.match(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})? ", line)
-        if match:
-            labels = set(re.findall(r'(\w+)="', match.group(2) or "")) - {"le"}
-            found.setdefault(match.group(1), set()).update(labels)
-    return found
+    return metrics_text.label_names(metrics_text.scrape(port, timeout=5))
 
 
 async def test_recorded_sdk_series_are_what_a_live_worker_exports(

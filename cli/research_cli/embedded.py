@@ -7,20 +7,46 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn, TypeVar
 
 from temporalio.client import Client
 
+from research_cli.supervisor import (
+    ProcessError,
+    ProcessSpec,
+    Supervisor,
+    spawn,
+    stop_process,
+)
 from research_shared.converter import DATA_CONVERTER
 
+__all__ = [
+    "POOLS",
+    "SERVER",
+    "EmbeddedError",
+    "EmbeddedStack",
+    "dev_server_spec",
+    "free_port",
+    "port_is_free",
+    "start_dev_server",
+    "stop_process",
+    "temporal_binary",
+    "wait_for_server",
+    "without_temporal_connection",
+    "worker_spec",
+]
+
 POOLS = ("orchestrator", "search", "llm")
+SERVER = "server"
+
+T = TypeVar("T")
 
 
 class EmbeddedError(RuntimeError):
@@ -57,15 +83,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_dev_server(
+def dev_server_spec(
     db_file: Path,
     port: int,
     ui_port: int | None = None,
     log_file: Path | None = None,
     namespace: str = "default",
-) -> subprocess.Popen[bytes]:
-    """Start `temporal server start-dev` on `db_file`; the caller waits with `wait_for_server`."""
-    db_file.parent.mkdir(parents=True, exist_ok=True)
+) -> ProcessSpec:
+    """`temporal server start-dev` on `db_file`, as the supervisor starts it."""
     args = [
         temporal_binary(),
         "server",
@@ -85,8 +110,25 @@ def start_dev_server(
         args += ["--ui-port", str(ui_port)]
     else:
         args.append("--headless")
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return ProcessSpec(
+        SERVER,
+        args,
+        log_file=log_file,
+        env=without_temporal_connection(os.environ),
+        label="the Temporal dev server",
+    )
+
+
+def start_dev_server(
+    db_file: Path,
+    port: int,
+    ui_port: int | None = None,
+    log_file: Path | None = None,
+    namespace: str = "default",
+) -> subprocess.Popen[bytes]:
+    """Start `temporal server start-dev` on `db_file`; the caller waits with `wait_for_server`."""
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    return spawn(dev_server_spec(db_file, port, ui_port, log_file, namespace))
 
 
 async def wait_for_server(
@@ -106,42 +148,41 @@ async def wait_for_server(
     raise EmbeddedError(f"the Temporal server at {address} did not answer in {within:g}s: {last}")
 
 
-def start_worker(
-    pool: str, env: dict[str, str], log_file: Path | None = None
-) -> subprocess.Popen[bytes]:
-    """Start one worker pool as its own process (`deep-research worker POOL`)."""
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(
+def worker_spec(
+    pool: str, env: Mapping[str, str], log_file: Path | None = None, name: str | None = None
+) -> ProcessSpec:
+    """One worker pool as its own process (`deep-research worker POOL`), named after the
+    pool unless `name` says otherwise."""
+    name = name or pool
+    return ProcessSpec(
+        name,
         [sys.executable, "-m", "research_cli", "worker", pool],
+        log_file=log_file,
         env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        label=f"worker {name}",
     )
 
 
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """SIGTERM, wait for a graceful exit, then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def without_temporal_connection(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without any variable that says how to reach a Temporal cluster.
+
+    A shell that once talked to a remote cluster keeps its TEMPORAL_* variables (address,
+    API key, TLS files, server name); any of them would turn the local processes towards
+    that cluster or to TLS. pydantic-settings reads them whatever their case, so they are
+    dropped whatever their case.
+    """
+    return {key: value for key, value in env.items() if not key.upper().startswith("TEMPORAL_")}
 
 
 @dataclass
 class EmbeddedStack:
-    """The dev server and the three worker processes, started and stopped together."""
+    """The dev server and the three worker processes, started, watched and stopped together."""
 
     data_dir: Path
     port: int = 7233
     ui_port: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
-    server: subprocess.Popen[bytes] | None = None
-    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    supervisor: Supervisor = field(default_factory=Supervisor)
 
     @property
     def address(self) -> str:
@@ -151,8 +192,13 @@ class EmbeddedStack:
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
+    @property
+    def workers(self) -> list[str]:
+        """The pools started."""
+        return [name for name in self.supervisor.processes if name != SERVER]
+
     def worker_env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        env = without_temporal_connection(os.environ)
         env.update(
             {
                 "TEMPORAL_ADDRESS": self.address,
@@ -160,9 +206,6 @@ class EmbeddedStack:
                 "RESEARCH_DATA_DIR": str(self.data_dir),
             }
         )
-        # A remote cluster's credentials must not leak into the embedded stack's workers.
-        for key in ("TEMPORAL_API_KEY", "TEMPORAL_TLS", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY"):
-            env.pop(key, None)
         env.update(self.extra_env)
         return env
 
@@ -173,26 +216,49 @@ class EmbeddedStack:
                 "Pick another with --port."
             )
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.server = start_dev_server(
-            self.data_dir / "temporal.db",
-            self.port,
-            self.ui_port,
-            log_file=self.log_dir / "temporal.log",
-        )
-        client = await wait_for_server(self.address, process=self.server)
+        db_file = self.data_dir / "temporal.db"
+        log = self.log_dir / "temporal.log"
+        server = self.supervisor.start(dev_server_spec(db_file, self.port, self.ui_port, log))
+        try:
+            client = await wait_for_server(self.address, process=server)
+        except EmbeddedError as err:
+            raise EmbeddedError(f"{err}; see {log}") from None
         env = self.worker_env()
         for pool in pools:
-            self.workers[pool] = start_worker(pool, env, self.log_dir / f"{pool}.log")
+            self.supervisor.start(worker_spec(pool, env, self.log_dir / f"{pool}.log"))
         return client
 
-    def dead_workers(self) -> list[str]:
-        return [pool for pool, proc in self.workers.items() if proc.poll() is not None]
+    async def watch(self, on_restart: Callable[[str, int, Path], None]) -> NoReturn:
+        """Watch the stack until it fails for good: a worker that exits is restarted (then
+        `on_restart(pool, exit code, its log)` is told) until it keeps exiting; the server
+        exiting ends the stack. Either is an `EmbeddedError` naming the process and its log."""
+
+        def restarting(pool: str, code: int) -> None:
+            on_restart(pool, code, self.log_dir / f"{pool}.log")
+
+        try:
+            await self.supervisor.watch(self.workers, restarting)
+        except ProcessError as err:
+            raise EmbeddedError(str(err)) from None
+
+    async def run(self, work: Awaitable[T], on_restart: Callable[[str, int, Path], None]) -> T:
+        """Await `work` while watching the stack: a stack that fails for good ends it.
+
+        A run waits for its workers as long as it takes, so without this a pool that
+        cannot start would leave the caller waiting forever.
+        """
+        job = asyncio.ensure_future(work)
+        watcher = asyncio.ensure_future(self.watch(on_restart))
+        try:
+            await asyncio.wait({job, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher.done():
+                watcher.result()
+            return await job
+        finally:
+            for task in (job, watcher):
+                task.cancel()
+            await asyncio.gather(job, watcher, return_exceptions=True)
 
     def stop(self) -> None:
-        for proc in self.workers.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.workers.values():
-            stop_process(proc)
-        if self.server is not None:
-            stop_process(self.server, timeout=15)
+        """Stop the workers, then the server they use."""
+        self.supervisor.stop_all(timeout=30.0, last=(SERVER,))

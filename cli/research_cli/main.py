@@ -13,8 +13,9 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from temporalio.client import (
@@ -28,6 +29,8 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from research_cli.embedded import EmbeddedError
+from research_cli.supervisor import EXIT_SIGTERM, cancel_on_sigterm
+from research_cli.texts import text_problem
 from research_shared.models import (
     DEFAULT_MAX_SEARCHES,
     ClarificationState,
@@ -61,6 +64,44 @@ class CliError(Exception):
 
 
 # -- helpers shared by the commands ----------------------------------------------------------
+
+
+def checked_text(what: str, value: str) -> str:
+    """`value`, or a `CliError` (exit 2) saying why it is not acceptable text."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise CliError(f"invalid {what}: {problem}", code=2)
+    return value
+
+
+def plan_index(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise CliError(
+            f"invalid --replace: the query number must be a whole number, not {text!r}", code=2
+        ) from None
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse, before anything starts or is sent, a text argument that is not clean text
+    and a --replace whose query number is not a number."""
+    texts: list[tuple[str, str | None]] = [
+        ("research request: question", getattr(args, "question", None)),
+        ("--id", getattr(args, "id", None)),
+        ("workflow id", getattr(args, "workflow_id", None)),
+        ("--reject reason", getattr(args, "reject", None)),
+        ("--reason", getattr(args, "reason", None)),
+    ]
+    texts += [(f"answer {n}", a) for n, a in enumerate(getattr(args, "answers", None) or [], 1)]
+    texts += [("--add query", query) for query in getattr(args, "add", None) or []]
+    replace = getattr(args, "replace", None) or []
+    texts += [(f"--replace query for {index}", query) for index, query in replace]
+    for what, value in texts:
+        if value is not None:
+            checked_text(what, value)
+    if replace:
+        args.replace = [(plan_index(index), query) for index, query in replace]
 
 
 def validated_request(args: argparse.Namespace) -> ResearchRequest:
@@ -148,15 +189,24 @@ async def follow(
         raise CliError(f"research {handle.id} failed: {message}") from None
 
 
-async def prompt(text: str) -> str:
-    return (await asyncio.to_thread(input, text)).strip()
+async def prompt(text: str, what: str) -> str:
+    """A line typed at the terminal ("" at end of input), refused if it is not clean text."""
+    try:
+        line = await asyncio.to_thread(input, text)
+    except EOFError:
+        return ""
+    except UnicodeDecodeError as err:
+        byte = err.object[err.start]
+        raise CliError(f"invalid {what}: is not valid UTF-8 text (byte 0x{byte:02x})", 2) from None
+    return checked_text(what, line.strip())
 
 
 async def ask_clarifications(handle: WorkflowHandle[Any, Any], status: ResearchStatus) -> None:
     print("\nA few questions first (Enter: no preference):", file=sys.stderr)
     answers = []
     for index in status.questions_pending:
-        answer = await prompt(f"  {status.clarifications[index].question}\n  > ")
+        question = status.clarifications[index].question
+        answer = await prompt(f"  {question}\n  > ", f"answer to question {index}")
         answers.append({"index": index, "answer": answer or "no preference"})
     await send_update(handle, ANSWER_UPDATE, {"answers": answers}, ClarificationState)
 
@@ -165,11 +215,11 @@ async def ask_plan_review(handle: WorkflowHandle[Any, Any], status: ResearchStat
     print("\nThe plan:", file=sys.stderr)
     for n, q in enumerate(status.queries):
         print(f"  {n}. {q.query}  ({q.reason})", file=sys.stderr)
-    choice = await prompt("Approve [a], reject [r], or leave it for later [Enter]? ")
+    choice = await prompt("Approve [a], reject [r], or leave it for later [Enter]? ", "choice")
     if choice.lower().startswith("a"):
         await send_update(handle, REVIEW_PLAN_UPDATE, {"decision": "approve"}, PlanReviewResult)
     elif choice.lower().startswith("r"):
-        reason = await prompt("Why? ")
+        reason = await prompt("Why? ", "reason")
         await send_update(
             handle, REVIEW_PLAN_UPDATE, {"decision": "reject", "reason": reason}, PlanReviewResult
         )
@@ -228,20 +278,27 @@ def print_outcome(
     print(f"report written to {path}")
 
 
+async def start_research(
+    client: Client, request: ResearchRequest, workflow_id: str, task_queue: str
+) -> WorkflowHandle[Any, ResearchReport]:
+    """Start a research run. An id names one run: starting it again is refused
+    (`WorkflowAlreadyStartedError`), so a caller can follow that run instead of paying twice."""
+    return await client.start_workflow(
+        WORKFLOW_TYPE,
+        request,
+        id=workflow_id,
+        task_queue=task_queue,
+        result_type=ResearchReport,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+
+
 async def research(client: Client, args: argparse.Namespace, request: ResearchRequest) -> int:
     queues = QueueSettings()
     workflow_id = args.id or f"research-{uuid.uuid4().hex[:12]}"
     started = time.monotonic()
     try:
-        # An id names one run: starting it again follows that run instead of paying twice.
-        handle = await client.start_workflow(
-            WORKFLOW_TYPE,
-            request,
-            id=workflow_id,
-            task_queue=queues.orchestrator_queue,
-            result_type=ResearchReport,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
+        handle = await start_research(client, request, workflow_id, queues.orchestrator_queue)
     except WorkflowAlreadyStartedError:
         handle = client.get_workflow_handle(workflow_id, result_type=ResearchReport)
         print(f"a run with id {workflow_id} exists; following it", file=sys.stderr)
@@ -332,8 +389,7 @@ async def cmd_approve(args: argparse.Namespace) -> int:
         review = {"decision": "reject", "reason": args.reject}
     elif args.add or args.remove or args.replace:
         queries = [q.model_dump() for q in (await query_status(handle)).queries]
-        for index, text in args.replace or []:
-            position = int(index)
+        for position, text in args.replace or []:
             if not 0 <= position < len(queries):
                 raise CliError(f"there is no query {position} in the plan", code=2)
             queries[position] = {"query": text, "reason": "rewritten by a person"}
@@ -387,8 +443,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def announce_restart(pool: str, code: int, log: Path) -> None:
+    print(f"worker {pool} exited with code {code}; restarted it (log: {log})", file=sys.stderr)
+
+
 async def cmd_dev(args: argparse.Namespace) -> int:
-    from research_cli.embedded import EmbeddedStack, start_worker
+    from research_cli.embedded import EmbeddedStack
 
     stack = EmbeddedStack(data_dir=args.data_dir, port=args.port, ui_port=args.ui_port)
     try:
@@ -398,21 +458,10 @@ async def cmd_dev(args: argparse.Namespace) -> int:
             print(f"Temporal UI on http://127.0.0.1:{args.ui_port}")
         print(f"workers: {', '.join(stack.workers)}; logs in {stack.log_dir}")
         print(f"try: TEMPORAL_ADDRESS={stack.address} deep-research run 'your question'")
-        print("Ctrl-C stops everything.")
-        restarts: dict[str, list[float]] = {}
-        while True:
-            await asyncio.sleep(1)
-            for pool in stack.dead_workers():
-                log = stack.log_dir / f"{pool}.log"
-                recent = [t for t in restarts.get(pool, []) if time.monotonic() - t < 60]
-                if len(recent) >= 3:
-                    # Crashing at once, again and again: a configuration problem, not bad luck.
-                    raise CliError(f"worker {pool} keeps exiting; see {log}")
-                restarts[pool] = [*recent, time.monotonic()]
-                print(f"worker {pool} exited; restarting it (log: {log})")
-                stack.workers[pool] = start_worker(pool, stack.worker_env(), log)
+        print("Ctrl-C stops everything.", flush=True)
+        await stack.watch(announce_restart)
     finally:
-        print("stopping the embedded stack", file=sys.stderr)
+        print("stopping the embedded stack", file=sys.stderr, flush=True)
         stack.stop()
 
 
@@ -422,10 +471,10 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     request = validated_request(args)
     port = args.port if port_is_free(args.port) else free_port()
     stack = EmbeddedStack(data_dir=args.data_dir, port=port)
-    print(f"starting the embedded stack in {args.data_dir} (logs: {stack.log_dir})")
+    print(f"starting the embedded stack in {args.data_dir} (logs: {stack.log_dir})", flush=True)
     try:
         client = await stack.start()
-        return await research(client, args, request)
+        return await stack.run(research(client, args, request), announce_restart)
     finally:
         stack.stop()
 
@@ -510,11 +559,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+async def until_sigterm(command: Callable[[argparse.Namespace], Awaitable[int]], args: Any) -> int:
+    cancel_on_sigterm()
+    return await command(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "worker":
             return cmd_worker(args)
+        check_arguments(args)
         command = {
             "dev": cmd_dev,
             "demo": cmd_demo,
@@ -527,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
             "resume": cmd_signal,
             "cancel": cmd_signal,
         }[args.command]
-        return asyncio.run(command(args))
+        return asyncio.run(until_sigterm(command, args))
     except CliError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.code
@@ -536,17 +591,24 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except asyncio.CancelledError:
+        # SIGTERM cancelled the command, whose `finally` blocks have stopped what it started.
+        return EXIT_SIGTERM
 
 
-def entrypoint() -> None:
-    """The console script: run, flush, and leave without interpreter finalization.
+def exit_without_finalizing(code: int) -> NoReturn:
+    """Flush, and leave without interpreter finalization.
 
     The Temporal SDK's Rust core keeps threads that can touch the interpreter while it
     finalizes, which aborts a short-lived client process now and then (temporalio/sdk-python
     issue 300). Everything this process writes is flushed and closed by now, so skipping
     finalization loses nothing.
     """
-    code = main()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def entrypoint() -> None:
+    """The console script: run, then leave without interpreter finalization."""
+    exit_without_finalizing(main())

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import subprocess
 import sys
 import time
 import uuid
@@ -30,7 +29,7 @@ from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
-from research_cli.embedded import stop_process
+from research_cli.supervisor import ProcessSpec
 from research_shared.models import ResearchReport
 from research_shared.names import WORKFLOW_TYPE
 from tests.helpers.fakes.faultserver import Call
@@ -38,7 +37,7 @@ from tests.helpers.fakes.openai_server import FakeOpenAIServer, Responder
 from tests.helpers.fakes.tavily_server import FakeTavilyServer
 from tests.helpers.processes import WorkerProcesses
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PLANNER_MODEL = "planner-model"
 WRITER_MODEL = "writer-model"
 REPORT_BODY = "# Report\n\nWork resumes where it stopped [1]."
@@ -124,17 +123,16 @@ class ResearchStack:
         await asyncio.to_thread(self.workers.wait_ready, name, 60.0)
 
     def _spawn_module(self, name: str, module: str) -> None:
-        self.workers.log_dir.mkdir(parents=True, exist_ok=True)
-        with self.workers.log_file(name).open("ab") as out:
-            self.workers.procs[name] = subprocess.Popen(
+        self.workers.supervisor.start(
+            ProcessSpec(
+                name,
                 [sys.executable, "-m", module],
+                log_file=self.workers.log_file(name),
                 env=self.workers.full_env(),
                 # The module lives in the tests package, importable from the repository root.
                 cwd=REPO_ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
+        )
 
     async def kill(self, pool: str) -> float:
         """SIGKILL a pool; returns the moment of the kill (monotonic clock)."""
@@ -143,7 +141,7 @@ class ResearchStack:
 
     async def stop(self, pool: str) -> None:
         """SIGTERM a pool and wait for its graceful exit."""
-        await asyncio.to_thread(stop_process, self.workers.procs[pool], 15.0)
+        await asyncio.to_thread(self.workers.supervisor.stop, pool, 15.0)
 
     def logs(self) -> str:
         """The tail of every worker's log, for failure messages."""

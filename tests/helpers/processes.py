@@ -1,15 +1,15 @@
-"""Real processes for the end-to-end tests: the dev server and the worker pools."""
+"""Real processes for the end-to-end tests: the dev server and the worker pools, run by the
+project's own supervisor (`research_cli.supervisor`)."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from research_cli.embedded import start_worker, stop_process
+from research_cli.embedded import worker_spec
+from research_cli.supervisor import ProcessError, Supervisor
 
 
 @dataclass
@@ -34,8 +34,13 @@ class WorkerProcesses:
     log_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     pool_env: dict[str, dict[str, str]] = field(default_factory=dict)
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    _log_offsets: dict[str, int] = field(default_factory=dict)
+    supervisor: Supervisor = field(default_factory=Supervisor)
+
+    @property
+    def procs(self) -> dict[str, subprocess.Popen[bytes]]:
+        """The current process of each pool; a test may put a process of its own here, and
+        `stop_all` stops it with the rest."""
+        return self.supervisor.processes
 
     def log_file(self, pool: str) -> Path:
         return self.log_dir / f"{pool}.log"
@@ -55,25 +60,17 @@ class WorkerProcesses:
 
     def start(self, *pools: str, ready_within: float = 120.0) -> None:
         """Start pools and wait until each one logs that it polls its queue."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         for pool in pools:
-            log = self.log_file(pool)
-            self._log_offsets[pool] = log.stat().st_size if log.exists() else 0
             env = {**self.full_env(), **self.pool_env.get(pool, {})}
-            self.procs[pool] = start_worker(pool, env, log)
+            self.supervisor.start(worker_spec(pool, env, self.log_file(pool)))
         for pool in pools:
             self.wait_ready(pool, ready_within)
 
     def wait_ready(self, pool: str, within: float) -> None:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if "worker started" in self.new_log(pool):
-                return
-            proc = self.procs[pool]
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker {pool} exited ({proc.returncode}):\n{self.log(pool)}")
-            time.sleep(0.1)
-        raise RuntimeError(f"worker {pool} did not start in {within}s:\n{self.log(pool)}")
+        try:
+            self.supervisor.wait_ready([pool], "worker started", within)
+        except (ProcessError, TimeoutError) as err:
+            raise RuntimeError(f"{err}:\n{self.log(pool)}") from None
 
     def log(self, pool: str) -> str:
         path = self.log_file(pool)
@@ -81,14 +78,11 @@ class WorkerProcesses:
 
     def new_log(self, pool: str) -> str:
         """What the pool's current process has logged."""
-        return self.log(pool)[self._log_offsets.get(pool, 0) :]
+        return self.supervisor.output(pool)
 
     def kill(self, pool: str) -> None:
         """SIGKILL: no graceful shutdown, in-flight work is lost as in a crash."""
-        proc = self.procs[pool]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        self.supervisor.kill(pool)
 
     def stop_all(self) -> None:
-        for proc in self.procs.values():
-            stop_process(proc, timeout=15)
+        self.supervisor.stop_all(timeout=15)
