@@ -6,9 +6,9 @@ One small HTTP server answers three paths:
   own server gives (content negotiation and gzip included).
 - `/readyz` (readiness): 200 while the worker polls its task queue and its last cheap call to
   Temporal succeeded; 503 while it connects, after SIGTERM, and while Temporal does not
-  answer. The check runs every `READINESS_CHECK_SECONDS` with a timeout of
-  `READINESS_TIMEOUT_SECONDS`, so losing the server shows within a few seconds, and so does
-  its return.
+  answer, or while liveness fails. The check runs every `READINESS_CHECK_SECONDS` with a
+  timeout of `READINESS_TIMEOUT_SECONDS`, so losing the server shows within a few seconds,
+  and so does its return.
 - `/healthz` (liveness): 200 while the event loop keeps running; 503 once the loop has not run
   its heartbeat for `stall_seconds` (RESEARCH_LIVENESS_STALL_SECONDS). A worker whose loop is
   stuck (a blocking call in an async activity, a deadlock) polls nothing, heartbeats nothing
@@ -32,10 +32,11 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import structlog
-from prometheus_client import make_wsgi_app
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
+
+from research_shared.metrics import metrics_app
 
 log = structlog.get_logger(__name__)
 
@@ -69,7 +70,8 @@ class Health:
 
     def readiness(self) -> str | None:
         """None when ready, else the reason it is not."""
-        return self._not_ready
+        # A stuck loop cannot update readiness, so its last word would be stale.
+        return self.liveness() or self._not_ready
 
     def liveness(self) -> str | None:
         """None while the event loop runs, else how long it has been stuck."""
@@ -133,7 +135,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 def probe_app(health: Health) -> WSGIApplication:
     """The WSGI application behind the probe server: /metrics, /readyz, /healthz."""
-    metrics: WSGIApplication = make_wsgi_app()
+    metrics = metrics_app()
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

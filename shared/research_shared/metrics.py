@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from wsgiref.types import WSGIApplication
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 from temporalio.exceptions import ApplicationError
 
 ACTIVITY_SECONDS = Histogram(
@@ -30,6 +31,13 @@ PROVIDER_REQUESTS = Counter(
 )
 LLM_TOKENS = Counter("research_llm_tokens_total", "Model tokens used.", ["step", "direction"])
 SEARCH_HITS = Counter("research_search_hits_total", "Documents returned by searches.", ["provider"])
+
+
+def metrics_app() -> WSGIApplication:
+    """The /metrics exposition of these metrics (and the process's), as prometheus_client
+    serves it: text or OpenMetrics by the Accept header, gzip when asked."""
+    app: WSGIApplication = make_wsgi_app()
+    return app
 
 
 @contextmanager
