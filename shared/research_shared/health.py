@@ -40,6 +40,9 @@ from research_shared.metrics import metrics_app
 
 log = structlog.get_logger(__name__)
 
+METRICS_PATH = "/metrics"
+READY_PATH = "/readyz"
+LIVE_PATH = "/healthz"
 READINESS_CHECK_SECONDS = 2.0
 READINESS_TIMEOUT_SECONDS = 2.0
 # The heartbeat runs several times per stall threshold, so one late tick never fails liveness.
@@ -139,11 +142,11 @@ def probe_app(health: Health) -> WSGIApplication:
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == "/metrics":
+        if path == METRICS_PATH:
             return metrics(environ, start_response)
-        if path == "/readyz":
+        if path == READY_PATH:
             problem = health.readiness()
-        elif path == "/healthz":
+        elif path == LIVE_PATH:
             problem = health.liveness()
         else:
             return _answer(start_response, "404 Not Found", "try /metrics, /readyz or /healthz")
