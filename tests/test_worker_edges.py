@@ -228,10 +228,19 @@ def busy_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
-def test_a_busy_metrics_port_is_one_line(tmp_path: Path, busy_port: int) -> None:
-    done = run_worker("orchestrator", worker_env(tmp_path, RESEARCH_METRICS_PORT=str(busy_port)))
+@pytest.mark.parametrize(
+    ("setting", "what"),
+    [
+        ("RESEARCH_METRICS_PORT", "metrics and probes"),
+        ("RESEARCH_SDK_METRICS_PORT", "the SDK metrics"),
+    ],
+)
+def test_a_busy_metrics_port_is_one_line(
+    tmp_path: Path, busy_port: int, setting: str, what: str
+) -> None:
+    done = run_worker("orchestrator", worker_env(tmp_path, **{setting: str(busy_port)}))
     (line,) = error_lines(done)
-    assert line.startswith(f"error: cannot serve metrics and probes on port {busy_port}: "), line
+    assert line.startswith(f"error: cannot serve {what} on port {busy_port}: "), line
     assert done.returncode == 1
 
 

@@ -90,7 +90,9 @@ async def connect_worker(temporal: TemporalSettings, settings: WorkerSettings) -
     try:
         runtime: Runtime | None = sdk_runtime(settings.sdk_metrics_port)
     except ValueError as err:  # the SDK's Prometheus exporter could not bind its port
-        raise WorkerError(_one_line(err)) from None
+        raise WorkerError(
+            f"cannot serve the SDK metrics on port {settings.sdk_metrics_port}: {_one_line(err)}"
+        ) from None
     deadline = time.monotonic() + settings.connect_retry_seconds
     delay = _FIRST_RETRY_SECONDS
     while True:
@@ -149,8 +151,8 @@ async def run_until_signalled(worker: Worker, pool: str, health: Health | None =
                     watcher.cancel()  # not awaited, as in serve_probes
             log.info("worker stopping", pool=pool)
     except RuntimeError as err:
-        # A fatal worker error, e.g. a namespace that does not exist (checked as polling
-        # starts) or permissions withdrawn; the SDK has logged the details.
+        # A fatal worker error: a namespace that does not exist (checked as polling starts),
+        # or later a permission withdrawn (the SDK logs those with their details first).
         raise WorkerError(
             f"the {pool} worker cannot poll {worker.task_queue}: {_core_message(err)}"
         ) from None
