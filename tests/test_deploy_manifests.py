@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from research_shared import names
+from research_shared.health import LIVE_PATH, METRICS_PATH, READY_PATH
 from research_shared.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,8 +296,12 @@ def test_worker_deployment_runs_the_image_user_and_exposes_metrics(pool: Pool) -
     assert container["image"].rsplit("/", 1)[-1].startswith(f"deep-research-{pool.deployment}:")
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["metrics"] == 9464
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    # Readiness asks about the connection, liveness and startup about the event loop.
+    probes = {"startupProbe": LIVE_PATH, "readinessProbe": READY_PATH, "livenessProbe": LIVE_PATH}
+    for probe, path in probes.items():
+        assert container[probe]["httpGet"] == {"path": path, "port": "metrics"}, probe
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/path"] == METRICS_PATH
     service = by_name(load_all(K8S / "base" / pool.folder / "service.yaml"), "Service")[
         pool.deployment
     ]
@@ -613,3 +618,11 @@ def test_compose_builds_each_worker_and_passes_keys_through(pool: Pool) -> None:
     budget = float(env.get("RESEARCH_GRACEFUL_SHUTDOWN_SECONDS", default_shutdown_seconds()))
     grace = re.fullmatch(r"(\d+)s", service["stop_grace_period"])
     assert grace and int(grace[1]) >= budget + SHUTDOWN_MARGIN_SECONDS
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=POOL_IDS)
+def test_compose_health_is_the_workers_readiness(pool: Pool) -> None:
+    service = compose()["services"][pool.deployment]
+    port = service["environment"]["RESEARCH_METRICS_PORT"]
+    check = " ".join(service["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}{READY_PATH}" in check, check

@@ -432,14 +432,40 @@ async def query_status(handle: WorkflowHandle[Any, Any]) -> ResearchStatus:
         raise CliError(f"cannot read the status of {handle.id}: {err.message}") from None
 
 
+# The optional dependencies a worker may import, and the extra (pyproject.toml) that has them.
+_EXTRA_OF_MODULE = {"agents": "llm", "openai": "llm", "httpx": "search", "tavily": "search"}
+_NEEDED_FOR = {"search": " to search with Tavily"}
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
-    if args.pool == "orchestrator":
-        from research_orchestrator.worker import main
-    elif args.pool == "search":
-        from research_search.worker import main
-    else:
-        from research_llm.worker import main
-    main()
+    """Run one pool until SIGTERM; a pool that cannot start is one line and exit 1 or 2."""
+    from research_shared.serving import WorkerError
+    from research_shared.settings import describe_settings_error
+
+    try:
+        # Imported here, not at the top: each pool's image carries only its own extras.
+        if args.pool == "orchestrator":
+            from research_orchestrator.worker import main
+        elif args.pool == "search":
+            from research_search.worker import main
+        else:
+            from research_llm.worker import main
+        main()
+    except ModuleNotFoundError as err:
+        extra = _EXTRA_OF_MODULE.get((err.name or "").partition(".")[0])
+        if extra is None:
+            raise  # not an optional dependency: a broken install or a bug, worth a traceback
+        raise CliError(
+            f"the {args.pool} worker needs the '{extra}' extra{_NEEDED_FOR.get(args.pool, '')}: "
+            f"pip install 'deep-research[{extra}]'"
+        ) from None
+    except ValidationError as err:
+        message = describe_settings_error(err)
+        if message is None:
+            raise
+        raise CliError(message, code=2) from None
+    except WorkerError as err:
+        raise CliError(str(err), code=err.code) from None
     return 0
 
 

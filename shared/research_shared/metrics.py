@@ -1,4 +1,5 @@
-"""Prometheus metrics of the workers, served on RESEARCH_METRICS_PORT.
+"""Prometheus metrics of the workers, served on RESEARCH_METRICS_PORT with the probes
+(`research_shared.health`).
 
 The Temporal SDK's own metrics (poll latency, schedule-to-start, task slots) are served by
 the SDK's runtime on RESEARCH_SDK_METRICS_PORT; these are the application's.
@@ -9,8 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from wsgiref.types import WSGIApplication
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 from temporalio.exceptions import ApplicationError
 
 ACTIVITY_SECONDS = Histogram(
@@ -31,10 +33,11 @@ LLM_TOKENS = Counter("research_llm_tokens_total", "Model tokens used.", ["step",
 SEARCH_HITS = Counter("research_search_hits_total", "Documents returned by searches.", ["provider"])
 
 
-def serve(port: int) -> None:
-    """Serve /metrics on `port` (0 leaves it off)."""
-    if port:
-        start_http_server(port)
+def metrics_app() -> WSGIApplication:
+    """The /metrics exposition of these metrics (and the process's), as prometheus_client
+    serves it: text or OpenMetrics by the Accept header, gzip when asked."""
+    app: WSGIApplication = make_wsgi_app()
+    return app
 
 
 @contextmanager

@@ -11,9 +11,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from research_llm.activities import LlmActivities, ModelSource
-from research_shared import metrics
 from research_shared.logs import configure_logging
-from research_shared.serving import run_until_signalled
+from research_shared.serving import connect_worker, run_until_signalled, serve_probes
 from research_shared.settings import (
     LlmProviderName,
     LlmSettings,
@@ -21,7 +20,6 @@ from research_shared.settings import (
     TemporalSettings,
     WorkerSettings,
 )
-from research_shared.temporal_client import connect, sdk_runtime
 
 log = structlog.get_logger(__name__)
 
@@ -45,9 +43,8 @@ def build_models(settings: LlmSettings) -> ModelSource:
     if settings.resolved_provider() is LlmProviderName.OPENAI:
         from research_llm.providers.openai_compatible import OpenAICompatibleModels
 
-        # A local OpenAI-compatible server (vLLM, Ollama, llama.cpp) may need no key.
-        if settings.openai_api_key is None and settings.openai_base_url is None:
-            raise SystemExit("RESEARCH_LLM_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL")
+        # With no key, OPENAI_BASE_URL names a local server (vLLM, Ollama, llama.cpp); the
+        # settings refuse an explicit openai provider with neither when they load.
         return OpenAICompatibleModels(
             api_key=settings.openai_api_key,
             base_url=settings.openai_base_url,
@@ -92,21 +89,20 @@ def build_worker(
 async def run() -> None:
     from research_llm.providers.openai_compatible import configure_agents_sdk
 
-    settings = WorkerSettings()
+    # Every setting is read before anything starts, so a bad one stops the process at once.
+    settings, llm = WorkerSettings(), LlmSettings()
+    temporal, queues = TemporalSettings(), QueueSettings()
     configure_logging(settings.log_level, settings.log_format, service="llm-worker")
     configure_agents_sdk()
-    llm = LlmSettings()
-    models = build_models(llm)
-    log.info("model provider ready", provider=models.name)
-    try:
-        client = await connect(TemporalSettings(), sdk_runtime(settings.sdk_metrics_port))
-        # Served once connected: the pods' probes read /metrics, so ready means connected.
-        metrics.serve(settings.metrics_port)
-        await run_until_signalled(
-            build_worker(client, models, llm, QueueSettings(), settings), "llm"
-        )
-    finally:
-        await models.aclose()
+    async with serve_probes(settings) as health:
+        models = build_models(llm)
+        log.info("model provider ready", provider=models.name)
+        try:
+            client = await connect_worker(temporal, settings)
+            worker = build_worker(client, models, llm, queues, settings)
+            await run_until_signalled(worker, "llm", health)
+        finally:
+            await models.aclose()
 
 
 def main() -> None:

@@ -9,11 +9,10 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from research_orchestrator.workflows import DeepResearchWorkflow
-from research_shared import metrics, routing
+from research_shared import routing
 from research_shared.logs import configure_logging
-from research_shared.serving import run_until_signalled
+from research_shared.serving import connect_worker, run_until_signalled, serve_probes
 from research_shared.settings import QueueSettings, TemporalSettings, WorkerSettings
-from research_shared.temporal_client import connect, sdk_runtime
 
 
 def build_worker(client: Client, queues: QueueSettings, settings: WorkerSettings) -> Worker:
@@ -30,12 +29,12 @@ def build_worker(client: Client, queues: QueueSettings, settings: WorkerSettings
 
 
 async def run() -> None:
-    settings = WorkerSettings()
+    # Every setting is read before anything starts, so a bad one stops the process at once.
+    settings, temporal, queues = WorkerSettings(), TemporalSettings(), QueueSettings()
     configure_logging(settings.log_level, settings.log_format, service="orchestrator")
-    client = await connect(TemporalSettings(), sdk_runtime(settings.sdk_metrics_port))
-    # Served once connected: the pods' probes read /metrics, so ready means connected.
-    metrics.serve(settings.metrics_port)
-    await run_until_signalled(build_worker(client, QueueSettings(), settings), "orchestrator")
+    async with serve_probes(settings) as health:
+        client = await connect_worker(temporal, settings)
+        await run_until_signalled(build_worker(client, queues, settings), "orchestrator", health)
 
 
 def main() -> None:

@@ -11,9 +11,13 @@ from temporalio.worker import Worker
 
 from research_search.activities import SearchActivities
 from research_search.providers import SearchProvider
-from research_shared import metrics
 from research_shared.logs import configure_logging
-from research_shared.serving import run_until_signalled
+from research_shared.serving import (
+    WorkerError,
+    connect_worker,
+    run_until_signalled,
+    serve_probes,
+)
 from research_shared.settings import (
     QueueSettings,
     SearchProviderName,
@@ -21,7 +25,6 @@ from research_shared.settings import (
     TemporalSettings,
     WorkerSettings,
 )
-from research_shared.temporal_client import connect, sdk_runtime
 
 log = structlog.get_logger(__name__)
 
@@ -31,22 +34,27 @@ async def build_provider(settings: SearchSettings) -> SearchProvider:
     if settings.resolved_provider() is SearchProviderName.TAVILY:
         from research_search.providers.tavily import TavilySearch
 
-        if settings.tavily_api_key is None:
-            raise SystemExit("RESEARCH_SEARCH_PROVIDER=tavily needs TAVILY_API_KEY")
+        # The settings refuse Tavily without a key when they load.
+        assert settings.tavily_api_key is not None
         return TavilySearch(
             api_key=settings.tavily_api_key,
             base_url=settings.tavily_base_url,
             timeout_seconds=settings.tavily_timeout_seconds,
         )
     from research_search.corpus import default_index_path, ensure_default_corpus
-    from research_search.providers.local_corpus import LocalCorpusSearch
+    from research_search.providers.local_corpus import CorpusUnavailableError, LocalCorpusSearch
 
     corpus_dir = settings.corpus_dir
     if corpus_dir is None:
         corpus_dir = await asyncio.to_thread(ensure_default_corpus, settings.data_dir)
-    return await LocalCorpusSearch.open(
-        corpus_dir, default_index_path(settings.data_dir, corpus_dir)
-    )
+    try:
+        return await LocalCorpusSearch.open(
+            corpus_dir, default_index_path(settings.data_dir, corpus_dir)
+        )
+    except CorpusUnavailableError as err:
+        if settings.corpus_dir is None:
+            raise  # the built-in corpus was just built: a bug, not a setting
+        raise WorkerError(f"RESEARCH_CORPUS_DIR: {err}", code=2) from None
 
 
 def build_worker(
@@ -63,19 +71,19 @@ def build_worker(
 
 
 async def run() -> None:
-    settings = WorkerSettings()
+    # Every setting is read before anything starts, so a bad one stops the process at once.
+    settings, search = WorkerSettings(), SearchSettings()
+    temporal, queues = TemporalSettings(), QueueSettings()
     configure_logging(settings.log_level, settings.log_format, service="search-worker")
-    search = SearchSettings()
-    provider = await build_provider(search)
-    log.info("search provider ready", provider=provider.name)
-    try:
-        client = await connect(TemporalSettings(), sdk_runtime(settings.sdk_metrics_port))
-        # Served once connected: the pods' probes read /metrics, so ready means connected.
-        metrics.serve(settings.metrics_port)
-        worker = build_worker(client, provider, QueueSettings(), settings)
-        await run_until_signalled(worker, "search")
-    finally:
-        await provider.aclose()
+    async with serve_probes(settings) as health:
+        provider = await build_provider(search)
+        log.info("search provider ready", provider=provider.name)
+        try:
+            client = await connect_worker(temporal, settings)
+            worker = build_worker(client, provider, queues, settings)
+            await run_until_signalled(worker, "search", health)
+        finally:
+            await provider.aclose()
 
 
 def main() -> None:

@@ -47,11 +47,12 @@ from research_shared.metrics import PROVIDER_REQUESTS
 from research_shared.models import MAX_HIT_CONTENT_CHARS, MAX_SNIPPET_CHARS, SearchHit
 from research_shared.provider_errors import from_http_status, parse_retry_after, unavailable
 from research_shared.redaction import register_secret
+from research_shared.settings import TAVILY_MAX_TIMEOUT_SECONDS
 
 DEFAULT_BASE_URL = "https://api.tavily.com"
 DEFAULT_TIMEOUT_SECONDS = 30.0
-# Tavily refuses longer waits, and the client silently caps its timeout at this value.
-MAX_TIMEOUT_SECONDS = 120.0
+# The settings refuse a longer timeout when they load; the provider holds to the same limit.
+MAX_TIMEOUT_SECONDS = TAVILY_MAX_TIMEOUT_SECONDS
 # /extract takes its timeout in the request body and accepts only this range; the client
 # uses the same value for its own wait, so an extract call waits within it too.
 EXTRACT_TIMEOUT_RANGE = (1.0, 60.0)

@@ -1,0 +1,65 @@
+"""A worker whose activity blocks its event loop, for the liveness test.
+
+It is built like the real pools (probes on RESEARCH_METRICS_PORT, `connect_worker`,
+`run_until_signalled`) and polls the queue in RESEARCH_SEARCH_QUEUE. `BlockLoopWorkflow` runs
+one `block_event_loop` activity, which sleeps synchronously inside an async function until a
+file named by the caller exists: the bug that wedges a worker. The test releases it by
+creating the file, so nothing depends on how long anything takes.
+
+Run with `python -m tests.helpers.wedged_worker` from the repository root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio import activity, workflow
+from temporalio.worker import Worker
+
+with workflow.unsafe.imports_passed_through():
+    from research_shared.logs import configure_logging
+    from research_shared.serving import connect_worker, run_until_signalled, serve_probes
+    from research_shared.settings import QueueSettings, TemporalSettings, WorkerSettings
+
+BLOCK_WORKFLOW = "BlockLoopWorkflow"
+
+
+@activity.defn
+async def block_event_loop(release_file: str) -> str:
+    """Blocks the whole event loop until `release_file` exists."""
+    while not Path(release_file).exists():
+        time.sleep(0.1)  # noqa: ASYNC251 - blocking the loop is what this activity is for
+    return "released"
+
+
+@workflow.defn(name=BLOCK_WORKFLOW)
+class BlockLoopWorkflow:
+    """Runs `block_event_loop` once."""
+
+    @workflow.run
+    async def run(self, release_file: str) -> str:
+        return await workflow.execute_activity(
+            block_event_loop, release_file, start_to_close_timeout=timedelta(minutes=5)
+        )
+
+
+async def run() -> None:
+    settings, temporal, queues = WorkerSettings(), TemporalSettings(), QueueSettings()
+    configure_logging(settings.log_level, settings.log_format, service="wedged-worker")
+    async with serve_probes(settings) as health:
+        client = await connect_worker(temporal, settings)
+        worker = Worker(
+            client,
+            task_queue=queues.search_queue,
+            workflows=[BlockLoopWorkflow],
+            activities=[block_event_loop],
+            graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        )
+        await run_until_signalled(worker, "wedged", health)
+
+
+if __name__ == "__main__":
+    asyncio.run(run())
