@@ -60,24 +60,24 @@ def test_llm_worker_without_its_extra_names_the_extra(core_bin: Path, tmp_path: 
     assert done.returncode == 1
 
 
-def test_tavily_search_without_its_extra_names_the_extra(core_bin: Path, tmp_path: Path) -> None:
-    env = worker_env(tmp_path, RESEARCH_SEARCH_PROVIDER="tavily", TAVILY_API_KEY=FAKE_TAVILY_KEY)
+@pytest.mark.parametrize("provider", ["tavily", "local"])
+def test_search_without_its_extra_names_the_extra(
+    core_bin: Path, tmp_path: Path, provider: str
+) -> None:
+    """Tavily's client and the local corpus's markdown and html readers are in the extra."""
+    env = worker_env(tmp_path, RESEARCH_SEARCH_PROVIDER=provider, TAVILY_API_KEY=FAKE_TAVILY_KEY)
     done = run_worker("search", env, core_bin)
     assert error_lines(done) == [
-        "error: the search worker needs the 'search' extra to search with Tavily: "
-        "pip install 'deep-research[search]'"
+        "error: the search worker needs the 'search' extra: pip install 'deep-research[search]'"
     ]
     assert done.returncode == 1
     assert FAKE_TAVILY_KEY not in done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("pool", ["orchestrator", "search"])
-def test_core_install_runs_the_pools_that_need_no_extra(
-    core_bin: Path, tmp_path: Path, pool: str
-) -> None:
-    """The orchestrator and the local-corpus search worker get as far as connecting."""
+def test_core_install_runs_the_orchestrator(core_bin: Path, tmp_path: Path) -> None:
+    """The orchestrator needs no extra: it gets as far as connecting."""
     env = worker_env(tmp_path, RESEARCH_LOG_LEVEL="WARNING")
-    done = run_worker(pool, env, core_bin)
+    done = run_worker("orchestrator", env, core_bin)
     (line,) = error_lines(done)
     assert line.startswith(f"error: cannot reach Temporal at {env['TEMPORAL_ADDRESS']}: "), line
     assert done.returncode == 1

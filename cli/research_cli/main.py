@@ -433,8 +433,16 @@ async def query_status(handle: WorkflowHandle[Any, Any]) -> ResearchStatus:
 
 
 # The optional dependencies a worker may import, and the extra (pyproject.toml) that has them.
-_EXTRA_OF_MODULE = {"agents": "llm", "openai": "llm", "httpx": "search", "tavily": "search"}
-_NEEDED_FOR = {"search": " to search with Tavily"}
+# The libraries of each extra, as their modules are named: Tavily's client and the local
+# corpus's markdown and html readers for the search pool, the Agents SDK for the LLM pool.
+_EXTRA_OF_MODULE = {
+    "agents": "llm",
+    "openai": "llm",
+    "httpx": "search",
+    "tavily": "search",
+    "markdown_it": "search",
+    "selectolax": "search",
+}
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -456,7 +464,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if extra is None:
             raise  # not an optional dependency: a broken install or a bug, worth a traceback
         raise CliError(
-            f"the {args.pool} worker needs the '{extra}' extra{_NEEDED_FOR.get(args.pool, '')}: "
+            f"the {args.pool} worker needs the '{extra}' extra: "
             f"pip install 'deep-research[{extra}]'"
         ) from None
     except ValidationError as err:
