@@ -27,41 +27,12 @@ from temporalio.client import (
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
-from research_cli.embedded import temporal_binary
 from research_shared import errors
 from research_shared.models import MAX_QUERY_CHARS, Phase
 from research_shared.names import ANSWER_UPDATE, REVIEW_PLAN_UPDATE, WORKFLOW_TYPE
 from tests.helpers.processes import DevServer
+from tests.helpers.temporal_cli import start_with_cli, temporal_cli
 from tests.helpers.workflow_stubs import Stubs, running_workers, status_of, wait_for
-
-
-async def temporal(server: DevServer, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the `temporal` CLI off the event loop, which the in-process workers need."""
-    return await asyncio.to_thread(
-        subprocess.run,
-        [temporal_binary(), *args, "--address", server.address],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-async def start_with_cli(server: DevServer, queue: str, *input_args: str) -> str:
-    workflow_id = f"door-{uuid.uuid4().hex[:8]}"
-    started = await temporal(
-        server,
-        "workflow",
-        "start",
-        "--type",
-        WORKFLOW_TYPE,
-        "--task-queue",
-        queue,
-        "--workflow-id",
-        workflow_id,
-        *input_args,
-    )
-    assert started.returncode == 0, started.stderr
-    return workflow_id
 
 
 async def failure_of(client: Client, workflow_id: str) -> ApplicationError:
@@ -172,7 +143,7 @@ async def test_valid_text_with_newlines_and_tabs_is_accepted(
 async def update_with_cli(
     server: DevServer, workflow_id: str, name: str, *input_args: str
 ) -> subprocess.CompletedProcess[str]:
-    return await temporal(
+    return await temporal_cli(
         server,
         "workflow",
         "update",

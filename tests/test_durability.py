@@ -104,10 +104,9 @@ async def test_search_worker_killed_with_searches_in_flight(
             report_recovery("search worker SIGKILL", time.monotonic() - killed_at)
 
         assert_complete(report, stack)
-        counts = stack.search_counts()
-        assert {q: counts[q] for q in fast} == dict.fromkeys(fast, 1)
+        assert stack.searched(fast) == dict.fromkeys(fast, 1)
         # Lost with the worker, so run again exactly once by the new one.
-        assert {q: counts[q] for q in slow} == dict.fromkeys(slow, 2)
+        assert stack.searched(slow) == dict.fromkeys(slow, 2)
         assert stack.model_calls(PLANNER_MODEL) == 1
         assert stack.model_calls(WRITER_MODEL) == 1
 
@@ -129,10 +128,7 @@ async def test_llm_worker_killed_during_synthesize(
         await stack.start_pools("orchestrator", "search", "llm")
         async with asyncio.timeout(TEST_BUDGET_SECONDS):
             handle = await stack.start_run(client, max_searches=len(queries))
-            await stack.wait_for(
-                lambda: stack.model_calls(WRITER_MODEL) == 1,
-                "the writer request to reach the model",
-            )
+            await stack.wait_for_writer()
             killed_at = await stack.kill("llm")
             await stack.start_pools("llm")
             report = await handle.result()
@@ -258,10 +254,9 @@ async def test_provider_outage_retries_only_the_failing_searches(
 
         assert_complete(report, stack)
         assert report.stats.searches_succeeded == 10
-        counts = stack.search_counts()
-        assert {q: counts[q] for q in failing} == dict.fromkeys(failing, 3)
+        assert stack.searched(failing) == dict.fromkeys(failing, 3)
         healthy = [q for q in queries if q not in failing]
-        assert {q: counts[q] for q in healthy} == dict.fromkeys(healthy, 1)
+        assert stack.searched(healthy) == dict.fromkeys(healthy, 1)
         assert stack.model_calls(PLANNER_MODEL) == 1
         assert stack.model_calls(WRITER_MODEL) == 1
 

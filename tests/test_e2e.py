@@ -23,7 +23,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.exceptions import ApplicationError
 
-from research_cli.embedded import free_port, temporal_binary
+from research_cli.embedded import free_port
 from research_shared import errors, retry
 from research_shared.models import Outcome, Phase, ResearchReport, ResearchRequest, ResearchStatus
 from research_shared.names import (
@@ -39,6 +39,7 @@ from tests.helpers.fakes.tavily_server import FakeTavilyServer
 from tests.helpers.metrics import Series, series, values
 from tests.helpers.metrics import scrape as metrics_scrape
 from tests.helpers.processes import DevServer, WorkerProcesses
+from tests.helpers.temporal_cli import start_with_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -177,54 +178,26 @@ async def test_offline_research_end_to_end(
     assert "search started" not in offline_workers.log("llm")
 
 
-def temporal_cli(dev_server: DevServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [temporal_binary(), *args, "--address", dev_server.address],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 async def test_run_started_by_temporal_cli_completes(
     client: Client, dev_server: DevServer, offline_workers: WorkerProcesses
 ) -> None:
-    workflow_id = f"cli-{uuid.uuid4().hex[:8]}"
-    started = temporal_cli(
+    workflow_id = await start_with_cli(
         dev_server,
-        "workflow",
-        "start",
-        "--type",
-        "DeepResearchWorkflow",
-        "--task-queue",
         "research-orchestrator",
-        "--workflow-id",
-        workflow_id,
         "--input",
         json.dumps({"question": "How do I parse command line arguments?"}),
     )
-    assert started.returncode == 0, started.stderr
     report = await client.get_workflow_handle(workflow_id, result_type=ResearchReport).result()
     assert_citations_resolve(report)
     assert any(Path(s.url).name == "argparse.md" for s in report.sources)
 
     # Bad input from any client fails at once, with our error type and no activity.
-    bad_id = f"cli-bad-{uuid.uuid4().hex[:8]}"
-    started = temporal_cli(
+    bad_id = await start_with_cli(
         dev_server,
-        "workflow",
-        "start",
-        "--type",
-        "DeepResearchWorkflow",
-        "--task-queue",
         "research-orchestrator",
-        "--workflow-id",
-        bad_id,
         "--input",
         json.dumps({"question": "ok", "max_searches": 99}),
     )
-    assert started.returncode == 0, started.stderr
     handle = client.get_workflow_handle(bad_id)
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()

@@ -194,10 +194,7 @@ async def test_llm_worker_finishes_synthesize_in_flight(
         await stack.start_pools("orchestrator", "search", "llm")
         async with asyncio.timeout(TEST_BUDGET_SECONDS):
             handle = await stack.start_run(client, max_searches=len(queries))
-            await stack.wait_for(
-                lambda: stack.model_calls(WRITER_MODEL) == 1,
-                "the writer request to reach the model",
-            )
+            await stack.wait_for_writer()
 
             stopped = await terminate(stack, "llm", AMPLE_BUDGET_SECONDS)
             report_exit("llm, a 3 s synthesis in flight", stopped)

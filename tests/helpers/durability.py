@@ -103,6 +103,17 @@ class ResearchStack:
         """How many requests the model provider received for `model_name`."""
         return sum(1 for r in self.model.requests_for(self.api) if r.model == model_name)
 
+    def searched(self, queries: Sequence[str]) -> dict[str, int]:
+        """How many search requests each of `queries` made, counted at the provider."""
+        counts = self.search_counts()
+        return {q: counts[q] for q in queries}
+
+    async def wait_for_writer(self) -> None:
+        """Until the `synthesize` step's model request has reached the model provider."""
+        await self.wait_for(
+            lambda: self.model_calls(WRITER_MODEL) == 1, "the writer request to reach the model"
+        )
+
     async def start_run(self, client: Client, max_searches: int) -> WorkflowHandle[Any, Any]:
         return await client.start_workflow(
             WORKFLOW_TYPE,
