@@ -11,18 +11,13 @@ Run with `python -m tests.helpers.buggy_search_worker` from the repository root.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
-from temporalio.worker import Worker
 
-from research_shared.logs import configure_logging
 from research_shared.models import WebSearchInput, WebSearchResult
 from research_shared.names import WEB_SEARCH_ACTIVITY
-from research_shared.serving import run_until_signalled
-from research_shared.settings import QueueSettings, TemporalSettings, WorkerSettings
-from research_shared.temporal_client import connect
+from tests.helpers.worker_main import serve_test_worker
 
 
 @activity.defn(name=WEB_SEARCH_ACTIVITY)
@@ -33,16 +28,9 @@ async def web_search(input: WebSearchInput) -> WebSearchResult:
 
 
 async def run() -> None:
-    settings = WorkerSettings()
-    configure_logging(settings.log_level, settings.log_format, service="buggy-search-worker")
-    client = await connect(TemporalSettings())
-    worker = Worker(
-        client,
-        task_queue=QueueSettings().search_queue,
-        activities=[web_search],
-        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+    await serve_test_worker(
+        "buggy-search", lambda queues: queues.search_queue, activities=[web_search]
     )
-    await run_until_signalled(worker, "buggy-search")
 
 
 if __name__ == "__main__":

@@ -9,31 +9,20 @@ format comes from `RESEARCH_LOG_FORMAT`, as in every worker.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
-from temporalio.worker import Worker
-
-from research_shared.logs import configure_logging
-from research_shared.serving import run_until_signalled
-from research_shared.settings import QueueSettings, TemporalSettings, WorkerSettings
-from research_shared.temporal_client import connect
 from tests.helpers.sandbox_probe_workflows import FailsOnceWorkflow, TypedInputWorkflow
+from tests.helpers.worker_main import serve_test_worker
 
 
 async def run() -> None:
-    settings = WorkerSettings()
-    configure_logging(settings.log_level, settings.log_format, service="sandbox-probe")
-    client = await connect(TemporalSettings())
-    worker = Worker(
-        client,
-        task_queue=QueueSettings().orchestrator_queue,
+    await serve_test_worker(
+        "sandbox-probe",
+        lambda queues: queues.orchestrator_queue,
         workflows=[FailsOnceWorkflow, TypedInputWorkflow],
         # Every task replays from the start, so each one runs the workflow code (and its
         # logging) inside a fresh sandbox.
         max_cached_workflows=0,
-        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
     )
-    await run_until_signalled(worker, "sandbox-probe")
 
 
 if __name__ == "__main__":

@@ -17,12 +17,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio import activity, workflow
-from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
-    from research_shared.logs import configure_logging
-    from research_shared.serving import connect_worker, run_until_signalled, serve_probes
-    from research_shared.settings import QueueSettings, TemporalSettings, WorkerSettings
+    from tests.helpers.worker_main import serve_test_worker
 
 BLOCK_WORKFLOW = "BlockLoopWorkflow"
 
@@ -47,18 +44,12 @@ class BlockLoopWorkflow:
 
 
 async def run() -> None:
-    settings, temporal, queues = WorkerSettings(), TemporalSettings(), QueueSettings()
-    configure_logging(settings.log_level, settings.log_format, service="wedged-worker")
-    async with serve_probes(settings) as health:
-        client = await connect_worker(temporal, settings)
-        worker = Worker(
-            client,
-            task_queue=queues.search_queue,
-            workflows=[BlockLoopWorkflow],
-            activities=[block_event_loop],
-            graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
-        )
-        await run_until_signalled(worker, "wedged", health)
+    await serve_test_worker(
+        "wedged",
+        lambda queues: queues.search_queue,
+        workflows=[BlockLoopWorkflow],
+        activities=[block_event_loop],
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,42 @@
+"""How the test-only worker modules run: like the real pools (settings from the environment,
+logging, probes, the first connection with its retry, SIGTERM), with workflows and activities
+of the test's choosing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from temporalio.worker import Worker
+
+from research_shared.logs import configure_logging
+from research_shared.serving import connect_worker, run_until_signalled, serve_probes
+from research_shared.settings import QueueSettings, TemporalSettings, WorkerSettings
+
+
+async def serve_test_worker(
+    name: str,
+    queue: Callable[[QueueSettings], str],
+    *,
+    workflows: Sequence[type] = (),
+    activities: Sequence[Callable[..., Any]] = (),
+    max_cached_workflows: int | None = None,
+) -> None:
+    """Poll the queue `queue` picks from the settings until SIGTERM."""
+    settings, temporal, queues = WorkerSettings(), TemporalSettings(), QueueSettings()
+    configure_logging(settings.log_level, settings.log_format, service=name)
+    async with serve_probes(settings) as health:
+        client = await connect_worker(temporal, settings)
+        options: dict[str, Any] = {}
+        if max_cached_workflows is not None:
+            options["max_cached_workflows"] = max_cached_workflows
+        worker = Worker(
+            client,
+            task_queue=queue(queues),
+            workflows=list(workflows),
+            activities=list(activities),
+            graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+            **options,
+        )
+        await run_until_signalled(worker, name, health)
