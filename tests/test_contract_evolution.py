@@ -170,7 +170,8 @@ async def test_orchestrator_completes_with_workers_of_a_later_version(
     client: Client, task_queue: str
 ) -> None:
     """The real workflow against workers whose every result carries fields it does not know:
-    triage, clarify (unanswered: the wait times out), plan, three searches, synthesize."""
+    triage, clarify (unanswered: the wait times out), plan, three searches, reflect,
+    synthesize, review."""
     newer = Stubs(newer_fields=NEWER)
     async with running_workers(client, task_queue, newer):
         report: ResearchReport = await client.execute_workflow(
@@ -180,7 +181,7 @@ async def test_orchestrator_completes_with_workers_of_a_later_version(
             task_queue=task_queue,
             result_type=ResearchReport,
         )
-    assert newer.calls == ["triage", "clarify", "plan", "synthesize"]
+    assert newer.calls == ["triage", "clarify", "plan", "reflect", "synthesize", "review"]
     assert report.outcome.value == "completed" and not report.partial
     assert [c.question for c in report.clarifications] == newer.clarifying_questions
     assert report.stats.searches_succeeded == 3

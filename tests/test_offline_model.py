@@ -15,6 +15,7 @@ from research_llm.agents import (
     CLARIFIER_INSTRUCTIONS,
     PLANNER_INSTRUCTIONS,
     TRIAGE_INSTRUCTIONS,
+    UNTRUSTED_DATA_RULE,
     WRITER_INSTRUCTIONS,
     PlanOutput,
     build_clarifier,
@@ -139,11 +140,14 @@ async def test_every_agent_reports_usage(
     build: Callable[[Model], Agent[None]], instructions: str, prompt: str
 ) -> None:
     """One request, and the words of instructions, prompt and answer counted as tokens."""
-    result = await Runner.run(build(OfflineModel()), prompt)
+    agent = build(OfflineModel())
+    # Every agent's instructions are its own, then the rule on untrusted data.
+    assert agent.instructions == instructions + "\n" + UNTRUSTED_DATA_RULE
+    result = await Runner.run(agent, prompt)
 
     usage = result.context_wrapper.usage
     answer = answer_text(result.raw_responses[0])
     assert usage.requests == 1
-    assert usage.input_tokens == len(instructions.split()) + len(prompt.split())
+    assert usage.input_tokens == len(str(agent.instructions).split()) + len(prompt.split())
     assert usage.output_tokens == len(answer.split()) > 0
     assert usage.total_tokens == usage.input_tokens + usage.output_tokens

@@ -82,7 +82,9 @@ async def test_clarifications_one_at_a_time_then_all(client: Client, task_queue:
     assert stubs.seen_synthesis[0].clarifications == stubs.seen_plan_inputs[0].clarifications
     assert report.outcome is Outcome.COMPLETED
     assert [c.answer for c in report.clarifications] == ["3.11", "for a talk", "deep"]
-    assert report.stats.llm_calls == 4
+    # triage, clarify, plan, reflect, synthesize, review; the answers reach the reflection.
+    assert report.stats.llm_calls == 6
+    assert stubs.seen_reflections[0].clarifications == stubs.seen_plan_inputs[0].clarifications
 
 
 async def test_answer_rejected_when_no_question_pending(client: Client, task_queue: str) -> None:

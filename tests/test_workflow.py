@@ -40,9 +40,15 @@ async def run_research(client: Client, queue: str, request: Any) -> ResearchRepo
 
 
 async def test_plan_search_synthesize(client: Client, task_queue: str) -> None:
+    """One round, no review: the pipeline at its shortest."""
     stubs = Stubs()
     async with running_workers(client, task_queue, stubs):
-        report = await run_research(client, task_queue, ResearchRequest(question="What is x?"))
+        report = await run_research(
+            client,
+            task_queue,
+            ResearchRequest(question="What is x?", max_rounds=1, max_review_rounds=0),
+        )
+    assert stubs.calls == ["plan", "synthesize"]
 
     assert [q.query for q in report.queries] == ["alpha", "beta", "gamma"]
     # Sources are numbered in plan order and the page every search found is listed once.

@@ -52,8 +52,19 @@ MAX_QUERY_CHARS = 400
 MAX_REASON_CHARS = 500
 DEFAULT_WAIT_SECONDS = 7 * 24 * 3600
 MAX_WAIT_SECONDS = 365 * 24 * 3600
+# Depth: rounds of search and reflection; breadth stays `max_searches` per round.
+MAX_ROUNDS = 6
+DEFAULT_MAX_ROUNDS = 2
+MAX_REVIEW_ROUNDS = 3
+DEFAULT_MAX_REVIEW_ROUNDS = 1
+# What one step may hand the next about the gathered sources and the draft: short notes.
+MAX_NOTE_CHARS = 300
+MAX_GAPS = 10
+MAX_REVIEW_NOTES = 10
+MAX_SEARCHES_TOTAL = MAX_SEARCHES * MAX_ROUNDS * 2
 
 ApprovalTimeoutAction = Literal["end", "approve"]
+ReportTimeoutAction = Literal["approve", "end"]
 
 # C0 and C1 control characters other than tab (U+0009) and newline (U+000A), and DEL.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -117,6 +128,24 @@ class _Contract(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class Budget(_Input):
+    """Limits of one run, each optional. When one is reached the run schedules nothing new,
+    writes the report from what it has, and says which limit ended it."""
+
+    max_total_tokens: int | None = Field(
+        default=None, ge=1, description="Model tokens, in and out."
+    )
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, description="Model cost in US dollars, from the workers' price table."
+    )
+    max_searches_total: int | None = Field(
+        default=None, ge=1, le=MAX_SEARCHES_TOTAL, description="Searches over all rounds."
+    )
+    max_wall_seconds: int | None = Field(
+        default=None, ge=1, le=MAX_WAIT_SECONDS, description="Time from start to the report."
+    )
+
+
 class ResearchRequest(_Input):
     """Input of `DeepResearchWorkflow`: a question and a few optional knobs."""
 
@@ -162,20 +191,53 @@ class ResearchRequest(_Input):
         default="end",
         description="What an unanswered approval does when it times out: end the run or approve.",
     )
+    max_rounds: int = Field(
+        default=DEFAULT_MAX_ROUNDS,
+        ge=1,
+        le=MAX_ROUNDS,
+        description="Rounds of search; after each, a reflection decides whether to search more.",
+    )
+    max_review_rounds: int = Field(
+        default=DEFAULT_MAX_REVIEW_ROUNDS,
+        ge=0,
+        le=MAX_REVIEW_ROUNDS,
+        description="How many times a reviewer may send the draft back to be revised.",
+    )
+    approve_report: bool = Field(
+        default=False, description="Wait for a person to approve the report or ask for changes."
+    )
+    report_review_timeout_seconds: int = Field(
+        default=DEFAULT_WAIT_SECONDS, ge=1, le=MAX_WAIT_SECONDS
+    )
+    on_report_review_timeout: ReportTimeoutAction = Field(
+        default="approve",
+        description="What an unreviewed report does when the wait times out: "
+        "approve (return it as final) or end (return it marked partial).",
+    )
+    budget: Budget = Field(default_factory=Budget)
 
 
 class LlmUsage(_Contract):
-    """What the model calls of one activity cost."""
+    """What the model calls of one activity cost. `cost_usd` counts the calls of models with
+    a price in the LLM worker's table; `unpriced_models` names the others."""
 
     calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced_models: list[str] = Field(default_factory=list)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
 
     def __add__(self, other: LlmUsage) -> LlmUsage:
         return LlmUsage(
             calls=self.calls + other.calls,
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
+            cost_usd=round(self.cost_usd + other.cost_usd, 6),
+            unpriced_models=sorted({*self.unpriced_models, *other.unpriced_models}),
         )
 
 
@@ -252,6 +314,11 @@ class SearchHit(_Contract):
     snippet: str = ""
     content: str = Field(default="", description="Retrieved text, capped in size.")
     score: float = 0.0
+    suspicious: list[str] = Field(
+        default_factory=list,
+        description="Passages left out of the text because they address the reader with "
+        "instructions (see research_shared.injection).",
+    )
 
 
 class WebSearchResult(_Contract):
@@ -276,6 +343,9 @@ class SourceDocument(Source):
 
     content: str = ""
     query_index: int = Field(default=0, ge=0, description="Which planned query found it.")
+    suspicious: list[str] = Field(
+        default_factory=list, description="Passages left out as possible injected instructions."
+    )
 
 
 class SearchFailure(_Contract):
@@ -296,8 +366,18 @@ class SynthesizeInput(_Contract):
     clarifications: list[Clarification] = Field(default_factory=list)
 
 
+class CitationCheck(_Contract):
+    """What the writer's citations came to: how many are kept, how many were removed (ids not
+    retrieved in this run, links to pages nobody retrieved), and the cited sentences whose
+    source does not support them by the lexical measure of `research_llm.citations`."""
+
+    citations: int = 0
+    citations_removed: int = 0
+    unsupported_sentences: list[str] = Field(default_factory=list)
+
+
 class SynthesisResult(_Contract):
-    """Result of the `synthesize` activity. Citations refer to `Source.id` values."""
+    """Result of the `synthesize` and `revise` activities. Citations refer to `Source.id`."""
 
     report_markdown: str
     summary: str
@@ -305,6 +385,66 @@ class SynthesisResult(_Contract):
     cited_source_ids: list[int] = Field(default_factory=list)
     model: str = ""
     usage: LlmUsage = Field(default_factory=LlmUsage)
+    citation_check: CitationCheck = Field(default_factory=CitationCheck)
+
+
+class SourceNote(_Contract):
+    """What the reflection reads of one source: a short note, never the page."""
+
+    id: int
+    title: str
+    url: str
+    note: str = Field(default="", max_length=MAX_NOTE_CHARS * 2)
+
+
+class ReflectInput(_Contract):
+    """Input of the `reflect` activity, after each round of searches but the last."""
+
+    question: str
+    clarifications: list[Clarification] = Field(default_factory=list)
+    round: int = Field(ge=1)
+    max_queries: int = Field(ge=1, le=MAX_SEARCHES, description="Follow-up queries at most.")
+    searched: list[str] = Field(default_factory=list, description="Every query run so far.")
+    notes: list[SourceNote] = Field(default_factory=list)
+    failed_searches: list[SearchFailure] = Field(default_factory=list)
+
+
+class ReflectResult(_Contract):
+    """Either `done` with its reason, or the gaps seen and follow-up queries for a new round."""
+
+    done: bool
+    done_reason: str = ""
+    gaps: list[str] = Field(default_factory=list)
+    follow_up_queries: list[SearchQuery] = Field(default_factory=list)
+    usage: LlmUsage = Field(default_factory=LlmUsage)
+
+
+class ReviewInput(_Contract):
+    """Input of the `review` activity: the draft and what it must answer to."""
+
+    question: str
+    clarifications: list[Clarification] = Field(default_factory=list)
+    round: int = Field(ge=1)
+    draft_markdown: str
+    summary: str
+    sources: list[SourceDocument] = Field(default_factory=list)
+
+
+class ReviewResult(_Contract):
+    """The reviewer's verdict on a draft; `notes` say what to change when it is not approved."""
+
+    approved: bool
+    notes: list[str] = Field(default_factory=list)
+    usage: LlmUsage = Field(default_factory=LlmUsage)
+
+
+class ReviseInput(SynthesizeInput):
+    """Input of the `revise` activity: what `synthesize` had, the draft, and what to change."""
+
+    draft_markdown: str
+    summary: str
+    notes: list[str] = Field(default_factory=list)
+    round: int = Field(default=1, ge=1)
 
 
 class RunStats(_Contract):
@@ -314,12 +454,69 @@ class RunStats(_Contract):
     searches_succeeded: int = 0
     searches_failed: int = 0
     searches_cancelled: int = 0
+    searches_skipped: int = Field(
+        default=0, description="Planned but never started: removed by a person or past a budget."
+    )
     sources_retrieved: int = 0
+    rounds: int = 0
+    review_rounds: int = 0
     llm_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_complete: bool = Field(
+        default=True, description="False when a model without a price was used."
+    )
+    citations: int = 0
+    citations_removed: int = 0
+    unsupported_sentences: int = 0
     wall_time_seconds: float = 0.0
+
+
+class RoundSummary(_Contract):
+    """One round of searches: what it searched, what the reflection saw missing after it,
+    and why research stopped after it, if it did."""
+
+    round: int
+    queries: list[str] = Field(default_factory=list)
+    gaps: list[str] = Field(default_factory=list)
+    done_reason: str = ""
+    searches_succeeded: int = 0
+    searches_failed: int = 0
+    searches_skipped: int = 0
+    sources_new: int = 0
+
+
+class ReviewRound(_Contract):
+    """One review of a draft, by the reviewer step or by a person."""
+
+    round: int
+    approved: bool
+    notes: list[str] = Field(default_factory=list)
+    by: Literal["reviewer", "person"] = "reviewer"
+
+
+class BudgetLine(_Contract):
+    """One limit of the run's budget: what it allows, what is used, what is left."""
+
+    name: str
+    limit: float
+    used: float
+    left: float
+
+
+class BudgetStatus(_Contract):
+    """The run's budget: a line per limit set, and whether cost could be counted in full."""
+
+    lines: list[BudgetLine] = Field(default_factory=list)
+    tokens_used: int = 0
+    cost_usd: float = 0.0
+    searches_used: int = 0
+    wall_seconds: float = 0.0
+    cost_complete: bool = True
+    unpriced_models: list[str] = Field(default_factory=list)
+    exhausted: str = Field(default="", description="The limit that ended research, if one did.")
 
 
 class Outcome(StrEnum):
@@ -329,6 +526,7 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
     PLAN_REJECTED = "plan_rejected"
     APPROVAL_TIMED_OUT = "approval_timed_out"
+    REPORT_REVIEW_TIMED_OUT = "report_review_timed_out"
 
 
 class ResearchReport(_Contract):
@@ -347,6 +545,9 @@ class ResearchReport(_Contract):
     failed_searches: list[SearchFailure] = Field(default_factory=list)
     clarifications: list[Clarification] = Field(default_factory=list)
     stats: RunStats = Field(default_factory=RunStats)
+    rounds: list[RoundSummary] = Field(default_factory=list)
+    review: list[ReviewRound] = Field(default_factory=list)
+    budget: BudgetStatus = Field(default_factory=BudgetStatus)
 
 
 class Phase(StrEnum):
@@ -359,7 +560,11 @@ class Phase(StrEnum):
     PLANNING = "planning"
     AWAITING_APPROVAL = "awaiting_approval"
     SEARCHING = "searching"
+    REFLECTING = "reflecting"
     SYNTHESIZING = "synthesizing"
+    REVIEWING = "reviewing"
+    REVISING = "revising"
+    AWAITING_REPORT_REVIEW = "awaiting_report_review"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     ENDED = "ended"
@@ -388,6 +593,16 @@ class ResearchStatus(_Contract):
     elapsed_seconds: float = 0.0
     phase_seconds: dict[str, float] = Field(
         default_factory=dict, description="Time spent in each phase so far."
+    )
+    round: int = Field(default=0, description="The round of searches under way or last run.")
+    max_rounds: int = 0
+    rounds: list[RoundSummary] = Field(default_factory=list)
+    review: list[ReviewRound] = Field(default_factory=list)
+    budget: BudgetStatus = Field(default_factory=BudgetStatus)
+    finish_requested: bool = False
+    awaiting_report_review: bool = False
+    draft_report: str = Field(
+        default="", description="The draft a person is asked to review, while they are asked."
     )
 
 
@@ -464,3 +679,45 @@ def printable(text: str) -> str:
     """`text` with lone surrogates and control characters (but newline and tab) escaped."""
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class SearchEdit(_Input):
+    """Input of the `edit_searches` update, while a round searches: queries to add to the
+    round, and queries of the round to drop (not started, or cancelled if running)."""
+
+    add: list[EditedQuery] = Field(default_factory=list, max_length=MAX_SEARCHES)
+    remove: list[QueryText] = Field(default_factory=list, max_length=MAX_SEARCHES)
+
+
+class SearchEditResult(_Contract):
+    """Result of the `edit_searches` update: the round's queries as they now stand."""
+
+    round: int
+    added: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    queries: list[str] = Field(default_factory=list)
+
+
+class ReportDecision(StrEnum):
+    APPROVE = "approve"
+    REVISE = "revise"
+
+
+class ReportReview(_Input):
+    """Input of the `review_report` update: approve the draft, or send it back with notes."""
+
+    decision: ReportDecision = Field(strict=False)
+    notes: ReasonText = ""
+
+
+class ReportReviewResult(_Contract):
+    """Result of the `review_report` update."""
+
+    decision: ReportDecision
+    notes: str = ""
+
+
+class FinishRequest(_Input):
+    """Input of the `finish_now` signal (optional): stop searching and write the report now."""
+
+    reason: ReasonText = ""

@@ -99,3 +99,9 @@ TRIAGE = ActivityPreset(
     retry=PLAN.retry,
 )
 CLARIFY = TRIAGE
+
+# Reflection and review read notes and a draft and answer briefly: plan's preset.
+REFLECT = PLAN
+REVIEW = PLAN
+# A revision writes a whole report again: synthesize's preset.
+REVISE = SYNTHESIZE

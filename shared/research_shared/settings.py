@@ -11,7 +11,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Self, get_args
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -145,6 +153,30 @@ class SearchSettings(BaseSettings):
         return SearchProviderName.TAVILY if self.tavily_api_key else SearchProviderName.LOCAL
 
 
+class ModelPrice(BaseModel):
+    """What a model costs, in US dollars per million tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_million: float = Field(ge=0, allow_inf_nan=False)
+    output_per_million: float = Field(ge=0, allow_inf_nan=False)
+
+
+DEFAULT_MODEL_PRICES: dict[str, ModelPrice] = {
+    # OpenAI's list prices for standard processing (USD per 1M tokens); override or extend
+    # them with RESEARCH_MODEL_PRICES. A model missing here is used, but its cost is not
+    # counted, and the run's status says so.
+    "gpt-4.1": ModelPrice(input_per_million=2.00, output_per_million=8.00),
+    "gpt-4.1-mini": ModelPrice(input_per_million=0.40, output_per_million=1.60),
+    "gpt-4.1-nano": ModelPrice(input_per_million=0.10, output_per_million=0.40),
+    "gpt-4o": ModelPrice(input_per_million=2.50, output_per_million=10.00),
+    "gpt-4o-mini": ModelPrice(input_per_million=0.15, output_per_million=0.60),
+    "o4-mini": ModelPrice(input_per_million=1.10, output_per_million=4.40),
+    # The offline model calls nothing and costs nothing.
+    "offline-extractive": ModelPrice(input_per_million=0.0, output_per_million=0.0),
+}
+
+
 class LlmSettings(BaseSettings):
     """Model provider choice and its options (LLM worker)."""
 
@@ -158,6 +190,15 @@ class LlmSettings(BaseSettings):
     plan_model: str = "gpt-4.1-mini"
     synthesize_model: str = "gpt-4.1"
     heartbeat_seconds: float = Field(default=3.0, gt=0, allow_inf_nan=False)
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="JSON object of model name -> {input_per_million, output_per_million}, "
+        "merged over the built-in table.",
+    )
+
+    def price_table(self) -> dict[str, ModelPrice]:
+        """The built-in prices with this worker's own over them."""
+        return {**DEFAULT_MODEL_PRICES, **self.model_prices}
 
     @model_validator(mode="after")
     def _openai_has_an_endpoint(self) -> Self:

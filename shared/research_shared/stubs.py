@@ -16,6 +16,11 @@ from research_shared.models import (
     ClarifyResult,
     PlanInput,
     PlanResult,
+    ReflectInput,
+    ReflectResult,
+    ReviewInput,
+    ReviewResult,
+    ReviseInput,
     SynthesisResult,
     SynthesizeInput,
     TriageInput,
@@ -26,6 +31,9 @@ from research_shared.models import (
 from research_shared.names import (
     CLARIFY_ACTIVITY,
     PLAN_ACTIVITY,
+    REFLECT_ACTIVITY,
+    REVIEW_ACTIVITY,
+    REVISE_ACTIVITY,
     SYNTHESIZE_ACTIVITY,
     TRIAGE_ACTIVITY,
     WEB_SEARCH_ACTIVITY,
@@ -67,3 +75,21 @@ async def web_search(input: WebSearchInput) -> WebSearchResult:
 async def synthesize(input: SynthesizeInput) -> SynthesisResult:
     """Write the cited report from the retrieved sources (LLM worker)."""
     raise _runs_elsewhere(SYNTHESIZE_ACTIVITY, "RESEARCH_LLM_QUEUE")
+
+
+@activity.defn(name=REFLECT_ACTIVITY)
+async def reflect(input: ReflectInput) -> ReflectResult:
+    """Read the round's notes: done, or the gaps and follow-up queries (LLM worker)."""
+    raise _runs_elsewhere(REFLECT_ACTIVITY, "RESEARCH_LLM_QUEUE")
+
+
+@activity.defn(name=REVIEW_ACTIVITY)
+async def review(input: ReviewInput) -> ReviewResult:
+    """Check a draft against the question, the sources and the clarifications (LLM worker)."""
+    raise _runs_elsewhere(REVIEW_ACTIVITY, "RESEARCH_LLM_QUEUE")
+
+
+@activity.defn(name=REVISE_ACTIVITY)
+async def revise(input: ReviseInput) -> SynthesisResult:
+    """Rewrite a draft from the same sources, following the review's notes (LLM worker)."""
+    raise _runs_elsewhere(REVISE_ACTIVITY, "RESEARCH_LLM_QUEUE")

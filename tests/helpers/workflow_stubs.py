@@ -26,8 +26,13 @@ from research_shared.models import (
     Phase,
     PlanInput,
     PlanResult,
+    ReflectInput,
+    ReflectResult,
     ResearchReport,
     ResearchStatus,
+    ReviewInput,
+    ReviewResult,
+    ReviseInput,
     SearchHit,
     SearchQuery,
     SynthesisResult,
@@ -76,6 +81,13 @@ class Stubs:
     seen_plan_inputs: list[PlanInput] = field(default_factory=list)
     cancelled_searches: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    reflections: list[ReflectResult] = field(default_factory=list)
+    """What `reflect` answers, in order; then done."""
+    verdicts: list[ReviewResult] = field(default_factory=list)
+    """What `review` answers, in order; then approved."""
+    seen_reflections: list[ReflectInput] = field(default_factory=list)
+    seen_reviews: list[ReviewInput] = field(default_factory=list)
+    seen_revisions: list[ReviseInput] = field(default_factory=list)
     newer_fields: dict[str, Any] = field(default_factory=dict)
     """Fields a newer worker would add: put into every object of every result when set."""
 
@@ -167,18 +179,55 @@ class Stubs:
                 )
             )
 
-        return [triage, clarify, plan, web_search, synthesize]
+        @activity.defn(name="reflect")
+        async def reflect(input: ReflectInput) -> ReflectResult:
+            self.calls.append("reflect")
+            self.seen_reflections.append(input)
+            if self.reflections:
+                return self._sent(self.reflections.pop(0))
+            return self._sent(
+                ReflectResult(
+                    done=True,
+                    done_reason="stub: nothing missing",
+                    usage=LlmUsage(calls=1, input_tokens=5, output_tokens=5),
+                )
+            )
+
+        @activity.defn(name="review")
+        async def review(input: ReviewInput) -> ReviewResult:
+            self.calls.append("review")
+            self.seen_reviews.append(input)
+            verdict = self.verdicts.pop(0) if self.verdicts else ReviewResult(approved=True)
+            return self._sent(
+                verdict.model_copy(
+                    update={"usage": LlmUsage(calls=1, input_tokens=7, output_tokens=3)}
+                )
+            )
+
+        @activity.defn(name="revise")
+        async def revise(input: ReviseInput) -> SynthesisResult:
+            self.calls.append("revise")
+            self.seen_revisions.append(input)
+            return self._sent(
+                SynthesisResult(
+                    report_markdown=f"revision {input.round}: " + "; ".join(input.notes),
+                    summary=f"revised summary {input.round}",
+                    usage=LlmUsage(calls=1, input_tokens=100, output_tokens=50),
+                )
+            )
+
+        return [triage, clarify, plan, web_search, synthesize, reflect, review, revise]
 
 
 @asynccontextmanager
 async def running_workers(client: Client, queue: str, stubs: Stubs) -> AsyncIterator[None]:
     """Orchestrator, search and LLM workers in this process, on their own queues."""
     routing.configure(routing.Routing(search_queue=f"{queue}-search", llm_queue=f"{queue}-llm"))
-    triage, clarify, plan, web_search, synthesize = stubs.activities()
+    triage, clarify, plan, web_search, *model_steps = stubs.activities()
     async with (
         Worker(client, task_queue=queue, workflows=[DeepResearchWorkflow], max_cached_workflows=0),
         Worker(client, task_queue=f"{queue}-search", activities=[web_search]),
-        Worker(client, task_queue=f"{queue}-llm", activities=[triage, clarify, plan, synthesize]),
+        Worker(client, task_queue=f"{queue}-llm", activities=[triage, clarify, plan, *model_steps]),
     ):
         yield
     routing.configure(routing.Routing())

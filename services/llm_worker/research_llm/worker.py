@@ -1,4 +1,5 @@
-"""Entry point of the LLM pool: hosts `plan` and `synthesize` only."""
+"""Entry point of the LLM pool: hosts the model steps (triage, clarify, plan, reflect,
+synthesize, review, revise) only."""
 
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ def build_worker(
         plan_model=plan_model,
         synthesize_model=synthesize_model,
         heartbeat_seconds=llm.heartbeat_seconds,
+        prices=llm.price_table(),
     )
     return Worker(
         client,
@@ -79,7 +81,10 @@ def build_worker(
             activities.triage,
             activities.clarify,
             activities.plan,
+            activities.reflect,
             activities.synthesize,
+            activities.review,
+            activities.revise,
         ],
         max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),

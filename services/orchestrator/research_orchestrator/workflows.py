@@ -1,4 +1,5 @@
-"""`DeepResearchWorkflow`: clarify, plan, search in parallel, synthesize a cited report.
+"""`DeepResearchWorkflow`: clarify, plan, research in rounds, write, review, deliver a cited
+report.
 
 The workflow only orchestrates. Every step that touches the outside world is an activity on
 the queue of the service that owns it, called through the typed stubs in
@@ -6,33 +7,55 @@ the queue of the service that owns it, called through the typed stubs in
 `research_shared.retry`. A search that still fails after its retries is recorded, with its
 error type and message, in the report and the statistics; it does not sink the run.
 
-People steer a run while it is durable and costs nothing: clarifying answers and the plan
-review arrive as updates (validated before they touch any state), pause, resume and cancel as
-signals. A cancelled run still returns a report of what it gathered, marked partial.
+Research goes in rounds: the planned searches run in parallel, then a `reflect` step reads
+short notes of what was gathered and either ends research or names the gaps and the
+follow-up queries of the next round, up to `max_rounds`. A `synthesize` step writes the
+report, a `review` step may send it back to `revise`, up to `max_review_rounds` times, and a
+person may be asked to sign it off. A budget bounds tokens, cost, searches and time: when a
+limit is reached nothing new starts and the report is written from what was gathered.
+
+People steer a run while it is durable and costs nothing: clarifying answers, the plan
+review, edits of a round's searches and the report review arrive as updates (validated
+before they touch any state); pause, resume, finish-now and cancel as signals. A cancelled
+run still returns a report of what it gathered, marked partial.
+
+Runs started before research went in rounds replay their single pass: the command sequence
+of the deeper research is behind `workflow.patched(ROUNDS_PATCH)`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
-from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
+    from research_orchestrator._budget import BudgetTracker
+    from research_orchestrator._sources import (
+        bounded_queries,
+        collect,
+        failure_of,
+        notes_of,
+        query_key,
+        text_chars,
+    )
     from research_shared import errors, retry, routing, stubs
     from research_shared.models import (
         CancelRequest,
+        CitationCheck,
         Clarification,
         ClarificationAnswers,
         ClarificationState,
         ClarifyInput,
         EditedQuery,
+        FinishRequest,
         LlmUsage,
         Outcome,
         Phase,
@@ -40,14 +63,24 @@ with workflow.unsafe.imports_passed_through():
         PlanInput,
         PlanReview,
         PlanReviewResult,
+        ReflectInput,
+        ReportDecision,
+        ReportReview,
+        ReportReviewResult,
         ResearchReport,
         ResearchRequest,
         ResearchStatus,
+        ReviewInput,
+        ReviewRound,
+        ReviseInput,
+        RoundSummary,
         RunStats,
+        SearchEdit,
+        SearchEditResult,
         SearchFailure,
         SearchQuery,
         Source,
-        SourceDocument,
+        SynthesisResult,
         SynthesizeInput,
         TriageInput,
         WebSearchInput,
@@ -58,9 +91,12 @@ with workflow.unsafe.imports_passed_through():
     from research_shared.names import (
         ANSWER_UPDATE,
         CANCEL_SIGNAL,
+        EDIT_SEARCHES_UPDATE,
+        FINISH_NOW_SIGNAL,
         PAUSE_SIGNAL,
         RESUME_SIGNAL,
         REVIEW_PLAN_UPDATE,
+        REVIEW_REPORT_UPDATE,
         STATUS_QUERY,
         WORKFLOW_TYPE,
     )
@@ -69,10 +105,23 @@ with workflow.unsafe.imports_passed_through():
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
 CANCELLED = "Cancelled"
+ROUNDS_PATCH = "research-in-rounds"
+"""Marks runs that research in rounds, with review, budgets and steering while searching."""
 
 
 class _RunCancelled(Exception):
     """Raised inside the workflow when a person cancelled the run; never leaves it."""
+
+
+@dataclass
+class _Round:
+    """One round of searches: the indexes of its queries in the run's plan, and what the
+    reflection after it said."""
+
+    number: int
+    indexes: list[int]
+    gaps: list[str] = field(default_factory=list)
+    done_reason: str = ""
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -108,6 +157,21 @@ class DeepResearchWorkflow:
         self._outcomes: dict[int, WebSearchResult | SearchFailure] = {}
         self._running = 0
         self._usage = LlmUsage()
+        # Research in rounds (runs with the ROUNDS_PATCH marker).
+        self._deep = False
+        self._rounds: list[_Round] = []
+        self._searching: _Round | None = None
+        self._skipped: dict[int, str] = {}
+        self._removed: set[int] = set()
+        self._search_handles: dict[int, workflow.ActivityHandle[Any]] = {}
+        self._stopped: set[workflow.ActivityHandle[Any]] = set()
+        self._finish_reason: str | None = None
+        self._budget: BudgetTracker | None = None
+        self._reviews: list[ReviewRound] = []
+        self._citations = CitationCheck()
+        self._draft: SynthesisResult | None = None
+        self._awaiting_report_review = False
+        self._report_decision: ReportReview | None = None
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -117,6 +181,7 @@ class DeepResearchWorkflow:
         request = parse_request(raw_request)
         self._request = request
         self._question = request.question
+        self._budget = BudgetTracker(limits=request.budget, started=self._started)
         try:
             return await self._research(request)
         except _RunCancelled:
@@ -127,18 +192,18 @@ class DeepResearchWorkflow:
             return self._partial_report(request)
 
     async def _research(self, request: ResearchRequest) -> ResearchReport:
+        self._deep = workflow.patched(ROUNDS_PATCH)
         if request.clarify:
             await self._clarify(request)
 
         self._enter(Phase.PLANNING)
-        planned = await self._step(
+        planned = await self._model_step(
             stubs.plan,
             PlanInput(
                 question=request.question,
                 max_searches=request.max_searches,
                 clarifications=self._answered(),
             ),
-            routing.current().llm_queue,
             retry.PLAN,
         )
         self._usage += planned.usage
@@ -150,6 +215,12 @@ class DeepResearchWorkflow:
             if ended is not None:
                 return ended
 
+        if self._deep:
+            return await self._research_in_rounds(request)
+        return await self._single_pass(request)
+
+    async def _single_pass(self, request: ResearchRequest) -> ResearchReport:
+        """Search once and write: the research of runs started before rounds existed."""
         self._enter(Phase.SEARCHING)
         await self._search_all(request)
         self._check_cancelled()
@@ -177,24 +248,295 @@ class DeepResearchWorkflow:
             follow_up_questions=synthesis.follow_up_questions,
         )
 
+    # -- rounds ------------------------------------------------------------------------------
+
+    async def _research_in_rounds(self, request: ResearchRequest) -> ResearchReport:
+        """Search, reflect, search the gaps, ... then write, review, revise, and deliver."""
+        indexes = list(range(len(self._queries)))
+        number = 1
+        while True:
+            current = _Round(number=number, indexes=indexes)
+            self._rounds.append(current)
+            self._enter(Phase.SEARCHING)
+            self._searching = current
+            try:
+                await self._search_round(request, current)
+            finally:
+                self._searching = None
+            self._check_cancelled()
+            stop = self._stop_reason()
+            if stop:
+                current.done_reason = stop
+                break
+            if number >= request.max_rounds:
+                current.done_reason = f"max_rounds {request.max_rounds} reached"
+                break
+            self._enter(Phase.REFLECTING)
+            sources, failures = collect(self._outcomes)
+            reflection = await self._model_step(
+                stubs.reflect,
+                ReflectInput(
+                    question=request.question,
+                    clarifications=self._answered(),
+                    round=number,
+                    max_queries=request.max_searches,
+                    searched=[q.query for q in self._queries],
+                    notes=notes_of(sources),
+                    failed_searches=failures,
+                ),
+                retry.REFLECT,
+            )
+            self._usage += reflection.usage
+            current.gaps = reflection.gaps
+            if reflection.done:
+                current.done_reason = reflection.done_reason or "the reflection found no gap"
+                break
+            known = {query_key(q.query) for q in self._queries}
+            follow_ups: list[SearchQuery] = []
+            for query in reflection.follow_up_queries:
+                if query_key(query.query) and query_key(query.query) not in known:
+                    known.add(query_key(query.query))
+                    follow_ups.append(query)
+            follow_ups = follow_ups[: request.max_searches]
+            if not follow_ups:
+                current.done_reason = "the reflection proposed no query not searched already"
+                break
+            stop = self._stop_reason()
+            if stop:
+                current.done_reason = stop
+                break
+            indexes = [len(self._queries) + i for i in range(len(follow_ups))]
+            self._queries.extend(follow_ups)
+            number += 1
+
+        self._check_cancelled()
+        sources, failures = collect(self._outcomes)
+        self._enter(Phase.SYNTHESIZING)
+        writer_input = SynthesizeInput(
+            question=request.question,
+            queries=self._searched_queries(),
+            sources=sources,
+            failed_searches=failures,
+            clarifications=self._answered(),
+        )
+        draft = await self._model_step(stubs.synthesize, writer_input, retry.SYNTHESIZE)
+        self._usage += draft.usage
+        draft = await self._review_loop(request, writer_input, draft)
+        if request.approve_report:
+            reviewed = await self._await_report_review(request, writer_input, draft)
+            if isinstance(reviewed, ResearchReport):
+                return reviewed
+            draft = reviewed
+        self._enter(Phase.COMPLETED)
+        return self._final_report(request, draft)
+
+    async def _search_round(self, request: ResearchRequest, current: _Round) -> None:
+        """Run the round's searches, at most `search_concurrency` at once, including those a
+        person adds while it runs; none starts once the run is told to finish or a budget
+        limit is reached. Outcomes are kept by plan position."""
+        slots = asyncio.Semaphore(request.search_concurrency)
+        tasks: dict[int, asyncio.Task[None]] = {}
+
+        async def search(index: int) -> None:
+            async with slots:
+                if index in self._skipped:
+                    return
+                stop = self._stop_reason(reserve_write=False)
+                if stop:
+                    self._skipped[index] = f"not started: {stop}"
+                    return
+                assert self._budget is not None
+                self._budget.searches += 1
+                query = self._queries[index]
+                try:
+                    result = await self._activity(
+                        stubs.web_search,
+                        WebSearchInput(query=query.query, max_results=request.results_per_search),
+                        routing.current().search_queue,
+                        retry.WEB_SEARCH,
+                        is_search=True,
+                        index=index,
+                    )
+                    self._outcomes[index] = result
+                except _RunCancelled:
+                    if index in self._removed:
+                        self._skipped[index] = "removed by a person while it ran"
+                    else:
+                        self._outcomes[index] = SearchFailure(
+                            query=query.query,
+                            error_type=CANCELLED,
+                            message=self._stopped_message(),
+                        )
+                except ActivityError as err:
+                    failure = failure_of(query, err)
+                    workflow.logger.warning(
+                        "search failed after retries",
+                        extra={"query": query.query, "error_type": failure.error_type},
+                    )
+                    self._outcomes[index] = failure
+
+        def settled() -> bool:
+            return all(i in tasks for i in current.indexes) and all(
+                task.done() for task in tasks.values()
+            )
+
+        while True:
+            for index in current.indexes:
+                if index not in tasks:
+                    tasks[index] = asyncio.create_task(search(index))
+            await workflow.wait_condition(
+                lambda: settled() or any(i not in tasks for i in current.indexes)
+            )
+            if settled():
+                return
+
+    def _stop_reason(self, reserve_write: bool = True) -> str:
+        """Why no new work may start now: the run was told to finish, or a budget limit."""
+        if self._finish_reason is not None:
+            return f"finished on request: {self._finish_reason}"
+        assert self._budget is not None
+        sources, _ = collect(self._outcomes)
+        reason = self._budget.check(
+            workflow.now(), self._usage, text_chars=text_chars(sources), reserve_write=reserve_write
+        )
+        self._budget.stop(reason)
+        return reason
+
+    def _stopped_message(self) -> str:
+        if self._cancel_reason is not None:
+            return "the run was cancelled before this search finished"
+        return "stopped: the report was asked for before this search finished"
+
+    # -- review ------------------------------------------------------------------------------
+
+    async def _review_loop(
+        self, request: ResearchRequest, writer_input: SynthesizeInput, draft: SynthesisResult
+    ) -> SynthesisResult:
+        """Review the draft and revise it by the notes, at most `max_review_rounds` times."""
+        for number in range(1, request.max_review_rounds + 1):
+            if self._stop_reason():
+                break
+            self._enter(Phase.REVIEWING)
+            verdict = await self._model_step(
+                stubs.review,
+                ReviewInput(
+                    question=request.question,
+                    clarifications=self._answered(),
+                    round=number,
+                    draft_markdown=draft.report_markdown,
+                    summary=draft.summary,
+                    sources=writer_input.sources,
+                ),
+                retry.REVIEW,
+            )
+            self._usage += verdict.usage
+            self._reviews.append(
+                ReviewRound(round=number, approved=verdict.approved, notes=verdict.notes)
+            )
+            if verdict.approved or self._stop_reason():
+                break
+            draft = await self._revise(writer_input, draft, verdict.notes, number)
+        return draft
+
+    async def _revise(
+        self, writer_input: SynthesizeInput, draft: SynthesisResult, notes: list[str], number: int
+    ) -> SynthesisResult:
+        self._enter(Phase.REVISING)
+        revised = await self._model_step(
+            stubs.revise,
+            ReviseInput(
+                question=writer_input.question,
+                queries=writer_input.queries,
+                sources=writer_input.sources,
+                failed_searches=writer_input.failed_searches,
+                clarifications=writer_input.clarifications,
+                draft_markdown=draft.report_markdown,
+                summary=draft.summary,
+                notes=notes,
+                round=number,
+            ),
+            retry.REVISE,
+        )
+        self._usage += revised.usage
+        return revised
+
+    async def _await_report_review(
+        self, request: ResearchRequest, writer_input: SynthesizeInput, draft: SynthesisResult
+    ) -> SynthesisResult | ResearchReport:
+        """Wait for a person to approve the draft or send it back with notes; returns the
+        approved draft, or the final report when the wait ends the run."""
+        number = 0
+        while True:
+            number += 1
+            self._draft = draft
+            self._report_decision = None
+            self._enter(Phase.AWAITING_REPORT_REVIEW)
+            self._awaiting_report_review = True
+            try:
+                await workflow.wait_condition(
+                    lambda: (
+                        self._report_decision is not None
+                        or self._cancel_reason is not None
+                        or self._finish_reason is not None
+                    ),
+                    timeout=timedelta(seconds=request.report_review_timeout_seconds),
+                )
+            except TimeoutError:
+                if request.on_report_review_timeout == "approve":
+                    workflow.logger.info("report review timed out; delivering the draft")
+                    return draft
+                self._enter(Phase.ENDED)
+                reason = (
+                    f"nobody reviewed the report within {request.report_review_timeout_seconds} "
+                    "seconds; this is the unreviewed draft"
+                )
+                return self._final_report(
+                    request, draft, outcome=Outcome.REPORT_REVIEW_TIMED_OUT, reason=reason
+                )
+            finally:
+                self._awaiting_report_review = False
+                self._draft = None
+            self._check_cancelled()
+            decision = self._report_decision
+            if decision is None or decision.decision is ReportDecision.APPROVE:
+                # Approved, or told to finish now: the draft as it stands is the report.
+                self._reviews.append(ReviewRound(round=number, approved=True, by="person"))
+                return draft
+            notes = [decision.notes]
+            self._reviews.append(
+                ReviewRound(round=number, approved=False, notes=notes, by="person")
+            )
+            draft = await self._revise(writer_input, draft, notes, number)
+
+    @workflow.update(name=REVIEW_REPORT_UPDATE)
+    def review_report(self, raw: Any) -> ReportReviewResult:
+        """Approve the report, or send it back: `{"decision": "revise", "notes": "..."}`."""
+        review = ReportReview.model_validate(raw)
+        self._report_decision = review
+        return ReportReviewResult(decision=review.decision, notes=review.notes)
+
+    @review_report.validator
+    def _validate_report_review(self, raw: Any) -> None:
+        review = _parse_update(ReportReview, raw)
+        if review.decision is ReportDecision.REVISE and not review.notes:
+            raise _invalid("a revision needs notes: say what to change")
+        if not self._awaiting_report_review or self._report_decision is not None:
+            raise _refused("no report is waiting for review")
+
     # -- clarification -------------------------------------------------------------------------
 
     async def _clarify(self, request: ResearchRequest) -> None:
         self._enter(Phase.TRIAGING)
-        triage = await self._step(
-            stubs.triage,
-            TriageInput(question=request.question),
-            routing.current().llm_queue,
-            retry.TRIAGE,
+        triage = await self._model_step(
+            stubs.triage, TriageInput(question=request.question), retry.TRIAGE
         )
         self._usage += triage.usage
         if not triage.needs_clarification:
             return
         self._enter(Phase.CLARIFYING)
-        written = await self._step(
+        written = await self._model_step(
             stubs.clarify,
             ClarifyInput(question=request.question, max_questions=request.max_clarifying_questions),
-            routing.current().llm_queue,
             retry.CLARIFY,
         )
         self._usage += written.usage
@@ -208,7 +550,11 @@ class DeepResearchWorkflow:
         self._awaiting_answers = True
         try:
             await workflow.wait_condition(
-                lambda: not self._pending() or self._cancel_reason is not None,
+                lambda: (
+                    not self._pending()
+                    or self._cancel_reason is not None
+                    or self._finish_reason is not None
+                ),
                 timeout=timedelta(seconds=request.clarification_timeout_seconds),
             )
         except TimeoutError:
@@ -252,7 +598,11 @@ class DeepResearchWorkflow:
         self._awaiting_approval = True
         try:
             await workflow.wait_condition(
-                lambda: self._review is not None or self._cancel_reason is not None,
+                lambda: (
+                    self._review is not None
+                    or self._cancel_reason is not None
+                    or self._finish_reason is not None
+                ),
                 timeout=timedelta(seconds=request.approval_timeout_seconds),
             )
         except TimeoutError:
@@ -269,7 +619,8 @@ class DeepResearchWorkflow:
             self._awaiting_approval = False
         self._check_cancelled()
         review = self._review
-        assert review is not None
+        if review is None:
+            return None  # told to finish now: no search will start
         if review.decision is PlanDecision.REJECT:
             self._enter(Phase.ENDED)
             reason = review.reason or "no reason given"
@@ -310,11 +661,85 @@ class DeepResearchWorkflow:
                     f"an edited plan may hold at most {limit} queries (max_searches); "
                     f"got {len(review.queries)}"
                 )
-            keys = [" ".join(q.query.lower().split()) for q in review.queries]
+            keys = [query_key(q.query) for q in review.queries]
             if len(set(keys)) != len(keys):
                 raise _invalid("an edited plan repeats a query")
 
-    # -- pause, resume, cancel -----------------------------------------------------------------
+    # -- editing a round's searches ----------------------------------------------------------------
+
+    @workflow.update(name=EDIT_SEARCHES_UPDATE)
+    def edit_searches(self, raw: Any) -> SearchEditResult:
+        """While a round searches: add queries to it, drop queries of it (not started ones are
+        never started, running ones are cancelled through their heartbeats)."""
+        edit = SearchEdit.model_validate(raw)
+        current = self._searching
+        assert current is not None
+        removed: list[str] = []
+        for text in edit.remove:
+            index = self._round_query(current, text)
+            assert index is not None
+            removed.append(self._queries[index].query)
+            self._removed.add(index)
+            handle = self._search_handles.get(index)
+            if handle is not None and not handle.done():
+                self._stopped.add(handle)
+                handle.cancel()
+            else:
+                self._skipped[index] = "removed by a person before it started"
+        for query in _planned(edit.add):
+            current.indexes.append(len(self._queries))
+            self._queries.append(query)
+        return SearchEditResult(
+            round=current.number,
+            added=[q.query for q in edit.add],
+            removed=removed,
+            queries=[self._queries[i].query for i in self._active(current)],
+        )
+
+    @edit_searches.validator
+    def _validate_search_edit(self, raw: Any) -> None:
+        edit = _parse_update(SearchEdit, raw)
+        if not edit.add and not edit.remove:
+            raise _invalid("an edit adds or removes at least one query")
+        added = [query_key(q.query) for q in edit.add]
+        if len(set(added)) != len(added):
+            raise _invalid("the edit adds a query twice")
+        current = self._searching
+        if current is None:
+            raise _refused("no round is searching now; searches can be edited while one runs")
+        planned = {query_key(q.query) for q in self._queries}
+        for query in edit.add:
+            if query_key(query.query) in planned:
+                raise _refused(f"'{query.query}' is already in this run's plan")
+        removing: set[int] = set()
+        for text in edit.remove:
+            index = self._round_query(current, text)
+            if index is None:
+                raise _refused(f"round {current.number} has no query '{text}' left to remove")
+            if index in self._outcomes:
+                raise _refused(f"'{text}' has already finished")
+            removing.add(index)
+        assert self._request is not None
+        limit = self._request.max_searches
+        total = len(self._active(current) - removing) + len(edit.add)
+        if total > limit:
+            raise _refused(
+                f"round {current.number} may hold at most {limit} searches (max_searches); "
+                f"the edit would make it {total}"
+            )
+
+    def _round_query(self, current: _Round, text: str) -> int | None:
+        """The index of the round's query `text` that is neither removed nor skipped."""
+        key = query_key(text)
+        for index in current.indexes:
+            if query_key(self._queries[index].query) == key and index in self._active(current):
+                return index
+        return None
+
+    def _active(self, current: _Round) -> set[int]:
+        return {i for i in current.indexes if i not in self._skipped and i not in self._removed}
+
+    # -- pause, resume, finish, cancel ---------------------------------------------------------
 
     @workflow.signal(name=PAUSE_SIGNAL)
     def pause(self) -> None:
@@ -325,6 +750,27 @@ class DeepResearchWorkflow:
     def resume(self) -> None:
         """Continue after a pause."""
         self._paused = False
+
+    @workflow.signal(name=FINISH_NOW_SIGNAL)
+    def finish_now(self, raw: Any = None) -> None:
+        """Stop searching and write the report now from what was gathered (unlike `cancel`,
+        which does not write): `{"reason": "..."}`. Runs that started before research went
+        in rounds finish their single pass as usual."""
+        if not self._deep or self._finish_reason is not None or self._cancel_reason is not None:
+            return
+        try:
+            reason = FinishRequest.model_validate(raw or {}).reason
+        except ValidationError as err:
+            workflow.logger.warning(
+                "finish signal with an invalid reason; finishing without it",
+                extra={"problem": describe_validation_error(err)},
+            )
+            reason = ""
+        self._finish_reason = reason or "no reason given"
+        for handle in self._search_handles.values():
+            if not handle.done():
+                self._stopped.add(handle)
+                handle.cancel()
 
     @workflow.signal(name=CANCEL_SIGNAL)
     def cancel(self, raw: Any = None) -> None:
@@ -348,7 +794,7 @@ class DeepResearchWorkflow:
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> ResearchStatus:
-        """Phase, people's pending decisions, the plan, progress counts and timings."""
+        """Phase, people's pending decisions, the plan, progress by round, budget, timings."""
         outcomes = list(self._outcomes.values())
         phase_seconds = dict(self._phase_seconds)
         if self._phase_started is not None:
@@ -377,9 +823,17 @@ class DeepResearchWorkflow:
             started_at=self._started.isoformat() if self._started else "",
             elapsed_seconds=_seconds(self._started) if self._started else 0.0,
             phase_seconds=phase_seconds,
+            round=self._rounds[-1].number if self._rounds else 0,
+            max_rounds=self._request.max_rounds if self._request and self._deep else 0,
+            rounds=self._round_summaries(),
+            review=self._reviews,
+            budget=self._budget_status(),
+            finish_requested=self._finish_reason is not None,
+            awaiting_report_review=self._awaiting_report_review,
+            draft_report=self._draft.report_markdown if self._draft is not None else "",
         )
 
-    # -- searching -------------------------------------------------------------------------------
+    # -- searching in one pass (runs started before rounds) ----------------------------------------
 
     async def _search_all(self, request: ResearchRequest) -> None:
         """Run every planned search, at most `search_concurrency` at once.
@@ -426,21 +880,26 @@ class DeepResearchWorkflow:
         task_queue: str,
         preset: ActivityPreset,
         is_search: bool = False,
+        index: int | None = None,
     ) -> Out:
         """Schedule an activity unless the run is paused (wait) or cancelled (raise).
 
         Generic over the stub's input and result, so the type checker holds every call to
         the contract: the argument must be the stub's input model, the value is its result.
+        A search's `index` (its place in the plan) lets a person's edit cancel it.
         """
         await workflow.wait_condition(lambda: not self._paused or self._cancel_reason is not None)
         self._check_cancelled()
         handle = workflow.start_activity(stub, arg, task_queue=task_queue, **preset.options())
         self._in_flight.add(handle)
+        if index is not None:
+            self._search_handles[index] = handle
         self._running += is_search
         try:
             return await handle
         except ActivityError as err:
-            if self._cancel_reason is not None and isinstance(err.cause, CancelledError):
+            stopped = self._cancel_reason is not None or handle in self._stopped
+            if stopped and isinstance(err.cause, CancelledError):
                 raise _RunCancelled() from None
             raise
         finally:
@@ -466,6 +925,17 @@ class DeepResearchWorkflow:
                 f"{err.activity_type} failed: {message}", type=kind, non_retryable=True
             ) from None
 
+    async def _model_step(
+        self, stub: Callable[[In], Awaitable[Out]], arg: In, preset: ActivityPreset
+    ) -> Out:
+        """A step on the LLM queue; how long it took sizes the time the final write is
+        reserved. Callers add its usage."""
+        started = workflow.now()
+        result = await self._step(stub, arg, routing.current().llm_queue, preset)
+        assert self._budget is not None
+        self._budget.step_took((workflow.now() - started).total_seconds())
+        return result
+
     def _check_cancelled(self) -> None:
         if self._cancel_reason is not None:
             raise _RunCancelled()
@@ -486,13 +956,70 @@ class DeepResearchWorkflow:
     def _answered(self) -> list[Clarification]:
         return [c for c in self._clarifications if c.answer is not None]
 
+    def _searched_queries(self) -> list[SearchQuery]:
+        """The run's queries but those a person removed or that never started."""
+        return [q for i, q in enumerate(self._queries) if i not in self._skipped]
+
+    def _round_summaries(self) -> list[RoundSummary]:
+        sources, _ = collect(self._outcomes)
+        by_query: dict[int, int] = {}
+        for source in sources:
+            by_query[source.query_index] = by_query.get(source.query_index, 0) + 1
+        summaries = []
+        for current in self._rounds:
+            outcomes = [self._outcomes.get(i) for i in current.indexes]
+            summaries.append(
+                RoundSummary(
+                    round=current.number,
+                    queries=[self._queries[i].query for i in current.indexes],
+                    gaps=current.gaps,
+                    done_reason=current.done_reason,
+                    searches_succeeded=sum(isinstance(o, WebSearchResult) for o in outcomes),
+                    searches_failed=sum(
+                        isinstance(o, SearchFailure) and o.error_type != CANCELLED for o in outcomes
+                    ),
+                    searches_skipped=sum(i in self._skipped for i in current.indexes),
+                    sources_new=sum(by_query.get(i, 0) for i in current.indexes),
+                )
+            )
+        return summaries
+
+    def _budget_status(self) -> Any:
+        assert self._budget is not None
+        return self._budget.status(workflow.now(), self._usage)
+
+    def _final_report(
+        self,
+        request: ResearchRequest,
+        draft: SynthesisResult,
+        outcome: Outcome = Outcome.COMPLETED,
+        reason: str = "",
+    ) -> ResearchReport:
+        """The report of a run that researched in rounds: partial when a budget limit or a
+        request to finish cut research short, or the sign-off never came."""
+        assert self._budget is not None
+        self._citations = draft.citation_check
+        if not reason and self._finish_reason is not None:
+            reason = f"finished on request: {self._finish_reason}"
+        reason = reason or self._budget.exhausted
+        return self._report(
+            request,
+            outcome=outcome,
+            partial=bool(reason),
+            outcome_reason=reason,
+            report_markdown=draft.report_markdown,
+            summary=draft.summary,
+            follow_up_questions=draft.follow_up_questions,
+        )
+
     def _report(self, request: ResearchRequest, **fields: Any) -> ResearchReport:
         sources, failures = collect(self._outcomes)
         cancelled = [f for f in failures if f.error_type == CANCELLED]
+        queries = self._searched_queries() if self._deep else self._queries
         return ResearchReport(
             question=request.question,
             sources=[Source(id=s.id, title=s.title, url=s.url, snippet=s.snippet) for s in sources],
-            queries=self._queries,
+            queries=queries,
             failed_searches=failures,
             clarifications=self._clarifications,
             stats=RunStats(
@@ -502,13 +1029,24 @@ class DeepResearchWorkflow:
                 ),
                 searches_failed=len(failures) - len(cancelled),
                 searches_cancelled=len(cancelled),
+                searches_skipped=len(self._skipped),
                 sources_retrieved=len(sources),
+                rounds=len(self._rounds),
+                review_rounds=len(self._reviews),
                 llm_calls=self._usage.calls,
                 input_tokens=self._usage.input_tokens,
                 output_tokens=self._usage.output_tokens,
                 total_tokens=self._usage.input_tokens + self._usage.output_tokens,
+                cost_usd=round(self._usage.cost_usd, 6),
+                cost_complete=not self._usage.unpriced_models,
+                citations=self._citations.citations,
+                citations_removed=self._citations.citations_removed,
+                unsupported_sentences=len(self._citations.unsupported_sentences),
                 wall_time_seconds=_seconds(self._started) if self._started else 0.0,
             ),
+            rounds=self._round_summaries(),
+            review=self._reviews,
+            budget=self._budget_status(),
             **fields,
         )
 
@@ -534,6 +1072,8 @@ class DeepResearchWorkflow:
         self._enter(Phase.CANCELLED)
         # Searches that never got an outcome were not started or did not finish.
         for index, query in enumerate(self._queries):
+            if index in self._skipped:
+                continue
             self._outcomes.setdefault(
                 index,
                 SearchFailure(
@@ -572,7 +1112,7 @@ def _seconds(since: datetime) -> float:
     return round((workflow.now() - since).total_seconds(), 3)
 
 
-M = TypeVar("M", ClarificationAnswers, PlanReview)
+M = TypeVar("M", ClarificationAnswers, PlanReview, SearchEdit, ReportReview)
 
 
 def _parse_update(model: type[M], raw: Any) -> M:
@@ -612,61 +1152,3 @@ def parse_request(raw: Any) -> ResearchRequest:
             type=errors.INVALID_REQUEST,
             non_retryable=True,
         ) from None
-
-
-def bounded_queries(queries: list[SearchQuery], request: ResearchRequest) -> list[SearchQuery]:
-    seen: set[str] = set()
-    kept: list[SearchQuery] = []
-    for q in queries:
-        key = " ".join(q.query.lower().split())
-        if key and key not in seen:
-            seen.add(key)
-            kept.append(q)
-    if not kept:
-        kept = [SearchQuery(query=request.question, reason="The planner proposed no search.")]
-    return kept[: request.max_searches]
-
-
-def failure_of(query: SearchQuery, err: ActivityError) -> SearchFailure:
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return SearchFailure(
-            query=query.query, error_type=cause.type or "ApplicationError", message=cause.message
-        )
-    if isinstance(cause, ActivityTimeoutError):
-        kind = cause.type.name.lower() if cause.type is not None else "unknown"
-        return SearchFailure(
-            query=query.query, error_type="Timeout", message=f"the search timed out ({kind})"
-        )
-    return SearchFailure(
-        query=query.query,
-        error_type=type(cause).__name__ if cause else "ActivityError",
-        message=str(cause or err),
-    )
-
-
-def collect(
-    outcomes: dict[int, WebSearchResult | SearchFailure],
-) -> tuple[list[SourceDocument], list[SearchFailure]]:
-    """Number the distinct sources in plan order; the ids are what the report cites."""
-    sources: list[SourceDocument] = []
-    failures: list[SearchFailure] = []
-    by_url: dict[str, SourceDocument] = {}
-    for index, outcome in sorted(outcomes.items()):
-        if isinstance(outcome, SearchFailure):
-            failures.append(outcome)
-            continue
-        for hit in outcome.hits:
-            if hit.url in by_url:
-                continue
-            doc = SourceDocument(
-                id=len(sources) + 1,
-                title=hit.title,
-                url=hit.url,
-                snippet=hit.snippet,
-                content=hit.content,
-                query_index=index,
-            )
-            by_url[hit.url] = doc
-            sources.append(doc)
-    return sources, failures

@@ -19,6 +19,7 @@ from research_search.providers import (
     SearchProvider,
 )
 from research_shared import metrics
+from research_shared.injection import MAX_LISTED, screen
 from research_shared.models import (
     MAX_HIT_CONTENT_CHARS,
     MAX_SNIPPET_CHARS,
@@ -149,8 +150,9 @@ def bounded_result(
 ) -> WebSearchResult:
     """The result of a search, cut down to what the event history can always take.
 
-    At most `max_results` hits; each field capped as the contract says; a hit whose address
-    is empty or too long to cite is left out. Every hit kept is first granted its title,
+    At most `max_results` hits; passages that look like injected instructions taken out of
+    the text and listed; each field capped as the contract says; a hit whose address is
+    empty or too long to cite is left out. Every hit kept is first granted its title,
     address and snippet, and room for the snippet again as its text; what is left of the
     text budget then goes to the hits' contents in rank order, so when pages are large the
     best hits keep their full text, one is cut, and the rest fall back to their snippets.
@@ -163,14 +165,18 @@ def bounded_result(
         if len(capped) >= max_results or not url or len(url) > MAX_URL_CHARS:
             dropped += 1
             continue
+        # Passages that address the reader with instructions never reach a model step.
+        content, snippet = screen(hit.content), screen(hit.snippet)
+        suspicious = list(dict.fromkeys([*content.suspicious, *snippet.suspicious]))
         capped.append(
             SearchHit(
                 title=(hit.title.strip() or url)[:MAX_TITLE_CHARS],
                 url=url,
-                snippet=hit.snippet[:MAX_SNIPPET_CHARS],
-                content=hit.content[:MAX_HIT_CONTENT_CHARS],
+                snippet=snippet.text[:MAX_SNIPPET_CHARS],
+                content=content.text[:MAX_HIT_CONTENT_CHARS],
                 # NaN and infinity do not survive JSON; the workflow could not decode them.
                 score=hit.score if math.isfinite(hit.score) else 0.0,
+                suspicious=suspicious[:MAX_LISTED],
             )
         )
 

@@ -19,6 +19,13 @@ asks for, and answers with JSON of that type:
   covers, and how well they read as prose rather than signatures or fragments), and the
   best ones are quoted verbatim, each followed by the `[id]` of its source. The answered
   clarifying questions are listed near the top, uncited.
+* `ReflectOutput`: after a round of searches, done when the notes gathered name every concept
+  of the question; otherwise the concepts they miss are the gaps, with follow-up queries
+  made of them (and the planner's queries not searched yet).
+* `ReviewOutput`: notes on a draft that cites nothing, leaves a concept of the question
+  unnamed although a source covers it, or ignores an answer the person gave.
+* `RevisionOutput`: the report written again with what the notes quote weighing sentences
+  like the person's answers do.
 
 Everything is deterministic: no randomness, no clock, no network; the same prompt gives the
 same answer. Token counts are whitespace-separated words, an approximation of what a
@@ -28,8 +35,9 @@ The package is cut by concern: `_text` (words, folding, stemming, terms), `_ques
 (concepts, setting, facets of a question), `_triage` (triage and clarifying questions),
 `_plan` (search planning, narrowed by the answers), `_sentences` (passages, sentences and
 how well they read), `_ranking` (BM25, term weights, near-duplicates), `_report` (the
-report's sections, summary, clarifications and gaps), `_follow_ups` (follow-up questions)
-and `_model` (the Agents SDK `Model`: prompt parsing, output types, responses, streaming).
+report's sections, summary, clarifications and gaps), `_follow_ups` (follow-up questions),
+`_reflect` (whether to search again), `_review` (review and revision of a draft) and
+`_model` (the Agents SDK `Model`: prompt parsing, output types, responses, streaming).
 """
 
 from research_llm.providers.offline._errors import OfflineModelError

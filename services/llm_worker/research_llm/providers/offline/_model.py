@@ -26,12 +26,31 @@ from openai.types.responses.response_prompt_param import ResponsePromptParam
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 from pydantic import BaseModel, ValidationError
 
-from research_llm.agents import ClarifyOutput, PlanOutput, ReportOutput, TriageOutput
+from research_llm.agents import (
+    ClarifyOutput,
+    PlanOutput,
+    ReflectOutput,
+    ReportOutput,
+    ReviewOutput,
+    RevisionOutput,
+    TriageOutput,
+    read_prompt,
+)
 from research_llm.providers.offline._errors import OfflineModelError
 from research_llm.providers.offline._plan import plan_searches
+from research_llm.providers.offline._reflect import reflect
 from research_llm.providers.offline._report import write_report
+from research_llm.providers.offline._review import review, revise
 from research_llm.providers.offline._triage import clarifying_questions, triage_question
-from research_shared.models import ClarifyInput, PlanInput, SynthesizeInput, TriageInput
+from research_shared.models import (
+    ClarifyInput,
+    PlanInput,
+    ReflectInput,
+    ReviewInput,
+    ReviseInput,
+    SynthesizeInput,
+    TriageInput,
+)
 
 if TYPE_CHECKING:
     from agents.model_settings import ModelSettings
@@ -52,19 +71,30 @@ def _read(kind: type[_Input], payload: Mapping[str, Any], prompt: str) -> _Input
         raise OfflineModelError(f"the {prompt} does not fit {kind.__name__}: {exc}") from None
 
 
-def _synthesis_input(payload: Mapping[str, Any]) -> SynthesizeInput:
+def _writer_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
     # The writer's prompt names the searches "searches"; the synthesis input calls them queries.
-    return _read(
-        SynthesizeInput,
-        {
-            "question": payload.get("question"),
-            "queries": payload.get("searches", []),
-            "sources": payload.get("sources", []),
-            "failed_searches": payload.get("failed_searches", []),
-            "clarifications": payload.get("clarifications", []),
-        },
-        "writer prompt",
-    )
+    return {
+        "question": payload.get("question"),
+        "queries": payload.get("searches", []),
+        "sources": payload.get("sources", []),
+        "failed_searches": payload.get("failed_searches", []),
+        "clarifications": payload.get("clarifications", []),
+    }
+
+
+def _synthesis_input(payload: Mapping[str, Any]) -> SynthesizeInput:
+    return _read(SynthesizeInput, _writer_fields(payload), "writer prompt")
+
+
+def _revise_input(payload: Mapping[str, Any]) -> ReviseInput:
+    fields = {
+        **_writer_fields(payload),
+        "draft_markdown": payload.get("draft_markdown", ""),
+        "summary": payload.get("summary", ""),
+        "notes": payload.get("notes", []),
+        "round": payload.get("round", 1),
+    }
+    return _read(ReviseInput, fields, "reviser prompt")
 
 
 # Each output type of `research_llm.agents` and how the offline model answers its prompt.
@@ -73,6 +103,9 @@ _ANSWERERS: dict[type[BaseModel], Callable[[Mapping[str, Any]], BaseModel]] = {
     ClarifyOutput: lambda p: clarifying_questions(_read(ClarifyInput, p, "clarifier prompt")),
     PlanOutput: lambda p: plan_searches(_read(PlanInput, p, "planner prompt")),
     ReportOutput: lambda p: write_report(_synthesis_input(p)),
+    ReflectOutput: lambda p: reflect(_read(ReflectInput, p, "reflector prompt")),
+    ReviewOutput: lambda p: review(_read(ReviewInput, p, "reviewer prompt")),
+    RevisionOutput: lambda p: revise(_revise_input(p)),
 }
 _KNOWN_OUTPUTS = ", ".join(kind.__name__ for kind in _ANSWERERS)
 
@@ -120,18 +153,27 @@ def _all_input_text(system_instructions: str | None, input: str | list[TResponse
 
 
 def _parse_prompt(text: str) -> dict[str, Any]:
+    """The facts of a prompt of `research_llm.agents`, each data block put back where its
+    id says: a source's text as its `content`, a note's as its `note`, the draft as
+    `draft_markdown`."""
     try:
-        payload = json.loads(text)
+        payload, blocks, draft = read_prompt(text)
     except json.JSONDecodeError as exc:
         raise OfflineModelError(
-            "the offline model expects the JSON prompt built by research_llm.agents; the last "
-            f"user message is not JSON ({exc.msg} at position {exc.pos})"
+            "the offline model expects the prompt built by research_llm.agents; its first "
+            f"line is not JSON ({exc.msg} at position {exc.pos})"
         ) from None
-    if not isinstance(payload, dict):
-        raise OfflineModelError(
-            "the offline model expects a JSON object as prompt, "
-            f"got a JSON {type(payload).__name__}"
-        )
+    except ValueError as exc:
+        raise OfflineModelError(f"the offline model cannot read the prompt: {exc}") from None
+    for key, field in (("sources", "content"), ("notes", "note")):
+        items = payload.get(key)
+        if not isinstance(items, list):
+            continue
+        for item in items:
+            if isinstance(item, dict) and isinstance(item.get("id"), int):
+                item.setdefault(field, blocks.get(item["id"], ""))
+    if draft is not None:
+        payload["draft_markdown"] = draft
     return payload
 
 
@@ -235,10 +277,11 @@ async def _answer(
 
 
 class OfflineModel(Model):
-    """An Agents SDK model that triages, clarifies, plans and writes with no network and no key.
+    """An Agents SDK model that answers every step of the research with no network and no key.
 
     It answers the triage (`TriageOutput`), the clarifier (`ClarifyOutput`), the planner
-    (`PlanOutput`) and the writer (`ReportOutput`) of `research_llm.agents` from the JSON
+    (`PlanOutput`), the writer (`ReportOutput`), the reflector (`ReflectOutput`), the reviewer
+    (`ReviewOutput`) and the reviser (`RevisionOutput`) of `research_llm.agents` from the
     prompt in the last user message; tools and handoffs are ignored. Usage reports one
     request per call, and counts whitespace-separated words of the input (instructions and
     messages) and of the output as tokens: an approximation, not a tokenizer's count.

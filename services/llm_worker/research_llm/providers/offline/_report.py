@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from research_llm.agents import ReportOutput
@@ -292,7 +292,7 @@ def _clarification_lines(clarifications: Iterable[Clarification]) -> list[str]:
     ]
 
 
-def write_report(request: SynthesizeInput) -> ReportOutput:
+def write_report(request: SynthesizeInput, emphasis: Sequence[str] = ()) -> ReportOutput:
     """Assemble a cited report from the sources' own sentences.
 
     Each search that found sources gets a section of its best sentences (BM25 against the
@@ -300,7 +300,8 @@ def write_report(request: SynthesizeInput) -> ReportOutput:
     to clarifying questions; no sentence twice, at most two per source); the summary is the
     best two or three of those for the question and answers alone. Every sentence is quoted
     verbatim (whitespace collapsed, footnote markers dropped) and cites its source's id. The
-    answered clarifying questions are listed near the top, uncited.
+    answered clarifying questions are listed near the top, uncited. `emphasis` (a reviser's
+    reading of review notes) weighs sentences like the person's answers do.
     """
     question = one_line(request.question)
     if not question:
@@ -321,7 +322,7 @@ def write_report(request: SynthesizeInput) -> ReportOutput:
     }
     all_sentences = [s for source in request.sources for s in per_source[id(source)]]
     index = SentenceIndex(all_sentences)
-    question_weights = QuestionWeights.of(question, answers)
+    question_weights = QuestionWeights.of(question, [*answers, *emphasis])
     relevance = source_relevance(
         {source.id: per_source[id(source)] for source in request.sources},
         index,
