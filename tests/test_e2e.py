@@ -34,6 +34,7 @@ from research_shared.names import (
     STATUS_QUERY,
     WORKFLOW_TYPE,
 )
+from tests.helpers.durability import after_the_draft
 from tests.helpers.fakes.openai_server import FakeOpenAIServer
 from tests.helpers.fakes.tavily_server import FakeTavilyServer
 from tests.helpers.metrics import Series, series, values
@@ -115,7 +116,9 @@ async def test_offline_research_end_to_end(
 ) -> None:
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
-        ResearchRequest(question=QUESTION, max_searches=4),
+        # One round and no review: the single fan-out this test checks. Deeper runs are the
+        # subject of test_depth.py.
+        ResearchRequest(question=QUESTION, max_searches=4, max_rounds=1, max_review_rounds=0),
         id=f"e2e-{uuid.uuid4().hex[:8]}",
         task_queue=ORCHESTRATOR_QUEUE,
         result_type=ResearchReport,
@@ -315,7 +318,8 @@ async def research_on_own_pools(
         workers.start("orchestrator", "search", "llm")
         report = await client.execute_workflow(
             WORKFLOW_TYPE,
-            {"question": question},
+            # One round, no review: these runs are about providers, not depth.
+            {"question": question, "max_rounds": 1, "max_review_rounds": 0},
             id=workflow_id,
             task_queue=queues["RESEARCH_ORCHESTRATOR_QUEUE"],
             result_type=ResearchReport,
@@ -338,6 +342,9 @@ PLAN_JSON = json.dumps(
 def fake_model(body: dict[str, Any]) -> str:
     """Plans two searches; writes a report that cites source 1 and a source that does not
     exist, which the synthesize activity must remove."""
+    later = after_the_draft(body)
+    if later is not None:
+        return later
     if "report_markdown" not in json.dumps(body):
         return PLAN_JSON
     return json.dumps(
@@ -405,7 +412,7 @@ async def test_offline_clarification_end_to_end(
     """The offline model asks sensible questions; the answers reach the plan and report."""
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
-        {"question": "Which is better for parsing dates?", "clarify": True},
+        {"question": "Which is better for parsing dates?", "clarify": True, "max_review_rounds": 0},
         id=f"e2e-clarify-{uuid.uuid4().hex[:8]}",
         task_queue=ORCHESTRATOR_QUEUE,
         result_type=ResearchReport,
@@ -430,7 +437,8 @@ async def test_offline_clarification_end_to_end(
     assert "## Clarifications" in report.report_markdown
     assert any("datetime" in q.query or "zoneinfo" in q.query for q in report.queries)
     assert_citations_resolve(report)
-    assert report.stats.llm_calls == 4
+    # triage, clarify, plan, the reflection after the first of two rounds, synthesize.
+    assert report.stats.llm_calls == 5
 
 
 def test_cli_asks_a_person_at_the_terminal(

@@ -158,7 +158,7 @@ async def test_off_topic_sources_are_named_in_gaps_not_quoted() -> None:
     gaps = output.report_markdown.split("## Gaps", 1)[1]
     # The pickle page shares only "Python", the question's setting, with the question.
     assert 3 not in quoted_ids
-    assert "“asyncio tasks Python” [3] had no sentence close enough to the question" in gaps
+    assert "“asyncio tasks Python” (source 3) had no sentence close enough to the question" in gaps
 
 
 def with_clarifications(request: SynthesizeInput, *answers: tuple[str, str | None]) -> None:

@@ -60,4 +60,4 @@ async def test_a_derived_word_is_not_the_word_it_comes_from() -> None:
     # "Perform" is not "performance": a stemmer that strips derivations too (Porter's) quotes
     # the system call as if it said something about the json module's speed.
     assert quoted_ids == {1}
-    assert "\u201cperformance\u201d [2] had no sentence close enough to the question" in gaps
+    assert "\u201cperformance\u201d (source 2) had no sentence close enough to the question" in gaps

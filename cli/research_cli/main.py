@@ -505,7 +505,12 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     request = validated_request(args)
     port = args.port if port_is_free(args.port) else free_port()
     stack = EmbeddedStack(data_dir=args.data_dir, port=port)
-    print(f"starting the embedded stack in {args.data_dir} (logs: {stack.log_dir})", flush=True)
+    # On stderr: with --json, stdout holds the result alone.
+    print(
+        f"starting the embedded stack in {args.data_dir} (logs: {stack.log_dir})",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         client = await stack.start()
         return await stack.run(research(client, args, request), announce_restart)

@@ -30,6 +30,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
 from research_cli.supervisor import ProcessSpec
+from research_llm.agents import read_prompt
 from research_shared.models import ResearchReport
 from research_shared.names import WORKFLOW_TYPE
 from tests.helpers.fakes.faultserver import Call
@@ -59,6 +60,9 @@ def scripted_model(queries: Sequence[str]) -> Responder:
     )
 
     def answer(body: dict[str, Any]) -> str:
+        later = after_the_draft(body)
+        if later is not None:
+            return later
         return plan if body.get("model") == PLANNER_MODEL else report
 
     return answer
@@ -312,12 +316,19 @@ TRIAGE_STEP = "triage"
 CLARIFY_STEP = "clarify"
 PLAN_STEP = "plan"
 WRITE_STEP = "write"
+REFLECT_STEP = "reflect"
+REVIEW_STEP = "review"
+REVISE_STEP = "revise"
 # A property only that step's output schema has. Triage, clarify and plan share a model
 # name, so the schema is what tells them apart.
+# The reviser's output has the writer's fields too: its own comes first.
 _STEP_BY_PROPERTY = {
     "needs_clarification": TRIAGE_STEP,
     "questions": CLARIFY_STEP,
     "searches": PLAN_STEP,
+    "follow_up_searches": REFLECT_STEP,
+    "approved": REVIEW_STEP,
+    "changes": REVISE_STEP,
     "report_markdown": WRITE_STEP,
 }
 
@@ -339,7 +350,17 @@ def model_step(body: dict[str, Any]) -> str | None:
 
 
 def model_prompt(body: dict[str, Any]) -> dict[str, Any]:
-    """The JSON document the agent was given as its input (the user message)."""
+    """The facts the agent was given (the JSON first line of the user message)."""
+    text = model_input_text(body)
+    try:
+        facts: dict[str, Any] = read_prompt(text)[0]
+    except ValueError:
+        return {}
+    return facts
+
+
+def model_input_text(body: dict[str, Any]) -> str:
+    """The whole user message of a model request, as the model reads it."""
     items = body.get("input", body.get("messages"))
     if isinstance(items, str):
         items = [{"role": "user", "content": items}]
@@ -350,12 +371,30 @@ def model_prompt(body: dict[str, Any]) -> dict[str, Any]:
                 content = "".join(
                     str(part.get("text", "")) for part in content if isinstance(part, dict)
                 )
-            try:
-                prompt = json.loads(str(content))
-            except json.JSONDecodeError:
-                return {}
-            return prompt if isinstance(prompt, dict) else {}
-    return {}
+            return str(content)
+    return ""
+
+
+def after_the_draft(body: dict[str, Any]) -> str | None:
+    """What a scripted model answers the steps past the first draft: research is done after
+    one round, the reviewer approves, a revision keeps the report. None for other steps."""
+    step = model_step(body)
+    if step == REFLECT_STEP:
+        return json.dumps(
+            {"done": True, "reason": "scripted", "gaps": [], "follow_up_searches": []}
+        )
+    if step == REVIEW_STEP:
+        return json.dumps({"approved": True, "notes": []})
+    if step == REVISE_STEP:
+        return json.dumps(
+            {
+                "report_markdown": REPORT_BODY,
+                "summary": REPORT_SUMMARY,
+                "follow_up_questions": [],
+                "changes": ["scripted"],
+            }
+        )
+    return None
 
 
 def step_request(step: str, question: str | None = None) -> Callable[[str, dict[str, Any]], bool]:
@@ -398,6 +437,9 @@ def scripted_steps(
     )
 
     def answer(body: dict[str, Any]) -> str:
+        later = after_the_draft(body)
+        if later is not None:
+            return later
         step = model_step(body)
         if step == TRIAGE_STEP:
             needed = bool(clarifying_questions)

@@ -235,7 +235,9 @@ def _gap_lines(
             "search had not already found."
         )
     for section in unquotable:
-        ids = "".join(f"[{source.id}]" for source in section.sources)
+        # Named, not cited: the line says what a source lacks, it claims nothing from it.
+        numbers = ", ".join(str(source.id) for source in section.sources)
+        ids = f"(source{'s' if len(section.sources) > 1 else ''} {numbers})"
         why = (
             "had no sentence close enough to the question to quote"
             if section.off_topic
