@@ -91,6 +91,17 @@ class Stubs:
     newer_fields: dict[str, Any] = field(default_factory=dict)
     """Fields a newer worker would add: put into every object of every result when set."""
 
+    model_cost_usd: float = 0.0
+    """What every model step costs, as the LLM worker would price it."""
+
+    def _usage(self, input_tokens: int, output_tokens: int) -> LlmUsage:
+        return LlmUsage(
+            calls=1,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=self.model_cost_usd,
+        )
+
     def _sent(self, result: R) -> R:
         """The result as a worker of a later version would send it."""
         if not self.newer_fields:
@@ -106,7 +117,7 @@ class Stubs:
                 TriageResult(
                     needs_clarification=self.needs_clarification,
                     reason="stub",
-                    usage=LlmUsage(calls=1, input_tokens=1, output_tokens=1),
+                    usage=self._usage(1, 1),
                 )
             )
 
@@ -116,7 +127,7 @@ class Stubs:
             return self._sent(
                 ClarifyResult(
                     questions=self.clarifying_questions[: input.max_questions],
-                    usage=LlmUsage(calls=1, input_tokens=1, output_tokens=1),
+                    usage=self._usage(1, 1),
                 )
             )
 
@@ -128,7 +139,7 @@ class Stubs:
                 PlanResult(
                     queries=[SearchQuery(query=q, reason=f"covers {q}") for q in self.queries],
                     model="stub",
-                    usage=LlmUsage(calls=1, input_tokens=10, output_tokens=5),
+                    usage=self._usage(10, 5),
                 )
             )
 
@@ -175,7 +186,7 @@ class Stubs:
                     summary="summary",
                     follow_up_questions=["next?"],
                     cited_source_ids=[s.id for s in input.sources],
-                    usage=LlmUsage(calls=1, input_tokens=100, output_tokens=50),
+                    usage=self._usage(100, 50),
                 )
             )
 
@@ -189,7 +200,7 @@ class Stubs:
                 ReflectResult(
                     done=True,
                     done_reason="stub: nothing missing",
-                    usage=LlmUsage(calls=1, input_tokens=5, output_tokens=5),
+                    usage=self._usage(5, 5),
                 )
             )
 
@@ -198,11 +209,7 @@ class Stubs:
             self.calls.append("review")
             self.seen_reviews.append(input)
             verdict = self.verdicts.pop(0) if self.verdicts else ReviewResult(approved=True)
-            return self._sent(
-                verdict.model_copy(
-                    update={"usage": LlmUsage(calls=1, input_tokens=7, output_tokens=3)}
-                )
-            )
+            return self._sent(verdict.model_copy(update={"usage": self._usage(7, 3)}))
 
         @activity.defn(name="revise")
         async def revise(input: ReviseInput) -> SynthesisResult:
@@ -212,7 +219,7 @@ class Stubs:
                 SynthesisResult(
                     report_markdown=f"revision {input.round}: " + "; ".join(input.notes),
                     summary=f"revised summary {input.round}",
-                    usage=LlmUsage(calls=1, input_tokens=100, output_tokens=50),
+                    usage=self._usage(100, 50),
                 )
             )
 

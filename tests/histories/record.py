@@ -2,16 +2,23 @@
 
 Runs real `DeepResearchWorkflow` runs (stub activities under the real names) on a throwaway
 dev server, one per scenario people rely on, and writes each history as JSON beside this
-file. Re-record only when a change is meant to be incompatible and old runs are drained;
-otherwise a change that breaks replay of these files must go behind `workflow.patched`.
+file. Only scenarios without a file are recorded: a committed history stands for runs of the
+code that recorded it, and must keep replaying; a change that breaks replay of one goes
+behind `workflow.patched`. Name scenarios to record them again on purpose (only when old
+runs are drained):
 
-    python -m tests.histories.record
+    python -m tests.histories.record                 # the scenarios not recorded yet
+    python -m tests.histories.record rounds cancelled
+
+The first four (clarified, plan_edited, cancelled, partly_failed) were recorded before
+research went in rounds; they replay the single pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,13 +30,23 @@ from temporalio.exceptions import ApplicationError
 
 from research_cli.embedded import free_port, start_dev_server, stop_process, wait_for_server
 from research_shared import errors
-from research_shared.models import Phase, ResearchReport, ResearchStatus
+from research_shared.models import (
+    Phase,
+    ReflectResult,
+    ResearchReport,
+    ResearchStatus,
+    ReviewResult,
+    SearchQuery,
+)
 from research_shared.names import (
     ANSWER_UPDATE,
     CANCEL_SIGNAL,
+    EDIT_SEARCHES_UPDATE,
+    FINISH_NOW_SIGNAL,
     PAUSE_SIGNAL,
     RESUME_SIGNAL,
     REVIEW_PLAN_UPDATE,
+    REVIEW_REPORT_UPDATE,
     STATUS_QUERY,
     WORKFLOW_TYPE,
 )
@@ -75,6 +92,44 @@ async def partly_failed(handle: WorkflowHandle[Any, ResearchReport], stubs: Stub
     return None
 
 
+async def searches_edited(handle: WorkflowHandle[Any, ResearchReport], stubs: Stubs) -> None:
+    await _phase(handle, Phase.SEARCHING)
+    async with asyncio.timeout(30):
+        while not stubs.seen_search_inputs:
+            await asyncio.sleep(0.05)
+    await handle.execute_update(
+        EDIT_SEARCHES_UPDATE, {"add": [{"query": "delta"}], "remove": ["alpha", "gamma"]}
+    )
+    async with asyncio.timeout(30):
+        while not stubs.cancelled_searches:
+            await asyncio.sleep(0.05)
+    assert stubs.gate is not None
+    stubs.gate.set()
+
+
+async def finished_early(handle: WorkflowHandle[Any, ResearchReport], stubs: Stubs) -> None:
+    await _phase(handle, Phase.SEARCHING)
+    async with asyncio.timeout(30):
+        while not stubs.seen_search_inputs:
+            await asyncio.sleep(0.05)
+    await handle.signal(FINISH_NOW_SIGNAL, {"reason": "enough"})
+
+
+async def report_reviewed(handle: WorkflowHandle[Any, ResearchReport], stubs: Stubs) -> None:
+    await _phase(handle, Phase.AWAITING_REPORT_REVIEW)
+    await handle.execute_update(REVIEW_REPORT_UPDATE, {"decision": "revise", "notes": "more"})
+    await _phase(handle, Phase.AWAITING_REPORT_REVIEW)
+    await handle.execute_update(REVIEW_REPORT_UPDATE, {"decision": "approve"})
+
+
+def _follow_ups(*queries: str) -> ReflectResult:
+    return ReflectResult(
+        done=False,
+        gaps=["a gap"],
+        follow_up_queries=[SearchQuery(query=q, reason="gap") for q in queries],
+    )
+
+
 SCENARIOS: dict[str, tuple[dict[str, Any], Stubs, Scenario]] = {
     "clarified": ({"clarify": True}, Stubs(), clarified),
     "plan_edited": ({"approve_plan": True}, Stubs(), plan_edited),
@@ -92,11 +147,44 @@ SCENARIOS: dict[str, tuple[dict[str, Any], Stubs, Scenario]] = {
         ),
         partly_failed,
     ),
+    # Recorded once research went in rounds.
+    "rounds": (
+        {"max_rounds": 3, "max_review_rounds": 2},
+        Stubs(
+            reflections=[_follow_ups("delta"), _follow_ups("epsilon")],
+            verdicts=[
+                ReviewResult(approved=False, notes=["say more"]),
+                ReviewResult(approved=True),
+            ],
+        ),
+        partly_failed,
+    ),
+    "budget_reached": (
+        {"max_rounds": 3, "budget": {"max_searches_total": 4}},
+        Stubs(reflections=[_follow_ups("delta", "epsilon")]),
+        partly_failed,
+    ),
+    "searches_edited": (
+        {"search_concurrency": 1, "max_rounds": 1},
+        Stubs(gate=asyncio.Event()),
+        searches_edited,
+    ),
+    "finished_early": (
+        {"search_concurrency": 1, "max_rounds": 3},
+        Stubs(gate=asyncio.Event()),
+        finished_early,
+    ),
+    "report_reviewed": (
+        {"approve_report": True, "max_review_rounds": 0},
+        Stubs(),
+        report_reviewed,
+    ),
 }
 
 
-async def record(client: Client) -> None:
-    for name, (fields, stubs, steer) in SCENARIOS.items():
+async def record(client: Client, names: list[str]) -> None:
+    for name in names:
+        fields, stubs, steer = SCENARIOS[name]
         queue = f"record-{uuid.uuid4().hex[:8]}"
         async with running_workers(client, queue, stubs):
             handle = await client.start_workflow(
@@ -124,11 +212,18 @@ def _without_stack_traces(node: Any) -> Any:
 
 
 async def main() -> None:
+    names = sys.argv[1:] or [n for n in SCENARIOS if not (HERE / f"{n}.json").exists()]
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        raise SystemExit(f"no such scenario: {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    if not names:
+        print("every scenario has a history; name scenarios to record them again")
+        return
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
         server = start_dev_server(Path(folder) / "temporal.db", port)
         try:
-            await record(await wait_for_server(f"127.0.0.1:{port}", process=server))
+            await record(await wait_for_server(f"127.0.0.1:{port}", process=server), names)
         finally:
             stop_process(server)
 
