@@ -24,8 +24,8 @@ asks for, and answers with JSON of that type:
   made of them (and the planner's queries not searched yet).
 * `ReviewOutput`: notes on a draft that cites nothing, leaves a concept of the question
   unnamed although a source covers it, or ignores an answer the person gave.
-* `RevisionOutput`: the report written again with what the notes quote weighing sentences
-  like the person's answers do.
+* `RevisionOutput`: the report written again with what the notes quote counted as part of
+  the question when sentences are weighed.
 
 Everything is deterministic: no randomness, no clock, no network; the same prompt gives the
 same answer. Token counts are whitespace-separated words, an approximation of what a

@@ -303,7 +303,7 @@ def write_report(request: SynthesizeInput, emphasis: Sequence[str] = ()) -> Repo
     best two or three of those for the question and answers alone. Every sentence is quoted
     verbatim (whitespace collapsed, footnote markers dropped) and cites its source's id. The
     answered clarifying questions are listed near the top, uncited. `emphasis` (a reviser's
-    reading of review notes) weighs sentences like the person's answers do.
+    reading of review notes) counts as part of the question when sentences are weighed.
     """
     question = one_line(request.question)
     if not question:
@@ -324,7 +324,9 @@ def write_report(request: SynthesizeInput, emphasis: Sequence[str] = ()) -> Repo
     }
     all_sentences = [s for source in request.sources for s in per_source[id(source)]]
     index = SentenceIndex(all_sentences)
-    question_weights = QuestionWeights.of(question, [*answers, *emphasis])
+    # What a review says is missing counts as asked: sentences about it are on topic.
+    asked = " ".join([question, *emphasis])
+    question_weights = QuestionWeights.of(asked, answers)
     relevance = source_relevance(
         {source.id: per_source[id(source)] for source in request.sources},
         index,
