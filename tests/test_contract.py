@@ -42,6 +42,9 @@ def _io_types(fn: Any) -> tuple[Any, Any]:
         (stubs.clarify, LlmActivities.clarify),
         (stubs.plan, LlmActivities.plan),
         (stubs.synthesize, LlmActivities.synthesize),
+        (stubs.reflect, LlmActivities.reflect),
+        (stubs.review, LlmActivities.review),
+        (stubs.revise, LlmActivities.revise),
         (stubs.web_search, SearchActivities.web_search),
     ],
 )

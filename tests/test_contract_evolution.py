@@ -20,23 +20,37 @@ from research_search.providers import SearchProgress
 from research_shared import stubs
 from research_shared.converter import DATA_CONVERTER
 from research_shared.models import (
+    Budget,
+    BudgetLine,
+    BudgetStatus,
     CancelRequest,
     Clarification,
     ClarificationAnswers,
     ClarifyInput,
     ClarifyResult,
+    FinishRequest,
     LlmUsage,
     Phase,
     PlanInput,
     PlanResult,
     PlanReview,
+    ReflectInput,
+    ReflectResult,
+    ReportReview,
     ResearchReport,
     ResearchRequest,
     ResearchStatus,
+    ReviewInput,
+    ReviewResult,
+    ReviewRound,
+    ReviseInput,
+    RoundSummary,
+    SearchEdit,
     SearchFailure,
     SearchHit,
     SearchQuery,
     SourceDocument,
+    SourceNote,
     SynthesisResult,
     SynthesizeInput,
     TriageInput,
@@ -71,7 +85,32 @@ EXCHANGED: list[BaseModel] = [
         failed_searches=[SearchFailure(query="z", error_type="E", message="m")],
     ),
     SynthesisResult(report_markdown="r [1]", summary="s", cited_source_ids=[1], usage=USAGE),
-    ResearchReport(question="q", report_markdown="r", summary="s"),
+    ReflectInput(
+        question="q",
+        round=1,
+        max_queries=2,
+        searched=["x"],
+        notes=[SourceNote(id=1, title="t", url="u", note="n")],
+    ),
+    ReflectResult(done=False, gaps=["g"], follow_up_queries=[SearchQuery(query="y")], usage=USAGE),
+    ReviewInput(question="q", round=1, draft_markdown="d [1]", summary="s"),
+    ReviewResult(approved=False, notes=["n"], usage=USAGE),
+    ReviseInput(
+        question="q",
+        queries=[SearchQuery(query="x")],
+        sources=[SourceDocument(id=1, title="t", url="u", content="c", suspicious=["p"])],
+        draft_markdown="d",
+        summary="s",
+        notes=["n"],
+    ),
+    ResearchReport(
+        question="q",
+        report_markdown="r",
+        summary="s",
+        rounds=[RoundSummary(round=1, queries=["x"], gaps=["g"])],
+        review=[ReviewRound(round=1, approved=True)],
+        budget=BudgetStatus(lines=[BudgetLine(name="max_total_tokens", limit=10, used=2, left=8)]),
+    ),
     ResearchStatus(
         phase=Phase.SEARCHING,
         question="q",
@@ -98,7 +137,16 @@ def test_exchanged_models_ignore_fields_they_do_not_know(value: BaseModel) -> No
 
 def test_every_activity_input_and_result_is_covered() -> None:
     covered = {type(v) for v in EXCHANGED}
-    for stub in (stubs.triage, stubs.clarify, stubs.plan, stubs.web_search, stubs.synthesize):
+    for stub in (
+        stubs.triage,
+        stubs.clarify,
+        stubs.plan,
+        stubs.web_search,
+        stubs.synthesize,
+        stubs.reflect,
+        stubs.review,
+        stubs.revise,
+    ):
         hints = get_type_hints(stub)
         assert {hints["input"], hints["return"]} <= covered, stub.__name__
 
@@ -108,6 +156,10 @@ PEOPLE_SEND: list[tuple[type[BaseModel], dict[str, Any]]] = [
     (ClarificationAnswers, {"answers": [{"index": 0, "answer": "a"}]}),
     (PlanReview, {"decision": "edit", "queries": [{"query": "x", "reason": "y"}]}),
     (CancelRequest, {"reason": "enough"}),
+    (SearchEdit, {"add": [{"query": "x"}], "remove": ["y"]}),
+    (ReportReview, {"decision": "revise", "notes": "more"}),
+    (FinishRequest, {"reason": "enough"}),
+    (Budget, {"max_total_tokens": 5}),
 ]
 
 
