@@ -409,3 +409,43 @@ async def test_plan_edit_and_rounds_together(client: Client, task_queue: str) ->
         )
         report: ResearchReport = await handle.result()
     assert [r.queries for r in report.rounds] == [["omega"], ["zeta"]]
+
+
+@pytest.mark.parametrize(
+    ("fields", "phase"),
+    [
+        ({"clarify": True}, Phase.AWAITING_ANSWERS),
+        ({"approve_plan": True}, Phase.AWAITING_APPROVAL),
+        ({"max_rounds": 2}, Phase.REFLECTING),
+        ({"max_rounds": 1, "max_review_rounds": 2}, Phase.REVIEWING),
+        (
+            {"max_rounds": 1, "approve_report": True, "max_review_rounds": 0},
+            Phase.AWAITING_REPORT_REVIEW,
+        ),
+    ],
+)
+async def test_finish_now_in_each_phase_writes_the_report_now(
+    client: Client, task_queue: str, fields: dict[str, Any], phase: Phase
+) -> None:
+    stubs = Stubs(
+        model_gate=asyncio.Event(),
+        reflections=[follow_ups("delta")],
+        verdicts=[ReviewResult(approved=False, notes=["more"]) for _ in range(3)],
+    )
+    async with running_workers(client, task_queue, stubs):
+        handle = await start(client, task_queue, **fields)
+        await wait_for(handle, phase)
+        # Nothing may be edited outside a searching round, whatever the phase.
+        refused = await refusal(handle, EDIT_SEARCHES_UPDATE, {"add": [{"query": "omega"}]})
+        assert refused.type == errors.UPDATE_REFUSED
+        await handle.signal(FINISH_NOW_SIGNAL, {"reason": "now"})
+        stubs.model_gate.set()  # type: ignore[union-attr]
+        report: ResearchReport = await handle.result()
+
+    assert report.partial and report.outcome_reason == "finished on request: now"
+    assert stubs.calls.count("synthesize") == 1
+    # Nothing starts after the signal: no new round, no revision, no further review.
+    assert "delta" not in searched(stubs)
+    assert "revise" not in stubs.calls and stubs.calls.count("review") <= 1
+    if phase in (Phase.AWAITING_ANSWERS, Phase.AWAITING_APPROVAL):
+        assert stubs.seen_search_inputs == []

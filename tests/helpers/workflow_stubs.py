@@ -81,6 +81,8 @@ class Stubs:
     seen_plan_inputs: list[PlanInput] = field(default_factory=list)
     cancelled_searches: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    model_gate: asyncio.Event | None = None
+    """When set, `reflect` and `review` wait for it, heartbeating, before they answer."""
     reflections: list[ReflectResult] = field(default_factory=list)
     """What `reflect` answers, in order; then done."""
     verdicts: list[ReviewResult] = field(default_factory=list)
@@ -101,6 +103,12 @@ class Stubs:
             output_tokens=output_tokens,
             cost_usd=self.model_cost_usd,
         )
+
+    @staticmethod
+    async def _wait_for(gate: asyncio.Event | None) -> None:
+        while gate is not None and not gate.is_set():
+            activity.heartbeat()
+            await asyncio.sleep(0.1)
 
     def _sent(self, result: R) -> R:
         """The result as a worker of a later version would send it."""
@@ -194,6 +202,7 @@ class Stubs:
         async def reflect(input: ReflectInput) -> ReflectResult:
             self.calls.append("reflect")
             self.seen_reflections.append(input)
+            await self._wait_for(self.model_gate)
             if self.reflections:
                 return self._sent(self.reflections.pop(0))
             return self._sent(
@@ -208,6 +217,7 @@ class Stubs:
         async def review(input: ReviewInput) -> ReviewResult:
             self.calls.append("review")
             self.seen_reviews.append(input)
+            await self._wait_for(self.model_gate)
             verdict = self.verdicts.pop(0) if self.verdicts else ReviewResult(approved=True)
             return self._sent(verdict.model_copy(update={"usage": self._usage(7, 3)}))
 
