@@ -121,7 +121,14 @@ class ResearchStack:
     async def start_run(self, client: Client, max_searches: int) -> WorkflowHandle[Any, Any]:
         return await client.start_workflow(
             WORKFLOW_TYPE,
-            {"question": "How does a durable run survive a crash?", "max_searches": max_searches},
+            # One round, no review: the steps whose crashes these tests count. The deeper
+            # steps are activities like these, with the same heartbeats and retries.
+            {
+                "question": "How does a durable run survive a crash?",
+                "max_searches": max_searches,
+                "max_rounds": 1,
+                "max_review_rounds": 0,
+            },
             id=f"durability-{uuid.uuid4().hex[:10]}",
             task_queue=self.orchestrator_queue,
             result_type=ResearchReport,
