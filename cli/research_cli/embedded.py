@@ -26,6 +26,7 @@ from research_cli.supervisor import (
     stop_process,
 )
 from research_shared.converter import DATA_CONVERTER
+from research_shared.names import OWNER_SEARCH_ATTRIBUTE
 
 __all__ = [
     "POOLS",
@@ -103,6 +104,9 @@ def dev_server_spec(
         str(db_file),
         "--namespace",
         namespace,
+        # Who started a run through the HTTP API; a cluster registers it once per namespace.
+        "--search-attribute",
+        f"{OWNER_SEARCH_ATTRIBUTE}=Keyword",
         "--log-level",
         "warn",
     ]
