@@ -13,7 +13,8 @@ import pytest
 from temporalio.client import Client
 
 from research_cli.embedded import free_port, start_dev_server, stop_process, wait_for_server
-from tests.helpers.processes import DevServer
+from tests.helpers.api import ApiServer, start_api
+from tests.helpers.processes import DevServer, WorkerProcesses, offline_pools
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +51,28 @@ def _no_provider_keys() -> None:
     """The suite runs offline: a key in the developer's environment must not reach workers."""
     for key in ("OPENAI_API_KEY", "TAVILY_API_KEY", "TEMPORAL_API_KEY"):
         os.environ.pop(key, None)
+
+
+@pytest.fixture(scope="session")
+def offline_workers_session(
+    dev_server: DevServer, session_data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcesses]:
+    """The three pools on the default queues, offline, shared by the API's test modules."""
+    workers = offline_pools(
+        dev_server.address, tmp_path_factory.mktemp("session-pools"), session_data_dir
+    )
+    yield workers
+    workers.stop_all()
+
+
+@pytest.fixture(scope="session")
+def api_server(
+    dev_server: DevServer,
+    offline_workers_session: WorkerProcesses,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ApiServer]:
+    """`deep-research api` on the session's server and offline pools, with keys of three
+    owners (alice, bob, fuzz)."""
+    server = start_api(dev_server.address, tmp_path_factory.mktemp("api"))
+    yield server
+    server.stop()

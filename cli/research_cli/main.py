@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 
-from research_cli.embedded import EmbeddedError
+from research_cli.embedded import POOLS, EmbeddedError
 from research_cli.supervisor import EXIT_SIGTERM, cancel_on_sigterm
 from research_cli.texts import text_problem
 from research_shared.client import (
@@ -394,17 +394,22 @@ async def query_status(client: ResearchClient, run_id: str) -> ResearchStatus:
         raise CliError(f"cannot read the status of {run_id}: {err.message}") from None
 
 
-# The optional dependencies a worker may import, and the extra (pyproject.toml) that has them.
-# The libraries of each extra, as their modules are named: Tavily's client and the local
-# corpus's markdown and html readers for the search pool, the Agents SDK for the LLM pool.
-_EXTRA_OF_MODULE = {
-    "agents": "llm",
-    "openai": "llm",
-    "httpx": "search",
-    "tavily": "search",
-    "markdown_it": "search",
-    "selectolax": "search",
+# The optional dependencies each process may import, by the extra (pyproject.toml) that has
+# them, as their modules are named: Tavily's client and the local corpus's markdown and html
+# readers for the search pool, the Agents SDK for the LLM pool, the web stack for the API.
+_EXTRA_MODULES = {
+    "search": {"httpx", "tavily", "markdown_it", "selectolax"},
+    "llm": {"agents", "openai"},
+    "api": {"fastapi", "starlette", "uvicorn", "sse_starlette", "markdown_it", "weasyprint"},
 }
+
+
+def _extra_of(module: str | None, process: str) -> str | None:
+    """The extra that provides `module`, the one of `process` first."""
+    top = (module or "").partition(".")[0]
+    if top in _EXTRA_MODULES.get(process, set()):
+        return process
+    return next((extra for extra, found in _EXTRA_MODULES.items() if top in found), None)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -422,7 +427,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             from research_llm.worker import main
         main()
     except ModuleNotFoundError as err:
-        extra = _EXTRA_OF_MODULE.get((err.name or "").partition(".")[0])
+        extra = _extra_of(err.name, args.pool)
         if extra is None:
             raise  # not an optional dependency: a broken install or a bug, worth a traceback
         raise CliError(
@@ -439,6 +444,43 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    """Run the HTTP API until SIGTERM (what its container runs)."""
+    from research_shared.serving import WorkerError
+    from research_shared.settings import describe_settings_error
+
+    try:
+        from research_api.server import main  # the API's image carries the 'api' extra
+
+        main()
+    except ModuleNotFoundError as err:
+        if _extra_of(err.name, "api") is None:
+            raise
+        raise CliError("the API needs the 'api' extra: pip install 'deep-research[api]'") from None
+    except ValidationError as err:
+        message = describe_settings_error(err)
+        if message is None:
+            raise
+        raise CliError(message, code=2) from None
+    except WorkerError as err:
+        raise CliError(str(err), code=err.code) from None
+    return 0
+
+
+def api_port(requested: int | None) -> int:
+    """The API port of `dev`: --api-port, else RESEARCH_API_PORT (8234)."""
+    if requested is not None:
+        if not 0 <= requested <= 65535:
+            raise CliError(f"invalid --api-port {requested}: a port is 0 to 65535", code=2)
+        return requested
+    from research_shared.settings import ApiSettings, describe_settings_error
+
+    try:
+        return ApiSettings(api_host="127.0.0.1").api_port
+    except ValidationError as err:
+        raise CliError(describe_settings_error(err) or str(err), code=2) from None
+
+
 def announce_restart(pool: str, code: int, log: Path) -> None:
     print(f"worker {pool} exited with code {code}; restarted it (log: {log})", file=sys.stderr)
 
@@ -446,13 +488,21 @@ def announce_restart(pool: str, code: int, log: Path) -> None:
 async def cmd_dev(args: argparse.Namespace) -> int:
     from research_cli.embedded import EmbeddedStack
 
-    stack = EmbeddedStack(data_dir=args.data_dir, port=args.port, ui_port=args.ui_port)
+    stack = EmbeddedStack(
+        data_dir=args.data_dir,
+        port=args.port,
+        ui_port=args.ui_port,
+        api_port=api_port(args.api_port),
+    )
     try:
         await stack.start()
         print(f"Temporal dev server on {stack.address} (SQLite: {stack.data_dir / 'temporal.db'})")
         if args.ui_port:
             print(f"Temporal UI on http://127.0.0.1:{args.ui_port}")
-        print(f"workers: {', '.join(stack.workers)}; logs in {stack.log_dir}")
+        if stack.api_address:
+            print(f"research page and HTTP API on {stack.api_address} (docs: /docs)")
+        pools = [name for name in stack.workers if name in POOLS]
+        print(f"workers: {', '.join(pools)}; logs in {stack.log_dir}")
         print(f"try: TEMPORAL_ADDRESS={stack.address} deep-research run 'your question'")
         print("Ctrl-C stops everything.", flush=True)
         await stack.watch(announce_restart)
@@ -508,6 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--data-dir", type=Path, default=default_data_dir())
     dev.add_argument("--port", type=int, default=7233)
     dev.add_argument("--ui-port", type=int, default=8233, help="0 turns the web UI off")
+    dev.add_argument(
+        "--api-port",
+        type=int,
+        default=None,
+        help="the page and HTTP API (default: RESEARCH_API_PORT or 8234); 0 turns them off",
+    )
 
     demo = sub.add_parser("demo", help="start the embedded stack, research a question, stop")
     _add_request_args(demo, question_optional=True)
@@ -516,6 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run one worker pool (what a container runs)")
     worker.add_argument("pool", choices=["orchestrator", "search", "llm"])
+
+    sub.add_parser("api", help="run the HTTP API and its page (what a container runs)")
 
     run = sub.add_parser("run", help="research a question and write the report")
     _add_request_args(run)
@@ -565,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "worker":
             return cmd_worker(args)
+        if args.command == "api":
+            return cmd_api(args)
         check_arguments(args)
         command = {
             "dev": cmd_dev,

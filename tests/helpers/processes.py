@@ -86,3 +86,19 @@ class WorkerProcesses:
 
     def stop_all(self) -> None:
         self.supervisor.stop_all(timeout=15)
+
+
+def offline_pools(address: str, log_dir: Path, data_dir: Path) -> WorkerProcesses:
+    """The three pools on the default queues with the offline providers and the default
+    corpus, started and polling."""
+    workers = WorkerProcesses(
+        address=address,
+        log_dir=log_dir,
+        env={
+            "RESEARCH_DATA_DIR": str(data_dir),
+            "RESEARCH_SEARCH_PROVIDER": "local",
+            "RESEARCH_LLM_PROVIDER": "offline",
+        },
+    )
+    workers.start("orchestrator", "search", "llm")
+    return workers
