@@ -3,7 +3,9 @@ and small readers of its answers."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import os
 import secrets
 import time
@@ -12,6 +14,9 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from research_cli.embedded import api_spec, free_port
 from research_cli.supervisor import ProcessError, Supervisor
@@ -89,3 +94,37 @@ def start_api(
         time.sleep(0.2)
     server.stop()
     raise TimeoutError(f"the API did not answer in {ready_within:g}s:\n{server.log()}")
+
+
+async def read_events(client: httpx.AsyncClient, path: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every Server-Sent Event of `path` until the server ends the stream: (event, data)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    event, data = "message", ""
+    async with client.stream("GET", path, timeout=httpx.Timeout(30, read=120)) as answer:
+        assert answer.status_code == 200, await answer.aread()
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        async for line in answer.aiter_lines():
+            if line.startswith("event:"):
+                event = line.partition(":")[2].strip()
+            elif line.startswith("data:"):
+                data += line.partition(":")[2].strip()
+            elif not line and data:
+                found.append((event, json.loads(data)))
+                event, data = "message", ""
+    return found
+
+
+async def wait_for_phase(
+    client: httpx.AsyncClient, run_id: str, phase: str, within: float = 90.0
+) -> dict[str, Any]:
+    """Poll GET /v1/research/{id} until the run's status is in `phase`; its body."""
+    deadline = time.monotonic() + within
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        answer = await client.get(f"/v1/research/{run_id}")
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        if body["status"] and body["status"]["phase"] == phase:
+            return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{run_id} did not reach {phase} in {within:g}s: {body}")

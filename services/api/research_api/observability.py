@@ -28,7 +28,10 @@ UNMATCHED = "unmatched"
 
 
 def route_template(app: Any, scope: Scope) -> str:
-    """The template of the route `scope` goes to, or `unmatched`."""
+    """The template of the route `scope` went to, or `unmatched`."""
+    routed = scope.get("route")  # set by the router on the request's scope
+    if routed is not None and getattr(routed, "path", None):
+        return str(routed.path)
     for route in app.router.routes:
         match, _ = route.matches(scope)
         if match is Match.FULL:

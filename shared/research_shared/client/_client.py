@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from temporalio.api.enums.v1 import EventType as EventType_
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import (
     Client,
@@ -112,6 +113,7 @@ _VISIBILITY_STATUS = {
     ExecutionStatus.CONTINUED_AS_NEW: "ContinuedAsNew",
     ExecutionStatus.TIMED_OUT: "TimedOut",
 }
+_WORKFLOW_TASK_COMPLETED = EventType_.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
 _UNAVAILABLE = {
     RPCStatusCode.UNAVAILABLE,
     RPCStatusCode.DEADLINE_EXCEEDED,
@@ -387,11 +389,12 @@ class ResearchClient:
 
     # -- following -----------------------------------------------------------------------------
 
-    async def events(self, id: str, *, interval: float = 0.5) -> AsyncIterator[ResearchEvent]:
+    async def events(self, id: str, *, interval: float = 2.0) -> AsyncIterator[ResearchEvent]:
         """Progress events until the run ends, the last one `done`.
 
         Searches come from the event history as it grows (a long poll), everything else
-        from the status query, read every `interval` seconds while something may change.
+        from the status query, read after each workflow task and at least every `interval`
+        seconds.
         A run that has already ended yields its searches, its last status and `done`.
         """
         await self._described(id)
@@ -408,7 +411,10 @@ class ResearchClient:
 
         pumping = asyncio.create_task(pump())
         try:
-            next_status = 0.0
+            with contextlib.suppress(StatusUnavailable):
+                for found in tracker.from_status(await self._query(id)):
+                    yield found
+            next_status = time.monotonic() + interval
             history_ended = False
             while True:
                 batch: list[HistoryEvent | BaseException | None] = []
@@ -416,6 +422,7 @@ class ResearchClient:
                     batch.append(await asyncio.wait_for(queue.get(), timeout=interval))
                 while not queue.empty():
                     batch.append(queue.get_nowait())
+                stepped = False
                 for item in batch:
                     if item is None:
                         history_ended = True
@@ -423,10 +430,13 @@ class ResearchClient:
                         with self._calls(id, "events"):
                             raise item
                     else:
+                        stepped = stepped or item.event_type == _WORKFLOW_TASK_COMPLETED
                         for found in tracker.from_history(item):
                             yield found
                 ending = tracker.closed or history_ended
-                if ending or time.monotonic() >= next_status:
+                # The workflow's state changes only in a workflow task: reading the status
+                # right after each one sees every state a person could act on.
+                if ending or stepped or time.monotonic() >= next_status:
                     with contextlib.suppress(StatusUnavailable):
                         for found in tracker.from_status(await self._query(id)):
                             yield found
@@ -536,7 +546,7 @@ def _token_bytes(token: str | None) -> bytes | None:
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token.encode("ascii"))
+        return base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError, UnicodeEncodeError):
         raise InvalidPageToken("the page token is not one this API gave out") from None
 
