@@ -53,13 +53,25 @@ def _no_provider_keys() -> None:
         os.environ.pop(key, None)
 
 
+# The API's pools poll queues of their own: modules that run pools on the default queues
+# must not see their tasks taken by these, which live for the whole session.
+API_QUEUES = {
+    "RESEARCH_ORCHESTRATOR_QUEUE": "api-tests-orchestrator",
+    "RESEARCH_SEARCH_QUEUE": "api-tests-search",
+    "RESEARCH_LLM_QUEUE": "api-tests-llm",
+}
+
+
 @pytest.fixture(scope="session")
 def offline_workers_session(
     dev_server: DevServer, session_data_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcesses]:
-    """The three pools on the default queues, offline, shared by the API's test modules."""
+    """The three pools, offline, on queues of their own, shared by the API's test modules."""
     workers = offline_pools(
-        dev_server.address, tmp_path_factory.mktemp("session-pools"), session_data_dir
+        dev_server.address,
+        tmp_path_factory.mktemp("session-pools"),
+        session_data_dir,
+        queues=API_QUEUES,
     )
     yield workers
     workers.stop_all()
@@ -73,6 +85,6 @@ def api_server(
 ) -> Iterator[ApiServer]:
     """`deep-research api` on the session's server and offline pools, with keys of three
     owners (alice, bob, fuzz)."""
-    server = start_api(dev_server.address, tmp_path_factory.mktemp("api"))
+    server = start_api(dev_server.address, tmp_path_factory.mktemp("api"), env=API_QUEUES)
     yield server
     server.stop()

@@ -88,9 +88,11 @@ class WorkerProcesses:
         self.supervisor.stop_all(timeout=15)
 
 
-def offline_pools(address: str, log_dir: Path, data_dir: Path) -> WorkerProcesses:
-    """The three pools on the default queues with the offline providers and the default
-    corpus, started and polling."""
+def offline_pools(
+    address: str, log_dir: Path, data_dir: Path, queues: dict[str, str] | None = None
+) -> WorkerProcesses:
+    """The three pools with the offline providers and the default corpus, started and
+    polling; on the default queues, or on `queues` (queue settings by variable name)."""
     workers = WorkerProcesses(
         address=address,
         log_dir=log_dir,
@@ -98,6 +100,7 @@ def offline_pools(address: str, log_dir: Path, data_dir: Path) -> WorkerProcesse
             "RESEARCH_DATA_DIR": str(data_dir),
             "RESEARCH_SEARCH_PROVIDER": "local",
             "RESEARCH_LLM_PROVIDER": "offline",
+            **(queues or {}),
         },
     )
     workers.start("orchestrator", "search", "llm")
