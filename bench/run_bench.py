@@ -56,8 +56,9 @@ from research_cli.embedded import (
     without_temporal_connection,
     worker_spec,
 )
-from research_cli.main import exit_without_finalizing, start_research
+from research_cli.main import exit_without_finalizing
 from research_cli.supervisor import ProcessError, ProcessSpec, Supervisor, cancel_on_sigterm
+from research_shared.client import ResearchClient
 from research_shared.models import MAX_SEARCHES, MIN_SEARCHES, ResearchRequest
 
 # The bare workflow's name and input fields, as `bench/bare.py` defines them. The bare pools
@@ -263,12 +264,14 @@ async def within(seconds: float, result: Awaitable[Any], workflow_id: str) -> An
 def real_runner(
     client: Client, queues: Queues, questions: list[str], searches: int, timeout: float
 ) -> RunOne:
+    research = ResearchClient(client, task_queue=queues.orchestrator)
+
     async def run(index: int, workflow_id: str) -> Sample:
         question = questions[index % len(questions)]
         request = ResearchRequest(question=question, max_searches=searches)
         started = time.monotonic()
-        handle = await start_research(client, request, workflow_id, queues.orchestrator)
-        report = await within(timeout, handle.result(), workflow_id)
+        await research.start(request, id=workflow_id)
+        report = await within(timeout, research.wait(workflow_id), workflow_id)
         latency = time.monotonic() - started
         stats = report.stats
         return Sample(

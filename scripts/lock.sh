@@ -26,4 +26,5 @@ compile build.txt requirements/build.in --constraint requirements/dev.txt
 compile orchestrator.txt pyproject.toml --constraint requirements/dev.txt
 compile search.txt pyproject.toml --extra search --constraint requirements/dev.txt
 compile llm.txt pyproject.toml --extra llm --constraint requirements/dev.txt
+compile api.txt pyproject.toml --extra api --constraint requirements/dev.txt
 echo "locked: $(ls requirements/*.txt | tr '\n' ' ')"

@@ -13,7 +13,8 @@ import pytest
 from temporalio.client import Client
 
 from research_cli.embedded import free_port, start_dev_server, stop_process, wait_for_server
-from tests.helpers.processes import DevServer
+from tests.helpers.api import ApiServer, start_api
+from tests.helpers.processes import DevServer, WorkerProcesses, offline_pools
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +51,40 @@ def _no_provider_keys() -> None:
     """The suite runs offline: a key in the developer's environment must not reach workers."""
     for key in ("OPENAI_API_KEY", "TAVILY_API_KEY", "TEMPORAL_API_KEY"):
         os.environ.pop(key, None)
+
+
+# The API's pools poll queues of their own: modules that run pools on the default queues
+# must not see their tasks taken by these, which live for the whole session.
+API_QUEUES = {
+    "RESEARCH_ORCHESTRATOR_QUEUE": "api-tests-orchestrator",
+    "RESEARCH_SEARCH_QUEUE": "api-tests-search",
+    "RESEARCH_LLM_QUEUE": "api-tests-llm",
+}
+
+
+@pytest.fixture(scope="session")
+def offline_workers_session(
+    dev_server: DevServer, session_data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcesses]:
+    """The three pools, offline, on queues of their own, shared by the API's test modules."""
+    workers = offline_pools(
+        dev_server.address,
+        tmp_path_factory.mktemp("session-pools"),
+        session_data_dir,
+        queues=API_QUEUES,
+    )
+    yield workers
+    workers.stop_all()
+
+
+@pytest.fixture(scope="session")
+def api_server(
+    dev_server: DevServer,
+    offline_workers_session: WorkerProcesses,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ApiServer]:
+    """`deep-research api` on the session's server and offline pools, with keys of three
+    owners (alice, bob, fuzz)."""
+    server = start_api(dev_server.address, tmp_path_factory.mktemp("api"), env=API_QUEUES)
+    yield server
+    server.stop()

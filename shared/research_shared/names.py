@@ -23,6 +23,11 @@ RESUME_SIGNAL: Final = "resume"
 CANCEL_SIGNAL: Final = "cancel"
 FINISH_NOW_SIGNAL: Final = "finish_now"
 
+OWNER_SEARCH_ATTRIBUTE: Final = "ResearchOwner"
+"""A Keyword search attribute: who started a run through the HTTP API. The embedded dev
+server registers it; a cluster needs `temporal operator search-attribute create --name
+ResearchOwner --type Keyword` once per namespace."""
+
 # Default task queues; each is overridable by a setting (see settings.QueueSettings).
 ORCHESTRATOR_QUEUE: Final = "research-orchestrator"
 SEARCH_QUEUE: Final = "research-search"

@@ -6,7 +6,9 @@ never show in a repr, a log line or an exception message.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Self, get_args
@@ -217,11 +219,90 @@ class LlmSettings(BaseSettings):
         return LlmProviderName.OPENAI if self.openai_api_key else LlmProviderName.OFFLINE
 
 
+DEFAULT_API_PORT = 8234
+"""The port of the API in Temporal's deep-research tutorial, which people already know."""
+_OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ApiSettings(BaseSettings):
+    """The HTTP API: where it listens and whose keys it accepts.
+
+    `RESEARCH_API_KEYS` holds comma-separated `owner:sha256-hex` pairs: each key is stored as
+    the SHA-256 of its text, never the key itself, and names the owner whose runs it may
+    see. Without keys the API serves everyone as one unscoped caller, which is allowed on a
+    loopback address only.
+    """
+
+    model_config = _from_env("RESEARCH_")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=DEFAULT_API_PORT, ge=1, le=65535)
+    api_keys: SecretStr | None = Field(
+        default=None, description="Comma-separated owner:sha256-hex-of-the-key pairs."
+    )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _pairs(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        for n, pair in enumerate(value.get_secret_value().split(","), 1):
+            owner, sep, digest = pair.strip().partition(":")
+            if not sep or not _OWNER.fullmatch(owner):
+                raise ValueError(
+                    f"pair {n} is not owner:sha256-hex (an owner is 1 to 64 letters, digits, "
+                    "'.', '_' or '-')"
+                )
+            if not _SHA256_HEX.fullmatch(digest.strip().lower()):
+                raise ValueError(
+                    f"pair {n} ({owner}): the hash is not 64 hexadecimal digits "
+                    "(store the SHA-256 of the key, not the key)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _keys_beyond_loopback(self) -> Self:
+        if not self.key_owners() and not is_loopback(self.api_host):
+            raise ValueError(
+                f"RESEARCH_API_HOST={self.api_host} listens beyond this machine: "
+                "set RESEARCH_API_KEYS, or listen on 127.0.0.1"
+            )
+        return self
+
+    def key_owners(self) -> dict[str, str]:
+        """SHA-256 hex digest of each accepted key -> the owner it names."""
+        if self.api_keys is None:
+            return {}
+        owners = {}
+        for pair in self.api_keys.get_secret_value().split(","):
+            owner, _, digest = pair.strip().partition(":")
+            owners[digest.strip().lower()] = owner
+        return owners
+
+
 # Every settings class a process loads from its environment, by the name pydantic gives its
 # validation errors.
 _SETTINGS_CLASSES: dict[str, type[BaseSettings]] = {
     cls.__name__: cls
-    for cls in (TemporalSettings, QueueSettings, WorkerSettings, SearchSettings, LlmSettings)
+    for cls in (
+        TemporalSettings,
+        QueueSettings,
+        WorkerSettings,
+        SearchSettings,
+        LlmSettings,
+        ApiSettings,
+    )
 }
 _MAX_SHOWN_VALUE = 60
 

@@ -35,8 +35,13 @@ def sdk_runtime(metrics_port: int) -> Runtime | None:
     )
 
 
-async def connect(settings: TemporalSettings, runtime: Runtime | None = None) -> Client:
+async def connect(
+    settings: TemporalSettings, runtime: Runtime | None = None, *, lazy: bool = False
+) -> Client:
     """A client with the project's data converter. An API key implies TLS (Temporal Cloud).
+
+    A `lazy` client connects on its first call instead of now: a server (the HTTP API) can
+    then start, and say it is not ready, while Temporal is away.
 
     The API key is registered for redaction first, so a connection error that quotes it
     is logged without it.
@@ -49,4 +54,5 @@ async def connect(settings: TemporalSettings, runtime: Runtime | None = None) ->
         tls=tls_config(settings),
         data_converter=DATA_CONVERTER,
         runtime=runtime,
+        lazy=lazy,
     )

@@ -86,3 +86,22 @@ class WorkerProcesses:
 
     def stop_all(self) -> None:
         self.supervisor.stop_all(timeout=15)
+
+
+def offline_pools(
+    address: str, log_dir: Path, data_dir: Path, queues: dict[str, str] | None = None
+) -> WorkerProcesses:
+    """The three pools with the offline providers and the default corpus, started and
+    polling; on the default queues, or on `queues` (queue settings by variable name)."""
+    workers = WorkerProcesses(
+        address=address,
+        log_dir=log_dir,
+        env={
+            "RESEARCH_DATA_DIR": str(data_dir),
+            "RESEARCH_SEARCH_PROVIDER": "local",
+            "RESEARCH_LLM_PROVIDER": "offline",
+            **(queues or {}),
+        },
+    )
+    workers.start("orchestrator", "search", "llm")
+    return workers
