@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
-from research_shared.converter import DATA_CONVERTER
 from research_shared.redaction import register_secret
 from research_shared.settings import TemporalSettings
 
@@ -35,18 +35,28 @@ def sdk_runtime(metrics_port: int) -> Runtime | None:
     )
 
 
-async def connect(settings: TemporalSettings, runtime: Runtime | None = None) -> Client:
+async def connect(
+    settings: TemporalSettings,
+    runtime: Runtime | None = None,
+    data_converter: DataConverter | None = None,
+) -> Client:
     """A client with the project's data converter. An API key implies TLS (Temporal Cloud).
 
-    The API key is registered for redaction first, so a connection error that quotes it
-    is logged without it.
+    `data_converter` is the process's (`research_shared.payloads.open_payloads`); without
+    one, it is built from the environment's `PayloadSettings` here. The API key is
+    registered for redaction first, so a connection error that quotes it is logged
+    without it.
     """
     register_secret(settings.api_key)
+    if data_converter is None:
+        from research_shared.payloads import open_payloads
+
+        data_converter = open_payloads().converter
     return await Client.connect(
         settings.address,
         namespace=settings.namespace,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
         tls=tls_config(settings),
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter,
         runtime=runtime,
     )
