@@ -9,6 +9,7 @@ CLARIFY_ACTIVITY: Final = "clarify"
 PLAN_ACTIVITY: Final = "plan"
 WEB_SEARCH_ACTIVITY: Final = "web_search"
 SYNTHESIZE_ACTIVITY: Final = "synthesize"
+RECORD_AUDIT_ACTIVITY: Final = "record_audit"
 
 STATUS_QUERY: Final = "status"
 ANSWER_UPDATE: Final = "answer_clarifications"

@@ -16,6 +16,8 @@ from research_shared.models import (
     ClarifyResult,
     PlanInput,
     PlanResult,
+    RecordAuditInput,
+    RecordAuditResult,
     SynthesisResult,
     SynthesizeInput,
     TriageInput,
@@ -26,6 +28,7 @@ from research_shared.models import (
 from research_shared.names import (
     CLARIFY_ACTIVITY,
     PLAN_ACTIVITY,
+    RECORD_AUDIT_ACTIVITY,
     SYNTHESIZE_ACTIVITY,
     TRIAGE_ACTIVITY,
     WEB_SEARCH_ACTIVITY,
@@ -67,3 +70,9 @@ async def web_search(input: WebSearchInput) -> WebSearchResult:
 async def synthesize(input: SynthesizeInput) -> SynthesisResult:
     """Write the cited report from the retrieved sources (LLM worker)."""
     raise _runs_elsewhere(SYNTHESIZE_ACTIVITY, "RESEARCH_LLM_QUEUE")
+
+
+@activity.defn(name=RECORD_AUDIT_ACTIVITY)
+async def record_audit(input: RecordAuditInput) -> RecordAuditResult:
+    """Write the run's audit manifest into the payload store (search worker)."""
+    raise _runs_elsewhere(RECORD_AUDIT_ACTIVITY, "RESEARCH_SEARCH_QUEUE")
