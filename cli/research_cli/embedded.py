@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 
 from research_cli.supervisor import (
     ProcessError,
@@ -25,7 +26,8 @@ from research_cli.supervisor import (
     spawn,
     stop_process,
 )
-from research_shared.converter import DATA_CONVERTER
+from research_shared.payloads import Payloads, open_payloads
+from research_shared.settings import PAYLOAD_STORE_OFF, PayloadSettings
 
 __all__ = [
     "POOLS",
@@ -132,16 +134,24 @@ def start_dev_server(
 
 
 async def wait_for_server(
-    address: str, within: float = 60.0, process: subprocess.Popen[bytes] | None = None
+    address: str,
+    within: float = 60.0,
+    process: subprocess.Popen[bytes] | None = None,
+    data_converter: DataConverter | None = None,
 ) -> Client:
-    """Connect to the server, retrying until it answers or `within` seconds pass."""
+    """Connect to the server, retrying until it answers or `within` seconds pass.
+
+    The client uses `data_converter`, or the one the environment's payload settings give.
+    """
+    if data_converter is None:
+        data_converter = open_payloads().converter
     deadline = time.monotonic() + within
     last: Exception | None = None
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise EmbeddedError(f"the Temporal dev server exited with code {process.returncode}")
         try:
-            return await Client.connect(address, data_converter=DATA_CONVERTER)
+            return await Client.connect(address, data_converter=data_converter)
         except Exception as err:  # the server is still starting: any connect error means wait
             last = err
             await asyncio.sleep(0.25)
@@ -183,6 +193,17 @@ class EmbeddedStack:
     ui_port: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     supervisor: Supervisor = field(default_factory=Supervisor)
+    payloads: Payloads = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The stack's own data folder decides the default store, whatever RESEARCH_DATA_DIR
+        # the shell has; an explicit RESEARCH_PAYLOAD_STORE still wins.
+        self.payloads = open_payloads(PayloadSettings(data_dir=self.data_dir))
+
+    @property
+    def payload_store(self) -> str:
+        """The store every process of the stack uses, as RESEARCH_PAYLOAD_STORE says it."""
+        return self.payloads.settings.store_url() or PAYLOAD_STORE_OFF
 
     @property
     def address(self) -> str:
@@ -204,6 +225,7 @@ class EmbeddedStack:
                 "TEMPORAL_ADDRESS": self.address,
                 "TEMPORAL_NAMESPACE": "default",
                 "RESEARCH_DATA_DIR": str(self.data_dir),
+                "RESEARCH_PAYLOAD_STORE": self.payload_store,
             }
         )
         env.update(self.extra_env)
@@ -220,7 +242,9 @@ class EmbeddedStack:
         log = self.log_dir / "temporal.log"
         server = self.supervisor.start(dev_server_spec(db_file, self.port, self.ui_port, log))
         try:
-            client = await wait_for_server(self.address, process=server)
+            client = await wait_for_server(
+                self.address, process=server, data_converter=self.payloads.converter
+            )
         except EmbeddedError as err:
             raise EmbeddedError(f"{err}; see {log}") from None
         env = self.worker_env()

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
 from temporalio.client import (
@@ -50,7 +50,16 @@ from research_shared.names import (
     STATUS_QUERY,
     WORKFLOW_TYPE,
 )
-from research_shared.settings import QueueSettings, TemporalSettings, default_data_dir
+from research_shared.payloads import Payloads
+from research_shared.settings import (
+    PayloadSettings,
+    QueueSettings,
+    TemporalSettings,
+    default_data_dir,
+)
+
+if TYPE_CHECKING:
+    from research_shared.payloads import Payloads
 
 DEMO_QUESTION = "How should I choose between asyncio tasks and threads for I/O-bound work?"
 
@@ -123,12 +132,25 @@ def validated_request(args: argparse.Namespace) -> ResearchRequest:
         ) from None
 
 
+def cli_payloads() -> Payloads:
+    """This process's payload store and keys, from its environment; bad settings are one
+    line and exit 2."""
+    from research_shared.payloads import open_payloads
+    from research_shared.settings import PayloadSettings, describe_settings_error
+
+    try:
+        return open_payloads(PayloadSettings())
+    except ValidationError as err:
+        raise CliError(describe_settings_error(err) or str(err), code=2) from None
+
+
 async def connect_client(settings: TemporalSettings | None = None) -> Client:
     from research_shared.temporal_client import connect
 
+    payloads = cli_payloads()
     settings = settings or TemporalSettings()
     try:
-        return await connect(settings)
+        return await connect(settings, data_converter=payloads.converter)
     except (RuntimeError, OSError) as err:
         raise CliError(f"cannot reach Temporal at {settings.address}: {err}") from None
 
@@ -491,7 +513,13 @@ async def cmd_dev(args: argparse.Namespace) -> int:
         if args.ui_port:
             print(f"Temporal UI on http://127.0.0.1:{args.ui_port}")
         print(f"workers: {', '.join(stack.workers)}; logs in {stack.log_dir}")
-        print(f"try: TEMPORAL_ADDRESS={stack.address} deep-research run 'your question'")
+        default_store = PayloadSettings().store_url()
+        store = (
+            ""
+            if stack.payload_store == default_store
+            else (f"RESEARCH_PAYLOAD_STORE={stack.payload_store} ")
+        )
+        print(f"try: TEMPORAL_ADDRESS={stack.address} {store}deep-research run 'your question'")
         print("Ctrl-C stops everything.", flush=True)
         await stack.watch(announce_restart)
     finally:
