@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from research_cli.supervisor import (
     stop_process,
 )
 from research_shared.payloads import Payloads, open_payloads
+from research_shared.redaction import register_secret
 from research_shared.settings import PAYLOAD_STORE_OFF, PayloadSettings
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
 
 POOLS = ("orchestrator", "search", "llm")
 SERVER = "server"
+CODEC = "codec"
 
 T = TypeVar("T")
 
@@ -91,8 +94,10 @@ def dev_server_spec(
     ui_port: int | None = None,
     log_file: Path | None = None,
     namespace: str = "default",
+    ui_codec_endpoint: str | None = None,
 ) -> ProcessSpec:
-    """`temporal server start-dev` on `db_file`, as the supervisor starts it."""
+    """`temporal server start-dev` on `db_file`, as the supervisor starts it; the UI asks
+    `ui_codec_endpoint` (a codec server) to decode payloads when given."""
     args = [
         temporal_binary(),
         "server",
@@ -110,6 +115,8 @@ def dev_server_spec(
     ]
     if ui_port:
         args += ["--ui-port", str(ui_port)]
+        if ui_codec_endpoint:
+            args += ["--ui-codec-endpoint", ui_codec_endpoint]
     else:
         args.append("--headless")
     return ProcessSpec(
@@ -194,6 +201,8 @@ class EmbeddedStack:
     extra_env: dict[str, str] = field(default_factory=dict)
     supervisor: Supervisor = field(default_factory=Supervisor)
     payloads: Payloads = field(init=False)
+    codec_endpoint: str | None = field(init=False, default=None)
+    """The codec server the UI uses, when the stack has a UI and an encryption key."""
 
     def __post_init__(self) -> None:
         # The stack's own data folder decides the default store, whatever RESEARCH_DATA_DIR
@@ -215,7 +224,7 @@ class EmbeddedStack:
 
     @property
     def workers(self) -> list[str]:
-        """The pools started."""
+        """The processes the stack restarts when they exit: the pools and the codec server."""
         return [name for name in self.supervisor.processes if name != SERVER]
 
     def worker_env(self) -> dict[str, str]:
@@ -238,9 +247,15 @@ class EmbeddedStack:
                 "Pick another with --port."
             )
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.ui_port and self.payloads.keyring is not None:
+            self.codec_endpoint = self._start_codec_server(self.ui_port)
         db_file = self.data_dir / "temporal.db"
         log = self.log_dir / "temporal.log"
-        server = self.supervisor.start(dev_server_spec(db_file, self.port, self.ui_port, log))
+        server = self.supervisor.start(
+            dev_server_spec(
+                db_file, self.port, self.ui_port, log, ui_codec_endpoint=self.codec_endpoint
+            )
+        )
         try:
             client = await wait_for_server(
                 self.address, process=server, data_converter=self.payloads.converter
@@ -251,6 +266,31 @@ class EmbeddedStack:
         for pool in pools:
             self.supervisor.start(worker_spec(pool, env, self.log_dir / f"{pool}.log"))
         return client
+
+    def _start_codec_server(self, ui_port: int) -> str:
+        """Start `deep-research codec-server` for the UI; returns the endpoint the UI calls.
+
+        The token is new for each stack and travels in the endpoint's path, since the dev
+        server's UI sends no credentials of its own.
+        """
+        token = secrets.token_urlsafe(24)
+        register_secret(token)
+        port = free_port()
+        env = self.worker_env()
+        env["RESEARCH_CODEC_AUTH_TOKEN"] = token
+        env["RESEARCH_CODEC_CORS_ORIGINS"] = (
+            f"http://127.0.0.1:{ui_port},http://localhost:{ui_port}"
+        )
+        self.supervisor.start(
+            ProcessSpec(
+                CODEC,
+                [sys.executable, "-m", "research_cli", "codec-server", "--port", str(port)],
+                log_file=self.log_dir / f"{CODEC}.log",
+                env=env,
+                label="the codec server",
+            )
+        )
+        return f"http://127.0.0.1:{port}/{token}"
 
     async def watch(self, on_restart: Callable[[str, int, Path], None]) -> NoReturn:
         """Watch the stack until it fails for good: a worker that exits is restarted (then
