@@ -31,6 +31,7 @@ from temporalio.service import RPCError
 from research_cli.embedded import EmbeddedError
 from research_cli.supervisor import EXIT_SIGTERM, cancel_on_sigterm
 from research_cli.texts import text_problem
+from research_shared.encryption import EncryptionError
 from research_shared.models import (
     DEFAULT_MAX_SEARCHES,
     ClarificationState,
@@ -57,6 +58,7 @@ from research_shared.settings import (
     TemporalSettings,
     default_data_dir,
 )
+from research_shared.store import StoreError
 
 if TYPE_CHECKING:
     from research_shared.payloads import Payloads
@@ -743,6 +745,10 @@ def main(argv: list[str] | None = None) -> int:
         return err.code
     except EmbeddedError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except (EncryptionError, StoreError) as err:
+        # Reading a run's payloads needs the key that wrote them and the store holding them.
+        print(f"error: cannot read the run's payloads: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
