@@ -12,8 +12,8 @@ from temporalio.worker import Worker
 
 from research_cli.embedded import worker_spec
 from tests.helpers.fakes.tavily_server import FakeTavilyServer
-from tests.helpers.fanout_workflow import FanOutSearches
 from tests.helpers.processes import DevServer, WorkerProcesses
+from tests.helpers.store_workflows import FanOutSearches
 
 pytestmark = pytest.mark.e2e
 
