@@ -60,6 +60,8 @@ from research_cli.main import exit_without_finalizing
 from research_cli.supervisor import ProcessError, ProcessSpec, Supervisor, cancel_on_sigterm
 from research_shared.client import ResearchClient
 from research_shared.models import MAX_SEARCHES, MIN_SEARCHES, ResearchRequest
+from research_shared.payloads import open_payloads
+from research_shared.settings import PAYLOAD_STORE_OFF, PayloadSettings
 
 # The bare workflow's name and input fields, as `bench/bare.py` defines them. The bare pools
 # run as their own processes from that file, so this script does not import it.
@@ -532,7 +534,12 @@ async def bench(args: argparse.Namespace, procs: Processes, data_dir: Path) -> d
         procs.start(dev_server_spec(procs.log_dir / "temporal.db", port, log_file=log))
         server = procs.supervisor.processes[SERVER]
     note(f"Temporal server: {address}")
-    client = await wait_for_server(address, process=server)
+    # Both kinds and the client share one payload store: by default the project's, a folder
+    # under the data folder.
+    payloads = open_payloads(PayloadSettings(data_dir=data_dir, payload_store=args.payload_store))
+    store = payloads.settings.store_url() or PAYLOAD_STORE_OFF
+    note(f"payload store: {store}")
+    client = await wait_for_server(address, process=server, data_converter=payloads.converter)
 
     tag = uuid.uuid4().hex[:8]
     queues = {kind: Queues(*(f"bench-{kind}-{pool}-{tag}" for pool in POOLS)) for kind in KINDS}
@@ -542,6 +549,7 @@ async def bench(args: argparse.Namespace, procs: Processes, data_dir: Path) -> d
             address,
             {
                 "RESEARCH_DATA_DIR": str(data_dir),
+                "RESEARCH_PAYLOAD_STORE": store,
                 "RESEARCH_SEARCH_PROVIDER": "local",
                 "RESEARCH_LLM_PROVIDER": "offline",
                 "RESEARCH_ORCHESTRATOR_QUEUE": queues["real"].orchestrator,
@@ -555,7 +563,9 @@ async def bench(args: argparse.Namespace, procs: Processes, data_dir: Path) -> d
         procs.start(worker_spec(pool, env, procs.log_dir / f"{name}.log", name), sdk_port, app_port)
 
         sdk_port = free_port()
-        env = worker_env(address, {"RESEARCH_SDK_METRICS_PORT": str(sdk_port)})
+        env = worker_env(
+            address, {"RESEARCH_SDK_METRICS_PORT": str(sdk_port), "RESEARCH_PAYLOAD_STORE": store}
+        )
         queue = getattr(queues["bare"], pool)
         procs.start(
             bare_worker_spec(pool, queue, env, procs.log_dir / f"bare-{pool}.log"), sdk_port
@@ -757,6 +767,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="where the default corpus is built and kept (default: a temporary folder); "
         "reuse one to skip the build",
+    )
+    parser.add_argument(
+        "--payload-store",
+        help="RESEARCH_PAYLOAD_STORE of every process (default: a folder in --data-dir; "
+        "'none' keeps payloads in the history)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the logs and the SQLite file")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")

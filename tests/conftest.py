@@ -1,5 +1,9 @@
 """Fixtures shared by the suite: one real Temporal dev server per session, a client with the
 project's data converter, and helpers to run the worker pools as real processes.
+
+The session has one payload store, a folder named in RESEARCH_PAYLOAD_STORE for every
+process the tests start (they inherit the environment), so the client reads what any
+worker stored aside, whatever data folder a test gives its workers.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import pytest
 from temporalio.client import Client
 
 from research_cli.embedded import free_port, start_dev_server, stop_process, wait_for_server
+from research_shared.payloads import open_payloads
+from research_shared.settings import PayloadSettings
 from tests.helpers.api import ApiServer, start_api
 from tests.helpers.processes import DevServer, WorkerProcesses, offline_pools
 
@@ -29,8 +35,25 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
 
 
 @pytest.fixture(scope="session")
-async def client(dev_server: DevServer) -> AsyncIterator[Client]:
-    yield await wait_for_server(dev_server.address, process=dev_server.process)
+def payload_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's payload store, in the environment of every process the tests start."""
+    url = f"file://{tmp_path_factory.mktemp('payloads')}"
+    previous = os.environ.get("RESEARCH_PAYLOAD_STORE")
+    os.environ["RESEARCH_PAYLOAD_STORE"] = url
+    yield url
+    if previous is None:
+        os.environ.pop("RESEARCH_PAYLOAD_STORE", None)
+    else:
+        os.environ["RESEARCH_PAYLOAD_STORE"] = previous
+
+
+@pytest.fixture(scope="session")
+async def client(dev_server: DevServer, payload_store: str) -> AsyncIterator[Client]:
+    """A client with the data converter of the session's payload store (no encryption)."""
+    payloads = open_payloads(PayloadSettings(payload_store=payload_store))
+    yield await wait_for_server(
+        dev_server.address, process=dev_server.process, data_converter=payloads.converter
+    )
 
 
 @pytest.fixture
@@ -47,9 +70,17 @@ def session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _no_provider_keys() -> None:
-    """The suite runs offline: a key in the developer's environment must not reach workers."""
-    for key in ("OPENAI_API_KEY", "TAVILY_API_KEY", "TEMPORAL_API_KEY"):
+def _no_provider_keys(payload_store: str) -> None:
+    """The suite runs offline: a key in the developer's environment must not reach workers,
+    nor an encryption key the session's client does not have."""
+    for key in (
+        "OPENAI_API_KEY",
+        "TAVILY_API_KEY",
+        "TEMPORAL_API_KEY",
+        "RESEARCH_ENCRYPTION_KEY",
+        "RESEARCH_ENCRYPTION_KEY_FILE",
+        "RESEARCH_ENCRYPTION_PREVIOUS_KEYS",
+    ):
         os.environ.pop(key, None)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 
 from research_cli.supervisor import (
     ProcessError,
@@ -25,8 +27,10 @@ from research_cli.supervisor import (
     spawn,
     stop_process,
 )
-from research_shared.converter import DATA_CONVERTER
 from research_shared.names import OWNER_SEARCH_ATTRIBUTE
+from research_shared.payloads import Payloads, open_payloads
+from research_shared.redaction import register_secret
+from research_shared.settings import PAYLOAD_STORE_OFF, PayloadSettings
 
 __all__ = [
     "API",
@@ -49,6 +53,7 @@ __all__ = [
 POOLS = ("orchestrator", "search", "llm")
 SERVER = "server"
 API = "api"
+CODEC = "codec"
 
 T = TypeVar("T")
 
@@ -93,8 +98,10 @@ def dev_server_spec(
     ui_port: int | None = None,
     log_file: Path | None = None,
     namespace: str = "default",
+    ui_codec_endpoint: str | None = None,
 ) -> ProcessSpec:
-    """`temporal server start-dev` on `db_file`, as the supervisor starts it."""
+    """`temporal server start-dev` on `db_file`, as the supervisor starts it; the UI asks
+    `ui_codec_endpoint` (a codec server) to decode payloads when given."""
     args = [
         temporal_binary(),
         "server",
@@ -115,6 +122,8 @@ def dev_server_spec(
     ]
     if ui_port:
         args += ["--ui-port", str(ui_port)]
+        if ui_codec_endpoint:
+            args += ["--ui-codec-endpoint", ui_codec_endpoint]
     else:
         args.append("--headless")
     return ProcessSpec(
@@ -139,16 +148,24 @@ def start_dev_server(
 
 
 async def wait_for_server(
-    address: str, within: float = 60.0, process: subprocess.Popen[bytes] | None = None
+    address: str,
+    within: float = 60.0,
+    process: subprocess.Popen[bytes] | None = None,
+    data_converter: DataConverter | None = None,
 ) -> Client:
-    """Connect to the server, retrying until it answers or `within` seconds pass."""
+    """Connect to the server, retrying until it answers or `within` seconds pass.
+
+    The client uses `data_converter`, or the one the environment's payload settings give.
+    """
+    if data_converter is None:
+        data_converter = open_payloads().converter
     deadline = time.monotonic() + within
     last: Exception | None = None
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise EmbeddedError(f"the Temporal dev server exited with code {process.returncode}")
         try:
-            return await Client.connect(address, data_converter=DATA_CONVERTER)
+            return await Client.connect(address, data_converter=data_converter)
         except Exception as err:  # the server is still starting: any connect error means wait
             last = err
             await asyncio.sleep(0.25)
@@ -202,6 +219,19 @@ class EmbeddedStack:
     api_port: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     supervisor: Supervisor = field(default_factory=Supervisor)
+    payloads: Payloads = field(init=False)
+    codec_endpoint: str | None = field(init=False, default=None)
+    """The codec server the UI uses, when the stack has a UI and an encryption key."""
+
+    def __post_init__(self) -> None:
+        # The stack's own data folder decides the default store, whatever RESEARCH_DATA_DIR
+        # the shell has; an explicit RESEARCH_PAYLOAD_STORE still wins.
+        self.payloads = open_payloads(PayloadSettings(data_dir=self.data_dir))
+
+    @property
+    def payload_store(self) -> str:
+        """The store every process of the stack uses, as RESEARCH_PAYLOAD_STORE says it."""
+        return self.payloads.settings.store_url() or PAYLOAD_STORE_OFF
 
     @property
     def address(self) -> str:
@@ -213,7 +243,8 @@ class EmbeddedStack:
 
     @property
     def workers(self) -> list[str]:
-        """The processes started besides the server: the pools, and the API if asked."""
+        """The processes the stack restarts when they exit: the pools, the API if asked,
+        and the codec server."""
         return [name for name in self.supervisor.processes if name != SERVER]
 
     @property
@@ -227,6 +258,7 @@ class EmbeddedStack:
                 "TEMPORAL_ADDRESS": self.address,
                 "TEMPORAL_NAMESPACE": "default",
                 "RESEARCH_DATA_DIR": str(self.data_dir),
+                "RESEARCH_PAYLOAD_STORE": self.payload_store,
             }
         )
         env.update(self.extra_env)
@@ -244,11 +276,19 @@ class EmbeddedStack:
                 "Pick another with --api-port (or RESEARCH_API_PORT)."
             )
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.ui_port and self.payloads.keyring is not None:
+            self.codec_endpoint = self._start_codec_server(self.ui_port)
         db_file = self.data_dir / "temporal.db"
         log = self.log_dir / "temporal.log"
-        server = self.supervisor.start(dev_server_spec(db_file, self.port, self.ui_port, log))
+        server = self.supervisor.start(
+            dev_server_spec(
+                db_file, self.port, self.ui_port, log, ui_codec_endpoint=self.codec_endpoint
+            )
+        )
         try:
-            client = await wait_for_server(self.address, process=server)
+            client = await wait_for_server(
+                self.address, process=server, data_converter=self.payloads.converter
+            )
         except EmbeddedError as err:
             raise EmbeddedError(f"{err}; see {log}") from None
         env = self.worker_env()
@@ -262,6 +302,31 @@ class EmbeddedStack:
             }
             self.supervisor.start(api_spec(api_env, self.log_dir / f"{API}.log"))
         return client
+
+    def _start_codec_server(self, ui_port: int) -> str:
+        """Start `deep-research codec-server` for the UI; returns the endpoint the UI calls.
+
+        The token is new for each stack and travels in the endpoint's path, since the dev
+        server's UI sends no credentials of its own.
+        """
+        token = secrets.token_urlsafe(24)
+        register_secret(token)
+        port = free_port()
+        env = self.worker_env()
+        env["RESEARCH_CODEC_AUTH_TOKEN"] = token
+        env["RESEARCH_CODEC_CORS_ORIGINS"] = (
+            f"http://127.0.0.1:{ui_port},http://localhost:{ui_port}"
+        )
+        self.supervisor.start(
+            ProcessSpec(
+                CODEC,
+                [sys.executable, "-m", "research_cli", "codec-server", "--port", str(port)],
+                log_file=self.log_dir / f"{CODEC}.log",
+                env=env,
+                label="the codec server",
+            )
+        )
+        return f"http://127.0.0.1:{port}/{token}"
 
     async def watch(self, on_restart: Callable[[str, int, Path], None]) -> NoReturn:
         """Watch the stack until it fails for good: a worker that exits is restarted (then

@@ -14,8 +14,9 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+import temporalio.service
 from pydantic import ValidationError
 
 from research_cli.embedded import POOLS, EmbeddedError
@@ -29,6 +30,7 @@ from research_shared.client import (
     UpdateRejected,
     new_run_id,
 )
+from research_shared.encryption import EncryptionError
 from research_shared.models import (
     DEFAULT_MAX_SEARCHES,
     ClarificationState,
@@ -39,7 +41,11 @@ from research_shared.models import (
     ResearchStatus,
     describe_validation_error,
 )
-from research_shared.settings import TemporalSettings, default_data_dir
+from research_shared.settings import PayloadSettings, TemporalSettings, default_data_dir
+from research_shared.store import StoreError
+
+if TYPE_CHECKING:
+    from research_shared.payloads import Payloads
 
 T = TypeVar("T")
 
@@ -114,9 +120,22 @@ def validated_request(args: argparse.Namespace) -> ResearchRequest:
         ) from None
 
 
-async def connect_client(settings: TemporalSettings | None = None) -> ResearchClient:
+def cli_payloads() -> Payloads:
+    """This process's payload store and keys, from its environment; bad settings are one
+    line and exit 2."""
+    from research_shared.payloads import open_payloads
+    from research_shared.settings import describe_settings_error
+
     try:
-        return await ResearchClient.connect(settings)
+        return open_payloads(PayloadSettings())
+    except ValidationError as err:
+        raise CliError(describe_settings_error(err) or str(err), code=2) from None
+
+
+async def connect_client(settings: TemporalSettings | None = None) -> ResearchClient:
+    payloads = cli_payloads()
+    try:
+        return await ResearchClient.connect(settings, data_converter=payloads.converter)
     except ResearchClientError as err:
         raise CliError(err.message) from None
 
@@ -499,16 +518,89 @@ async def cmd_dev(args: argparse.Namespace) -> int:
         print(f"Temporal dev server on {stack.address} (SQLite: {stack.data_dir / 'temporal.db'})")
         if args.ui_port:
             print(f"Temporal UI on http://127.0.0.1:{args.ui_port}")
+            if stack.codec_endpoint:
+                print("the UI decrypts payloads through the codec server (log: codec.log)")
         if stack.api_address:
             print(f"research page and HTTP API on {stack.api_address} (docs: /docs)")
         pools = [name for name in stack.workers if name in POOLS]
         print(f"workers: {', '.join(pools)}; logs in {stack.log_dir}")
-        print(f"try: TEMPORAL_ADDRESS={stack.address} deep-research run 'your question'")
+        default_store = PayloadSettings().store_url()
+        store = (
+            ""
+            if stack.payload_store == default_store
+            else (f"RESEARCH_PAYLOAD_STORE={stack.payload_store} ")
+        )
+        print(f"try: TEMPORAL_ADDRESS={stack.address} {store}deep-research run 'your question'")
         print("Ctrl-C stops everything.", flush=True)
         await stack.watch(announce_restart)
     finally:
         print("stopping the embedded stack", file=sys.stderr, flush=True)
         stack.stop()
+
+
+async def cmd_gc(args: argparse.Namespace) -> int:
+    from research_cli.store_commands import StoreCommandError, collect_garbage, print_gc
+
+    payloads = cli_payloads()
+    # The store commands read histories and visibility, below what ResearchClient offers.
+    client = (await connect_client()).temporal
+    try:
+        report = await collect_garbage(
+            payloads,
+            client,
+            grace_seconds=args.grace_seconds,
+            search_cache_seconds=args.search_cache_seconds,
+            dry_run=args.dry_run,
+        )
+    except StoreCommandError as err:
+        raise CliError(str(err), code=err.code) from None
+    except temporalio.service.RPCError as err:
+        raise CliError(f"cannot read the workflows Temporal knows: {err.message}") from None
+    print_gc(report, args.dry_run, args.json)
+    return 0
+
+
+async def cmd_audit(args: argparse.Namespace) -> int:
+    from research_cli.store_commands import StoreCommandError, check_audit, print_audit
+
+    payloads = cli_payloads()
+    client = (await connect_client()).temporal
+    try:
+        check = await check_audit(payloads, client, args.workflow_id)
+    except StoreCommandError as err:
+        raise CliError(str(err), code=err.code) from None
+    print_audit(check, args.json)
+    if check.history_sha256 is not None and not check.verified:
+        raise CliError(f"the audit of {args.workflow_id} does not verify against the store")
+    return 0
+
+
+async def cmd_codec_server(args: argparse.Namespace) -> int:
+    from research_cli.store_commands import StoreCommandError, run_codec_server
+    from research_shared.settings import CodecServerSettings, describe_settings_error
+
+    payloads = cli_payloads()
+    try:
+        settings = CodecServerSettings()
+    except ValidationError as err:
+        raise CliError(describe_settings_error(err) or str(err), code=2) from None
+    if settings.codec_auth_token is None:
+        raise CliError(
+            "the codec server needs RESEARCH_CODEC_AUTH_TOKEN (16 characters or more)", 2
+        )
+    if payloads.keyring is None:
+        print("warning: no encryption key is set; payloads are shown as they are", file=sys.stderr)
+    try:
+        await run_codec_server(
+            payloads,
+            settings.codec_auth_token.get_secret_value(),
+            settings.origins(),
+            args.host,
+            args.port,
+        )
+    except StoreCommandError as err:
+        raise CliError(str(err), code=err.code) from None
+    return 0
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
@@ -611,6 +703,30 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "cancel":
             steer.add_argument("--reason", default="")
 
+    gc = sub.add_parser("gc", help="delete what no workflow references from the local store")
+    gc.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    gc.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=3600.0,
+        help="never delete an object younger than this (default 3600)",
+    )
+    gc.add_argument(
+        "--search-cache-seconds",
+        type=float,
+        default=7 * 24 * 3600.0,
+        help="delete cached searches older than this (default 7 days)",
+    )
+    gc.add_argument("--json", action="store_true")
+
+    audit = sub.add_parser("audit", help="print a completed run's audit manifest and verify it")
+    audit.add_argument("workflow_id")
+    audit.add_argument("--json", action="store_true")
+
+    codec = sub.add_parser("codec-server", help="decrypt payloads for the Temporal Web UI")
+    codec.add_argument("--host", default="127.0.0.1")
+    codec.add_argument("--port", type=int, default=8081)
+
     result = sub.add_parser("result", help="wait for a run's report and write it")
     result.add_argument("workflow_id")
     result.add_argument("--out", type=Path)
@@ -642,6 +758,9 @@ def main(argv: list[str] | None = None) -> int:
             "pause": cmd_signal,
             "resume": cmd_signal,
             "cancel": cmd_signal,
+            "gc": cmd_gc,
+            "audit": cmd_audit,
+            "codec-server": cmd_codec_server,
         }[args.command]
         return asyncio.run(until_sigterm(command, args))
     except CliError as err:
@@ -649,6 +768,10 @@ def main(argv: list[str] | None = None) -> int:
         return err.code
     except EmbeddedError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except (EncryptionError, StoreError) as err:
+        # Reading a run's payloads needs the key that wrote them and the store holding them.
+        print(f"error: cannot read the run's payloads: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -12,6 +12,14 @@ Failures are encoded by the SDK's converter, then passed through the one redacto
 stack trace and causes alike: whatever an activity or the workflow raises, from our code or a
 library's, no configured secret and nothing shaped like a key reaches the history.
 
+`data_converter` adds what the settings of a process ask for, at its start: the payload store
+(the SDK's external storage, with our `StoreDriver`: payloads at least the threshold large go
+aside and the history holds a reference) and the encryption codec. With a key, failure
+messages and stack traces are moved into an encrypted attribute as well (the SDK's
+`encode_common_attributes`), so a failure that quotes a query does not show it.
+`DATA_CONVERTER` is the converter with neither: what reads a history without a store or
+a key (replay of committed histories, unit tests of the payload converter).
+
 Untyped JSON is read by the standard library, which accepts everything JSON allows, lone
 surrogate escapes (`"\\ud800"`) included; the request models then refuse such text with a
 message that says what is wrong. Typed payloads (activity inputs and results, the report)
@@ -28,11 +36,19 @@ from typing import Any
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.contrib.pydantic import PydanticPayloadConverter
-from temporalio.converter import DataConverter, DefaultFailureConverter, PayloadConverter
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverter,
+    ExternalStorage,
+    PayloadConverter,
+)
 from temporalio.exceptions import ApplicationError
 
 from research_shared import errors
+from research_shared.encryption import EncryptionCodec, Keyring
 from research_shared.redaction import redact
+from research_shared.settings import DEFAULT_PAYLOAD_THRESHOLD_BYTES
+from research_shared.store import ObjectStore, StoreDriver
 
 _JSON = b"json/plain"
 
@@ -83,7 +99,54 @@ class RedactingFailureConverter(DefaultFailureConverter):
             current = current.cause if current.HasField("cause") else None
 
 
-DATA_CONVERTER: DataConverter = DataConverter(
-    payload_converter_class=ContractPayloadConverter,
-    failure_converter_class=RedactingFailureConverter,
-)
+class EncryptedFailureConverter(RedactingFailureConverter):
+    """Redacted failures whose messages and stack traces travel in an encoded attribute.
+
+    The codec then encrypts that attribute with the payloads; the history shows only
+    "Encoded failure" and the failure's type. Readers with the key see the message again.
+    """
+
+    def to_failure(
+        self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure
+    ) -> None:
+        super().to_failure(exception, payload_converter, failure)
+        current: Failure | None = failure
+        while current is not None:
+            if not current.HasField("encoded_attributes"):
+                current.encoded_attributes.CopyFrom(
+                    payload_converter.to_payloads(
+                        [{"message": current.message, "stack_trace": current.stack_trace}]
+                    )[0]
+                )
+                current.message = "Encoded failure"
+                current.stack_trace = ""
+            current = current.cause if current.HasField("cause") else None
+
+
+def data_converter(
+    store: ObjectStore | None = None,
+    keyring: Keyring | None = None,
+    threshold: int = DEFAULT_PAYLOAD_THRESHOLD_BYTES,
+) -> DataConverter:
+    """The project's converter, with payloads of `threshold` bytes or more stored aside in
+    `store` and every payload encrypted with `keyring` (each only when given).
+
+    The codec is there even without a keyring: it then encrypts nothing and turns an
+    encrypted payload into an error that says a key is needed. Use
+    `research_shared.payloads.open_payloads` to build one from a process's settings.
+    """
+    return DataConverter(
+        payload_converter_class=ContractPayloadConverter,
+        failure_converter_class=(
+            EncryptedFailureConverter if keyring is not None else RedactingFailureConverter
+        ),
+        payload_codec=EncryptionCodec(keyring),
+        external_storage=(
+            ExternalStorage(drivers=[StoreDriver(store)], payload_size_threshold=threshold)
+            if store is not None
+            else None
+        ),
+    )
+
+
+DATA_CONVERTER: DataConverter = data_converter()

@@ -31,6 +31,16 @@ PROVIDER_REQUESTS = Counter(
 )
 LLM_TOKENS = Counter("research_llm_tokens_total", "Model tokens used.", ["step", "direction"])
 SEARCH_HITS = Counter("research_search_hits_total", "Documents returned by searches.", ["provider"])
+ANSWERS_REUSED = Counter(
+    "research_provider_answers_reused_total",
+    "Provider calls not made again: a retried attempt reused the answer recorded for them.",
+    ["provider"],
+)
+SEARCH_CACHE_HITS = Counter(
+    "research_search_cache_hits_total",
+    "Searches answered from the cross-run cache (reuse_searches_within_seconds).",
+    ["provider"],
+)
 
 
 def metrics_app() -> WSGIApplication:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -62,6 +62,13 @@ MAX_NOTE_CHARS = 300
 MAX_GAPS = 10
 MAX_REVIEW_NOTES = 10
 MAX_SEARCHES_TOTAL = MAX_SEARCHES * MAX_ROUNDS * 2
+# Task priority as Temporal orders it: 1 goes first, 5 last.
+HIGHEST_PRIORITY = 1
+LOWEST_PRIORITY = 5
+DEFAULT_PRIORITY = 3
+# Temporal refuses fairness keys longer than this.
+MAX_FAIRNESS_KEY_CHARS = 64
+MAX_SEARCH_REUSE_SECONDS = 30 * 24 * 3600
 
 ApprovalTimeoutAction = Literal["end", "approve"]
 ReportTimeoutAction = Literal["approve", "end"]
@@ -113,6 +120,9 @@ QueryReasonText = Annotated[
 ]
 ReasonText = Annotated[
     str, AfterValidator(_person_text("the reason", MAX_ANSWER_CHARS, required=False))
+]
+FairnessKey = Annotated[
+    str, AfterValidator(_person_text("the fairness key", MAX_FAIRNESS_KEY_CHARS))
 ]
 
 
@@ -215,6 +225,25 @@ class ResearchRequest(_Input):
         "approve (return it as final) or end (return it marked partial).",
     )
     budget: Budget = Field(default_factory=Budget)
+    priority: int = Field(
+        default=DEFAULT_PRIORITY,
+        ge=HIGHEST_PRIORITY,
+        le=LOWEST_PRIORITY,
+        description="1 (interactive, first) to 5 (batch, last): the priority of every "
+        "activity the run schedules.",
+    )
+    fairness_key: FairnessKey | None = Field(
+        default=None,
+        description=f"The owner or tenant (at most {MAX_FAIRNESS_KEY_CHARS} characters): "
+        "runs of one key share a pool fairly with runs of the others.",
+    )
+    reuse_searches_within_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_SEARCH_REUSE_SECONDS,
+        description="Accept a cached answer to the same search, by any run, at most this old; "
+        "0 always searches.",
+    )
 
 
 class LlmUsage(_Contract):
@@ -304,6 +333,9 @@ class WebSearchInput(_Contract):
 
     query: str = Field(min_length=1)
     max_results: int = Field(default=DEFAULT_RESULTS_PER_SEARCH, ge=1, le=MAX_RESULTS_PER_SEARCH)
+    reuse_searches_within_seconds: int = Field(
+        default=0, ge=0, description="Accept a cached result at most this old; 0: search."
+    )
 
 
 class SearchHit(_Contract):
@@ -319,6 +351,10 @@ class SearchHit(_Contract):
         description="Passages left out of the text because they address the reader with "
         "instructions (see research_shared.injection).",
     )
+    content_sha256: str = Field(
+        default="",
+        description="SHA-256 of `content` as UTF-8; the payload store keeps the text under it.",
+    )
 
 
 class WebSearchResult(_Contract):
@@ -327,6 +363,9 @@ class WebSearchResult(_Contract):
     query: str
     provider: str
     hits: list[SearchHit] = Field(default_factory=list)
+    cached: bool = Field(
+        default=False, description="Answered from the cross-run search cache, not the provider."
+    )
 
 
 class Source(_Contract):
@@ -548,6 +587,101 @@ class ResearchReport(_Contract):
     rounds: list[RoundSummary] = Field(default_factory=list)
     review: list[ReviewRound] = Field(default_factory=list)
     budget: BudgetStatus = Field(default_factory=BudgetStatus)
+
+
+class AuditRound(_Contract):
+    """One round of research: the queries it planned."""
+
+    index: int = Field(default=0, ge=0)
+    queries: list[SearchQuery] = Field(default_factory=list)
+
+
+class AuditSearch(_Contract):
+    """One search of a run as the audit records it."""
+
+    query: str
+    round: int = 0
+    provider: str = ""
+    outcome: str = Field(default="succeeded", description="succeeded, failed or cancelled.")
+    error_type: str = ""
+    started_at: str = Field(default="", description="ISO 8601, when the first attempt began.")
+    finished_at: str = ""
+    attempts: int = 0
+    cached: bool = False
+    hits: int = 0
+
+
+class AuditSource(_Contract):
+    """A source the report could cite, with the hash of the text the writer was given."""
+
+    id: int
+    title: str = ""
+    url: str = ""
+    query_index: int = 0
+    content_sha256: str = ""
+
+
+class AuditModelStep(_Contract):
+    """One model step (triage, clarify, plan, synthesize) of a run."""
+
+    step: str
+    model: str = ""
+    usage: LlmUsage = Field(default_factory=LlmUsage)
+    attempts: int = 0
+    started_at: str = ""
+    finished_at: str = ""
+
+
+class AuditCitations(_Contract):
+    """What the citation check of `synthesize` kept and removed."""
+
+    cited_source_ids: list[int] = Field(default_factory=list)
+    uncited_source_ids: list[int] = Field(default_factory=list)
+    removed_citations: list[int] = Field(
+        default_factory=list, description="Citations of sources not retrieved, removed."
+    )
+
+
+class AuditManifest(_Contract):
+    """Everything a completed run did, for an auditor: `deep-research audit ID` prints it."""
+
+    version: int = 1
+    workflow_id: str = ""
+    run_id: str = ""
+    recorded_at: str = ""
+    request: dict[str, Any] = Field(default_factory=dict)
+    outcome: str = ""
+    plan: list[SearchQuery] = Field(default_factory=list)
+    rounds: list[AuditRound] = Field(default_factory=list)
+    searches: list[AuditSearch] = Field(default_factory=list)
+    sources: list[AuditSource] = Field(default_factory=list)
+    model_steps: list[AuditModelStep] = Field(default_factory=list)
+    citations: AuditCitations = Field(default_factory=AuditCitations)
+    cache_hits: int = 0
+
+
+class RecordAuditInput(_Contract):
+    """Input of the `record_audit` activity: the manifest of the run that schedules it.
+
+    The activity sets `workflow_id`, `run_id` and `recorded_at` itself, from the run that
+    scheduled it and its own clock.
+    """
+
+    manifest: AuditManifest
+
+
+class RecordAuditResult(_Contract):
+    """Where the manifest is and its SHA-256, which `deep-research audit` checks it against;
+    and which sources' text the store holds as hashed."""
+
+    key: str
+    sha256: str
+    size: int = 0
+    sources_verified: int = 0
+    sources_unverified: list[int] = Field(
+        default_factory=list,
+        description="Ids of sources whose text the store lacks or holds under another hash.",
+    )
 
 
 class Phase(StrEnum):

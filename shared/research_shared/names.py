@@ -12,6 +12,7 @@ SYNTHESIZE_ACTIVITY: Final = "synthesize"
 REFLECT_ACTIVITY: Final = "reflect"
 REVIEW_ACTIVITY: Final = "review"
 REVISE_ACTIVITY: Final = "revise"
+RECORD_AUDIT_ACTIVITY: Final = "record_audit"
 
 STATUS_QUERY: Final = "status"
 ANSWER_UPDATE: Final = "answer_clarifications"

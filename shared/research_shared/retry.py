@@ -105,3 +105,11 @@ REFLECT = PLAN
 REVIEW = PLAN
 # A revision writes a whole report again: synthesize's preset.
 REVISE = SYNTHESIZE
+# Writing the audit manifest is a few store writes; retried for a while, as a store outage
+# passes, then reported. It does not heartbeat: its heartbeat timeout is its start-to-close.
+RECORD_AUDIT = ActivityPreset(
+    start_to_close=timedelta(seconds=60),
+    heartbeat=timedelta(seconds=60),
+    schedule_to_close=timedelta(minutes=10),
+    retry=WEB_SEARCH.retry,
+)

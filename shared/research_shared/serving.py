@@ -20,11 +20,14 @@ from contextlib import asynccontextmanager
 
 import structlog
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from research_shared.health import Health, ProbeServer, keep_beating, watch_readiness
+from research_shared.payloads import Payloads
 from research_shared.settings import TemporalSettings, WorkerSettings
+from research_shared.store import StoreError
 from research_shared.temporal_client import connect, sdk_runtime
 
 log = structlog.get_logger(__name__)
@@ -84,9 +87,22 @@ async def serve_probes(settings: WorkerSettings) -> AsyncIterator[Health]:
             server.close()
 
 
-async def connect_worker(temporal: TemporalSettings, settings: WorkerSettings) -> Client:
-    """The worker's client, serving the SDK's metrics if asked; the first connection is
-    retried for `settings.connect_retry_seconds`."""
+async def check_payload_store(payloads: Payloads) -> None:
+    """Stop the worker with one line if its payload store cannot be used."""
+    if payloads.store is None:
+        return
+    try:
+        await payloads.store.check()
+    except StoreError as err:
+        raise WorkerError(f"{err} (RESEARCH_PAYLOAD_STORE)") from None
+    log.info("payloads", **payloads.describe())
+
+
+async def connect_worker(
+    temporal: TemporalSettings, settings: WorkerSettings, data_converter: DataConverter
+) -> Client:
+    """The worker's client, with the process's data converter, serving the SDK's metrics
+    if asked; the first connection is retried for `settings.connect_retry_seconds`."""
     try:
         runtime: Runtime | None = sdk_runtime(settings.sdk_metrics_port)
     except ValueError as err:  # the SDK's Prometheus exporter could not bind its port
@@ -97,7 +113,7 @@ async def connect_worker(temporal: TemporalSettings, settings: WorkerSettings) -
     delay = _FIRST_RETRY_SECONDS
     while True:
         try:
-            return await connect(temporal, runtime)
+            return await connect(temporal, runtime, data_converter)
         except OSError as err:
             # A TLS file that cannot be read: a setting names it, and waiting will not help.
             raise WorkerError(

@@ -6,6 +6,8 @@ never show in a repr, a log line or an exception message.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
@@ -139,6 +141,12 @@ class SearchSettings(BaseSettings):
         default=None, description="Folder of md, txt and html files; default: built-in corpus."
     )
     data_dir: Path = Field(default_factory=default_data_dir)
+    search_rate_limit: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Activities per second on the search queue, for the whole fleet.",
+    )
 
     @model_validator(mode="after")
     def _tavily_has_a_key(self) -> Self:
@@ -192,6 +200,12 @@ class LlmSettings(BaseSettings):
     plan_model: str = "gpt-4.1-mini"
     synthesize_model: str = "gpt-4.1"
     heartbeat_seconds: float = Field(default=3.0, gt=0, allow_inf_nan=False)
+    llm_rate_limit: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Activities per second on the LLM queue, for the whole fleet.",
+    )
     model_prices: dict[str, ModelPrice] = Field(
         default_factory=dict,
         description="JSON object of model name -> {input_per_million, output_per_million}, "
@@ -291,6 +305,166 @@ class ApiSettings(BaseSettings):
         return owners
 
 
+PAYLOAD_STORE_OFF = "none"
+"""The value of RESEARCH_PAYLOAD_STORE that keeps every payload in the history itself."""
+DEFAULT_PAYLOAD_THRESHOLD_BYTES = 4096
+"""Payloads at least this large (after encryption) are stored aside; smaller ones stay inline.
+
+A web search result with page text is tens of kilobytes and goes to the store; plans, search
+inputs, statuses and most model step inputs stay readable in the history."""
+ENCRYPTION_KEY_BYTES = 32
+
+
+def decode_key(text: str, where: str) -> bytes:
+    """A 32-byte AES key from its base64 text; the message names `where`, never the key."""
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{where} is not base64") from None
+    if len(key) != ENCRYPTION_KEY_BYTES:
+        raise ValueError(
+            f"{where} holds {len(key)} bytes; an AES-256 key is {ENCRYPTION_KEY_BYTES} bytes "
+            "(make one with: openssl rand -base64 32)"
+        )
+    return key
+
+
+class PayloadSettings(BaseSettings):
+    """Where large payloads are stored aside, and the keys payloads are encrypted with.
+
+    Every process loads these: the workers, the CLI, the codec server, the tests. They must
+    agree, or one process cannot read what another wrote.
+    """
+
+    model_config = _from_env("RESEARCH_")
+
+    payload_store: str | None = Field(
+        default=None,
+        description="file:///path, s3://bucket/prefix, or none; default: a folder under "
+        "RESEARCH_DATA_DIR.",
+    )
+    payload_store_threshold: int = Field(default=DEFAULT_PAYLOAD_THRESHOLD_BYTES, ge=0)
+    s3_endpoint_url: str | None = Field(
+        default=None, description="An S3-compatible service (MinIO, GCS's S3 API)."
+    )
+    s3_region: str | None = None
+    s3_access_key_id: str | None = Field(default=None, validation_alias="AWS_ACCESS_KEY_ID")
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None, validation_alias="AWS_SECRET_ACCESS_KEY"
+    )
+    s3_session_token: SecretStr | None = Field(default=None, validation_alias="AWS_SESSION_TOKEN")
+    encryption_key: SecretStr | None = Field(
+        default=None, description="base64 of 32 bytes: the key new payloads are encrypted with."
+    )
+    encryption_key_file: Path | None = Field(
+        default=None,
+        description="A file of base64 keys, one a line: the first encrypts, every one decrypts.",
+    )
+    encryption_previous_keys: SecretStr | None = Field(
+        default=None, description="Comma-separated base64 keys that still decrypt (rotation)."
+    )
+    data_dir: Path = Field(default_factory=default_data_dir)
+
+    @field_validator("payload_store")
+    @classmethod
+    def _known_store(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() == PAYLOAD_STORE_OFF:
+            return value if value is None else PAYLOAD_STORE_OFF
+        value = value.strip()
+        if value.startswith("file://"):
+            if not value.removeprefix("file://").startswith("/"):
+                raise ValueError("a file store needs an absolute path: file:///path/to/folder")
+            return value
+        if value.startswith("s3://"):
+            if not value.removeprefix("s3://").split("/", 1)[0]:
+                raise ValueError("an S3 store needs a bucket: s3://bucket/prefix")
+            return value
+        raise ValueError("should be file:///path, s3://bucket/prefix or none")
+
+    @model_validator(mode="after")
+    def _keys_readable(self) -> Self:
+        self.encryption_keys()  # a bad key stops the process when its settings load
+        return self
+
+    def store_url(self) -> str | None:
+        """The store in use: the setting, or the folder under RESEARCH_DATA_DIR; None if off."""
+        if self.payload_store == PAYLOAD_STORE_OFF:
+            return None
+        if self.payload_store is None:
+            return f"file://{(self.data_dir / 'payloads').expanduser().absolute()}"
+        return self.payload_store
+
+    def encryption_keys(self) -> list[bytes]:
+        """The keys, the one that encrypts first; empty when encryption is off."""
+        keys: list[bytes] = []
+        if self.encryption_key is not None:
+            keys.append(
+                decode_key(self.encryption_key.get_secret_value(), "RESEARCH_ENCRYPTION_KEY")
+            )
+        if self.encryption_key_file is not None:
+            try:
+                lines = self.encryption_key_file.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as err:
+                raise ValueError(
+                    f"RESEARCH_ENCRYPTION_KEY_FILE cannot be read ({type(err).__name__})"
+                ) from None
+            texts = [line for line in lines if line.strip() and not line.startswith("#")]
+            if not texts:
+                raise ValueError("RESEARCH_ENCRYPTION_KEY_FILE holds no key")
+            keys += [
+                decode_key(text, f"line {n} of RESEARCH_ENCRYPTION_KEY_FILE")
+                for n, text in enumerate(texts, 1)
+            ]
+        if self.encryption_previous_keys is not None:
+            if not keys:
+                raise ValueError(
+                    "RESEARCH_ENCRYPTION_PREVIOUS_KEYS needs RESEARCH_ENCRYPTION_KEY or "
+                    "RESEARCH_ENCRYPTION_KEY_FILE: a key to encrypt with"
+                )
+            texts = [t for t in self.encryption_previous_keys.get_secret_value().split(",")]
+            keys += [
+                decode_key(text, f"key {n} of RESEARCH_ENCRYPTION_PREVIOUS_KEYS")
+                for n, text in enumerate((t for t in texts if t.strip()), 1)
+            ]
+        return keys
+
+    def secrets(self) -> list[SecretStr | str | None]:
+        """Every secret these settings hold, for `research_shared.redaction`."""
+        found: list[SecretStr | str | None] = [
+            self.s3_secret_access_key,
+            self.s3_session_token,
+            self.encryption_key,
+        ]
+        if self.encryption_previous_keys is not None:
+            found += self.encryption_previous_keys.get_secret_value().split(",")
+        found += [base64.b64encode(key).decode() for key in self.encryption_keys()]
+        return found
+
+
+class CodecServerSettings(BaseSettings):
+    """The codec server: what the Temporal Web UI calls to show decrypted payloads."""
+
+    model_config = _from_env("RESEARCH_")
+
+    codec_auth_token: SecretStr | None = Field(
+        default=None, description="Bearer token every request must present."
+    )
+    codec_cors_origins: str = Field(
+        default="http://localhost:8233,http://127.0.0.1:8233",
+        description="Comma-separated origins of the Web UI allowed to call the server.",
+    )
+
+    @field_validator("codec_auth_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("should be at least 16 characters")
+        return value
+
+    def origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.codec_cors_origins.split(",") if o.strip()]
+
+
 # Every settings class a process loads from its environment, by the name pydantic gives its
 # validation errors.
 _SETTINGS_CLASSES: dict[str, type[BaseSettings]] = {
@@ -302,6 +476,8 @@ _SETTINGS_CLASSES: dict[str, type[BaseSettings]] = {
         SearchSettings,
         LlmSettings,
         ApiSettings,
+        PayloadSettings,
+        CodecServerSettings,
     )
 }
 _MAX_SHOWN_VALUE = 60

@@ -16,6 +16,8 @@ from research_shared.models import (
     ClarifyResult,
     PlanInput,
     PlanResult,
+    RecordAuditInput,
+    RecordAuditResult,
     ReflectInput,
     ReflectResult,
     ReviewInput,
@@ -31,6 +33,7 @@ from research_shared.models import (
 from research_shared.names import (
     CLARIFY_ACTIVITY,
     PLAN_ACTIVITY,
+    RECORD_AUDIT_ACTIVITY,
     REFLECT_ACTIVITY,
     REVIEW_ACTIVITY,
     REVISE_ACTIVITY,
@@ -93,3 +96,9 @@ async def review(input: ReviewInput) -> ReviewResult:
 async def revise(input: ReviseInput) -> SynthesisResult:
     """Rewrite a draft from the same sources, following the review's notes (LLM worker)."""
     raise _runs_elsewhere(REVISE_ACTIVITY, "RESEARCH_LLM_QUEUE")
+
+
+@activity.defn(name=RECORD_AUDIT_ACTIVITY)
+async def record_audit(input: RecordAuditInput) -> RecordAuditResult:
+    """Write the run's audit manifest into the payload store (search worker)."""
+    raise _runs_elsewhere(RECORD_AUDIT_ACTIVITY, "RESEARCH_SEARCH_QUEUE")

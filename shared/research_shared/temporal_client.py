@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
-from research_shared.converter import DATA_CONVERTER
 from research_shared.redaction import register_secret
 from research_shared.settings import TemporalSettings
 
@@ -36,23 +36,31 @@ def sdk_runtime(metrics_port: int) -> Runtime | None:
 
 
 async def connect(
-    settings: TemporalSettings, runtime: Runtime | None = None, *, lazy: bool = False
+    settings: TemporalSettings,
+    runtime: Runtime | None = None,
+    data_converter: DataConverter | None = None,
+    *,
+    lazy: bool = False,
 ) -> Client:
     """A client with the project's data converter. An API key implies TLS (Temporal Cloud).
 
-    A `lazy` client connects on its first call instead of now: a server (the HTTP API) can
-    then start, and say it is not ready, while Temporal is away.
-
-    The API key is registered for redaction first, so a connection error that quotes it
-    is logged without it.
+    `data_converter` is the process's (`research_shared.payloads.open_payloads`); without
+    one, it is built from the environment's `PayloadSettings` here. A `lazy` client connects
+    on its first call instead of now: a server (the HTTP API) can then start, and say it is
+    not ready, while Temporal is away. The API key is registered for redaction first, so a
+    connection error that quotes it is logged without it.
     """
     register_secret(settings.api_key)
+    if data_converter is None:
+        from research_shared.payloads import open_payloads
+
+        data_converter = open_payloads().converter
     return await Client.connect(
         settings.address,
         namespace=settings.namespace,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
         tls=tls_config(settings),
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter,
         runtime=runtime,
         lazy=lazy,
     )

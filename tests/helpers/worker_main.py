@@ -11,6 +11,7 @@ from typing import Any
 from temporalio.worker import Worker
 
 from research_shared.logs import configure_logging
+from research_shared.payloads import open_payloads
 from research_shared.serving import connect_worker, run_until_signalled, serve_probes
 from research_shared.settings import QueueSettings, TemporalSettings, WorkerSettings
 
@@ -27,7 +28,7 @@ async def serve_test_worker(
     settings, temporal, queues = WorkerSettings(), TemporalSettings(), QueueSettings()
     configure_logging(settings.log_level, settings.log_format, service=name)
     async with serve_probes(settings) as health:
-        client = await connect_worker(temporal, settings)
+        client = await connect_worker(temporal, settings, open_payloads().converter)
         options: dict[str, Any] = {}
         if max_cached_workflows is not None:
             options["max_cached_workflows"] = max_cached_workflows

@@ -13,10 +13,18 @@ from temporalio.worker import Worker
 
 from research_llm.activities import LlmActivities, ModelSource
 from research_shared.logs import configure_logging
-from research_shared.serving import connect_worker, run_until_signalled, serve_probes
+from research_shared.payloads import open_payloads
+from research_shared.recorded_calls import CallRecorder
+from research_shared.serving import (
+    check_payload_store,
+    connect_worker,
+    run_until_signalled,
+    serve_probes,
+)
 from research_shared.settings import (
     LlmProviderName,
     LlmSettings,
+    PayloadSettings,
     QueueSettings,
     TemporalSettings,
     WorkerSettings,
@@ -39,8 +47,12 @@ class OfflineModels:
         return None
 
 
-def build_models(settings: LlmSettings) -> ModelSource:
-    """An OpenAI-compatible endpoint when a key is set (or asked for), else the offline model."""
+def build_models(settings: LlmSettings, recorder: CallRecorder | None = None) -> ModelSource:
+    """An OpenAI-compatible endpoint when a key is set (or asked for), else the offline model.
+
+    With a `recorder`, the endpoint's answers are recorded so that a retried attempt does
+    not pay for them again; the offline model costs nothing and records nothing.
+    """
     if settings.resolved_provider() is LlmProviderName.OPENAI:
         from research_llm.providers.openai_compatible import OpenAICompatibleModels
 
@@ -51,6 +63,7 @@ def build_models(settings: LlmSettings) -> ModelSource:
             base_url=settings.openai_base_url,
             api=settings.openai_api,
             timeout=settings.openai_timeout_seconds,
+            recorder=recorder,
         )
     return OfflineModels()
 
@@ -87,6 +100,8 @@ def build_worker(
             activities.revise,
         ],
         max_concurrent_activities=settings.max_concurrent_activities,
+        # Applied by the server to the whole queue, like the search worker's limit.
+        max_task_queue_activities_per_second=llm.llm_rate_limit,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
     )
 
@@ -97,17 +112,22 @@ async def run() -> None:
     # Every setting is read before anything starts, so a bad one stops the process at once.
     settings, llm = WorkerSettings(), LlmSettings()
     temporal, queues = TemporalSettings(), QueueSettings()
+    payloads = open_payloads(PayloadSettings())
     configure_logging(settings.log_level, settings.log_format, service="llm-worker")
     configure_agents_sdk()
     async with serve_probes(settings) as health:
-        models = build_models(llm)
-        log.info("model provider ready", provider=models.name)
         try:
-            client = await connect_worker(temporal, settings)
-            worker = build_worker(client, models, llm, queues, settings)
-            await run_until_signalled(worker, "llm", health)
+            await check_payload_store(payloads)
+            models = build_models(llm, CallRecorder(payloads.records, "openai"))
+            log.info("model provider ready", provider=models.name)
+            try:
+                client = await connect_worker(temporal, settings, payloads.converter)
+                worker = build_worker(client, models, llm, queues, settings)
+                await run_until_signalled(worker, "llm", health)
+            finally:
+                await models.aclose()
         finally:
-            await models.aclose()
+            await payloads.aclose()
 
 
 def main() -> None:

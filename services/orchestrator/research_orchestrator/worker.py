@@ -11,8 +11,19 @@ from temporalio.worker import Worker
 from research_orchestrator.workflows import DeepResearchWorkflow
 from research_shared import routing
 from research_shared.logs import configure_logging
-from research_shared.serving import connect_worker, run_until_signalled, serve_probes
-from research_shared.settings import QueueSettings, TemporalSettings, WorkerSettings
+from research_shared.payloads import open_payloads
+from research_shared.serving import (
+    check_payload_store,
+    connect_worker,
+    run_until_signalled,
+    serve_probes,
+)
+from research_shared.settings import (
+    PayloadSettings,
+    QueueSettings,
+    TemporalSettings,
+    WorkerSettings,
+)
 
 
 def build_worker(client: Client, queues: QueueSettings, settings: WorkerSettings) -> Worker:
@@ -31,10 +42,16 @@ def build_worker(client: Client, queues: QueueSettings, settings: WorkerSettings
 async def run() -> None:
     # Every setting is read before anything starts, so a bad one stops the process at once.
     settings, temporal, queues = WorkerSettings(), TemporalSettings(), QueueSettings()
+    payloads = open_payloads(PayloadSettings())
     configure_logging(settings.log_level, settings.log_format, service="orchestrator")
     async with serve_probes(settings) as health:
-        client = await connect_worker(temporal, settings)
-        await run_until_signalled(build_worker(client, queues, settings), "orchestrator", health)
+        try:
+            await check_payload_store(payloads)
+            client = await connect_worker(temporal, settings, payloads.converter)
+            worker = build_worker(client, queues, settings)
+            await run_until_signalled(worker, "orchestrator", health)
+        finally:
+            await payloads.aclose()
 
 
 def main() -> None:

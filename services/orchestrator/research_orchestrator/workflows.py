@@ -849,7 +849,11 @@ class DeepResearchWorkflow:
                 try:
                     result = await self._activity(
                         stubs.web_search,
-                        WebSearchInput(query=query.query, max_results=request.results_per_search),
+                        WebSearchInput(
+                            query=query.query,
+                            max_results=request.results_per_search,
+                            reuse_searches_within_seconds=request.reuse_searches_within_seconds,
+                        ),
                         routing.current().search_queue,
                         retry.WEB_SEARCH,
                         is_search=True,

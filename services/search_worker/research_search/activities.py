@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import math
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from research_search.providers import (
     MAX_TITLE_CHARS,
@@ -18,16 +23,19 @@ from research_search.providers import (
     SearchProgress,
     SearchProvider,
 )
-from research_shared import metrics
+from research_shared import audit, metrics
 from research_shared.injection import MAX_LISTED, screen
 from research_shared.models import (
     MAX_HIT_CONTENT_CHARS,
     MAX_SNIPPET_CHARS,
+    RecordAuditInput,
+    RecordAuditResult,
     SearchHit,
     WebSearchInput,
     WebSearchResult,
 )
-from research_shared.names import WEB_SEARCH_ACTIVITY
+from research_shared.names import RECORD_AUDIT_ACTIVITY, WEB_SEARCH_ACTIVITY
+from research_shared.store import Records, layout
 
 log = structlog.get_logger(__name__)
 
@@ -41,11 +49,23 @@ keep a well-behaved answer under this budget; the budget holds whatever a provid
 
 
 class SearchActivities:
-    """Activities of the search worker; the provider is built once, in `worker.py`."""
+    """Activities of the search worker; the provider and the store's records are built once,
+    in `worker.py`.
 
-    def __init__(self, provider: SearchProvider, heartbeat_seconds: float = 2.0) -> None:
+    With `records` (the payload store), each hit's text is kept in the store under its
+    SHA-256 for the run's audit, each result is kept as the newest answer to its search for
+    the cross-run cache, and `record_audit` can write manifests.
+    """
+
+    def __init__(
+        self,
+        provider: SearchProvider,
+        heartbeat_seconds: float = 2.0,
+        records: Records | None = None,
+    ) -> None:
         self._provider = provider
         self._heartbeat_seconds = heartbeat_seconds
+        self._records = records
 
     @activity.defn(name=WEB_SEARCH_ACTIVITY)
     async def web_search(self, input: WebSearchInput) -> WebSearchResult:
@@ -62,6 +82,12 @@ class SearchActivities:
             attempt=info.attempt,
             workflow_id=info.workflow_id,
         )
+        if input.reuse_searches_within_seconds > 0:
+            cached = await self._cached(input)
+            if cached is not None:
+                metrics.SEARCH_CACHE_HITS.labels(self._provider.name).inc()
+                log.info("search answered from the cache", query=input.query)
+                return await self._kept(info.workflow_id, cached)
         resumed = _progress_from(info.heartbeat_details, input) if info.attempt > 1 else None
         if resumed is not None:
             log.info(
@@ -89,9 +115,88 @@ class SearchActivities:
                     )
                     raise
         result = bounded_result(input.query, self._provider.name, hits, input.max_results)
+        result = await self._kept(info.workflow_id, result)
+        await self._remember(input, result)
         metrics.SEARCH_HITS.labels(self._provider.name).inc(len(result.hits))
         log.info("search finished", query=input.query, hits=len(result.hits))
         return result
+
+    @activity.defn(name=RECORD_AUDIT_ACTIVITY)
+    async def record_audit(self, input: RecordAuditInput) -> RecordAuditResult:
+        """Write the manifest of the run that schedules this into the payload store.
+
+        The run's identity and the time are set here, not taken from the input. The result
+        names the manifest's SHA-256, which `deep-research audit` checks the stored manifest
+        against, and the sources whose text the store does not hold as hashed.
+        """
+        if self._records is None:
+            raise ApplicationError(
+                "record_audit needs a payload store, and RESEARCH_PAYLOAD_STORE is none",
+                type="PayloadStoreOff",
+                non_retryable=True,
+            )
+        info = activity.info()
+        manifest = input.manifest.model_copy(
+            update={
+                "workflow_id": info.workflow_id or "",
+                "run_id": info.workflow_run_id or "",
+                "recorded_at": datetime.now(UTC).isoformat(),
+            }
+        )
+        key, digest, size = await audit.write_manifest(self._records, manifest)
+        unverified = await audit.unverified_sources(self._records, manifest)
+        log.info("audit manifest recorded", key=key, sources_unverified=len(unverified))
+        return RecordAuditResult(
+            key=key,
+            sha256=digest,
+            size=size,
+            sources_verified=len(manifest.sources) - len(unverified),
+            sources_unverified=unverified,
+        )
+
+    # -- the store: page text for audits, the cross-run cache -----------------------------
+
+    def _cache_key(self, input: WebSearchInput) -> str:
+        identity = json.dumps([self._provider.name, input.query, input.max_results])
+        return layout.search_key(hashlib.sha256(identity.encode()).hexdigest())
+
+    async def _cached(self, input: WebSearchInput) -> WebSearchResult | None:
+        """The newest result of this search by any run, if it is young enough."""
+        if self._records is None:
+            return None
+        record = await self._records.get_json(self._cache_key(input))
+        if not isinstance(record, dict):
+            return None
+        age = time.time() - float(record.get("stored_at", 0))
+        if not 0 <= age <= input.reuse_searches_within_seconds:
+            return None
+        try:
+            result = WebSearchResult.model_validate(record.get("result"))
+        except ValidationError:
+            return None  # written by another version: search again
+        return result.model_copy(update={"cached": True})
+
+    async def _remember(self, input: WebSearchInput, result: WebSearchResult) -> None:
+        if self._records is None:
+            return
+        await self._records.put_json(
+            self._cache_key(input),
+            {"stored_at": time.time(), "result": result.model_dump(mode="json")},
+        )
+
+    async def _kept(self, workflow_id: str | None, result: WebSearchResult) -> WebSearchResult:
+        """`result` with each hit's text kept in the store for this run's audit, and hashed."""
+        if self._records is None or not workflow_id:
+            return result
+        records = self._records
+        digests = await asyncio.gather(
+            *(audit.keep_content(records, workflow_id, hit.content) for hit in result.hits)
+        )
+        hits = [
+            hit.model_copy(update={"content_sha256": digest})
+            for hit, digest in zip(result.hits, digests, strict=True)
+        ]
+        return result.model_copy(update={"hits": hits})
 
 
 class ProgressHeartbeat:

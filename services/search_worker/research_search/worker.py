@@ -12,13 +12,17 @@ from temporalio.worker import Worker
 from research_search.activities import SearchActivities
 from research_search.providers import SearchProvider
 from research_shared.logs import configure_logging
+from research_shared.payloads import Payloads, open_payloads
+from research_shared.recorded_calls import CallRecorder
 from research_shared.serving import (
     WorkerError,
+    check_payload_store,
     connect_worker,
     run_until_signalled,
     serve_probes,
 )
 from research_shared.settings import (
+    PayloadSettings,
     QueueSettings,
     SearchProviderName,
     SearchSettings,
@@ -29,8 +33,14 @@ from research_shared.settings import (
 log = structlog.get_logger(__name__)
 
 
-async def build_provider(settings: SearchSettings) -> SearchProvider:
-    """The provider the settings ask for: Tavily with a key, else the local corpus."""
+async def build_provider(
+    settings: SearchSettings, recorder: CallRecorder | None = None
+) -> SearchProvider:
+    """The provider the settings ask for: Tavily with a key, else the local corpus.
+
+    With a `recorder`, Tavily's answers are recorded so that a retried attempt does not pay
+    for them again; the local corpus costs nothing and records nothing.
+    """
     if settings.resolved_provider() is SearchProviderName.TAVILY:
         from research_search.providers.tavily import TavilySearch
 
@@ -40,6 +50,7 @@ async def build_provider(settings: SearchSettings) -> SearchProvider:
             api_key=settings.tavily_api_key,
             base_url=settings.tavily_base_url,
             timeout_seconds=settings.tavily_timeout_seconds,
+            recorder=recorder,
         )
     from research_search.corpus import default_index_path, ensure_default_corpus
     from research_search.providers.local_corpus import CorpusUnavailableError, LocalCorpusSearch
@@ -58,14 +69,23 @@ async def build_provider(settings: SearchSettings) -> SearchProvider:
 
 
 def build_worker(
-    client: Client, provider: SearchProvider, queues: QueueSettings, settings: WorkerSettings
+    client: Client,
+    provider: SearchProvider,
+    queues: QueueSettings,
+    settings: WorkerSettings,
+    search: SearchSettings,
+    payloads: Payloads,
 ) -> Worker:
-    activities = SearchActivities(provider)
+    activities = SearchActivities(provider, records=payloads.records)
     return Worker(
         client,
         task_queue=queues.search_queue,
-        activities=[activities.web_search],
+        activities=[activities.web_search, activities.record_audit],
         max_concurrent_activities=settings.max_concurrent_activities,
+        # The server applies the newest value any worker of the queue sends, to the whole
+        # queue: every search worker carries the same setting, so the fleet together never
+        # starts more searches a second than the provider allows (docs/payloads.md).
+        max_task_queue_activities_per_second=search.search_rate_limit,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
     )
 
@@ -74,16 +94,21 @@ async def run() -> None:
     # Every setting is read before anything starts, so a bad one stops the process at once.
     settings, search = WorkerSettings(), SearchSettings()
     temporal, queues = TemporalSettings(), QueueSettings()
+    payloads = open_payloads(PayloadSettings())
     configure_logging(settings.log_level, settings.log_format, service="search-worker")
     async with serve_probes(settings) as health:
-        provider = await build_provider(search)
-        log.info("search provider ready", provider=provider.name)
         try:
-            client = await connect_worker(temporal, settings)
-            worker = build_worker(client, provider, queues, settings)
-            await run_until_signalled(worker, "search", health)
+            await check_payload_store(payloads)
+            provider = await build_provider(search, CallRecorder(payloads.records, "tavily"))
+            log.info("search provider ready", provider=provider.name)
+            try:
+                client = await connect_worker(temporal, settings, payloads.converter)
+                worker = build_worker(client, provider, queues, settings, search, payloads)
+                await run_until_signalled(worker, "search", health)
+            finally:
+                await provider.aclose()
         finally:
-            await provider.aclose()
+            await payloads.aclose()
 
 
 def main() -> None:

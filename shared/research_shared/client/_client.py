@@ -41,6 +41,7 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDReusePolicy,
 )
+from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -174,14 +175,17 @@ class ResearchClient:
         task_queue: str | None = None,
         owner: str | None = None,
         lazy: bool = False,
+        data_converter: DataConverter | None = None,
     ) -> ResearchClient:
         """Connect with the project's settings and data converter (`TemporalUnavailable`
-        when the server cannot be reached; a `lazy` client connects on its first call)."""
+        when the server cannot be reached; a `lazy` client connects on its first call).
+        `data_converter` is the process's, with its payload store and keys; without one it
+        is built from the environment."""
         from research_shared.temporal_client import connect
 
         settings = settings or TemporalSettings()
         try:
-            client = await connect(settings, lazy=lazy)
+            client = await connect(settings, data_converter=data_converter, lazy=lazy)
         except (RuntimeError, OSError) as err:
             message = f"cannot reach Temporal at {settings.address}: {err}"
             raise TemporalUnavailable(message) from None

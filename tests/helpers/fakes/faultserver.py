@@ -6,6 +6,11 @@ and `openai` clients talk to it over real sockets. Tests queue faults that hit t
 matching requests: an HTTP status with an optional Retry-After, a delay longer than the
 client's timeout, or a connection dropped without an answer. `headers` adds headers of
 its own (`retry-after-ms`, say) to an injected answer.
+
+Each call is marked answered once its whole answer is written to the socket, and
+`wait_answered` returns it then: a test can kill the caller right after the provider
+answered. `before_answer`, when set, runs just before a successful answer is written (a
+test cuts the caller's other connections there, so it cannot finish its work).
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class Call:
     at: float = field(default_factory=time.monotonic)
     answer: Any = None
     """The JSON document the server answered with (None for a dropped connection)."""
+    answered_at: float | None = None
+    """When the whole answer was written (monotonic clock); None until then."""
 
 
 class FakeProviderServer:
@@ -58,8 +65,10 @@ class FakeProviderServer:
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
+        self.before_answer: Callable[[Call], None] | None = None
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
+        self._answered = threading.Condition(self._lock)
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -105,6 +114,25 @@ class FakeProviderServer:
     def calls_to(self, path: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.path == path]
+
+    def wait_answered(self, match: Callable[[Call], bool], within: float = 60.0) -> Call:
+        """The first call `match` accepts once its answer is written; blocks (run it in a
+        thread from async tests). Raises TimeoutError after `within` seconds."""
+        deadline = time.monotonic() + within
+        with self._answered:
+            while True:
+                for call in self.calls:
+                    if call.answered_at is not None and match(call):
+                        return call
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no matching call was answered within {within:g}s")
+                self._answered.wait(left)
+
+    def _mark_answered(self, call: Call) -> None:
+        with self._answered:
+            call.answered_at = time.monotonic()
+            self._answered.notify_all()
 
     def _take_fault(self, path: str, body: dict[str, Any]) -> Fault | None:
         with self._lock:
@@ -161,7 +189,10 @@ class FakeProviderServer:
                 status, payload = fake.answer(path, body, call.headers)
                 call.outcome = "ok" if status < 400 else str(status)
                 call.answer = payload
+                if status < 400 and fake.before_answer is not None:
+                    fake.before_answer(call)
                 self._send(status, payload, {})
+                fake._mark_answered(call)
 
             def do_GET(self) -> None:
                 self._send(404, {"error": "not found"}, {})
@@ -176,5 +207,6 @@ class FakeProviderServer:
                 self.end_headers()
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(data)
+                    self.wfile.flush()
 
         return Handler

@@ -20,9 +20,11 @@ from agents.result import RunResultBase
 from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 
+from research_llm.providers._recording import RecordingAsyncClient
 from research_shared import errors
 from research_shared.models import LlmUsage
 from research_shared.provider_errors import from_http_status, parse_retry_after, unavailable
+from research_shared.recorded_calls import CallRecorder
 from research_shared.redaction import redact, register_secret
 from research_shared.settings import OpenAIApi
 
@@ -51,7 +53,9 @@ class OpenAICompatibleModels:
     which most self-hosted servers speak; `timeout` is in seconds, per HTTP request. `name`
     says which endpoint this is, for logs, metrics and error messages. The key goes to the
     client and is registered with `research_shared.redaction`, so it shows in no repr, log
-    line or error message, even when a server echoes it back whole.
+    line or error message, even when a server echoes it back whole. With a `recorder`, every
+    successful model answer is recorded in the payload store, and a retried attempt of the
+    same step reuses it instead of paying for it again.
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class OpenAICompatibleModels:
         base_url: str | None = None,
         api: OpenAIApi | str = OpenAIApi.RESPONSES,
         timeout: float = 120.0,
+        recorder: CallRecorder | None = None,
     ) -> None:
         secret = SecretStr(api_key) if isinstance(api_key, str) else api_key
         if secret is None or not secret.get_secret_value():
@@ -82,6 +87,7 @@ class OpenAICompatibleModels:
             # Temporal retries the activity with its own backoff and Retry-After handling;
             # a second layer here would multiply attempts and hide failures from history.
             max_retries=0,
+            http_client=RecordingAsyncClient(recorder=recorder),
         )
         self._models: dict[str, agents.Model] = {}
 

@@ -42,10 +42,12 @@ from research_search.providers import (
     ProgressCallback,
     SearchProgress,
 )
+from research_search.providers._recording import RecordingAsyncClient
 from research_shared import errors
 from research_shared.metrics import PROVIDER_REQUESTS
 from research_shared.models import MAX_HIT_CONTENT_CHARS, MAX_SNIPPET_CHARS, SearchHit
 from research_shared.provider_errors import from_http_status, parse_retry_after, unavailable
+from research_shared.recorded_calls import CallRecorder
 from research_shared.redaction import register_secret
 from research_shared.settings import TAVILY_MAX_TIMEOUT_SECONDS
 
@@ -121,6 +123,7 @@ class TavilySearch:
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         search_depth: SearchDepth = "basic",
         extract_concurrency: int = DEFAULT_EXTRACT_CONCURRENCY,
+        recorder: CallRecorder | None = None,
     ) -> None:
         secret = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
         if not secret.get_secret_value().strip():
@@ -150,12 +153,14 @@ class TavilySearch:
         self._extract_timeout_seconds = min(max(self._timeout_seconds, low), high)
         self._search_depth: SearchDepth = search_depth
         self._extract_concurrency = extract_concurrency
-        self._http = httpx.AsyncClient(
+        self._http = RecordingAsyncClient(
             base_url=self._base_url,
             timeout=self._timeout_seconds,
             # No transport of our own: httpx's default makes no retries (Temporal retries the
             # activity with its own backoff), and only the default honours HTTPS_PROXY.
             event_hooks={"response": [_record_response]},
+            # Each /search and /extract answer is recorded, so a retry does not pay again.
+            recorder=recorder,
         )
         self._client = AsyncTavilyClient(
             api_key=secret.get_secret_value(),

@@ -1,0 +1,111 @@
+"""The payload store in a local folder: the embedded stack's default, shared by its pools.
+
+Each object is one file at its key's path. A write goes to a temporary file in the same
+folder and is renamed over the target, so a reader (another pool, a process killed half-way
+through a write) sees the old bytes or the new ones, never part of either. Disk work runs
+in a thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from research_shared.store._objects import (
+    ObjectMissing,
+    ObjectStore,
+    StoredObject,
+    StoreError,
+    check_key,
+)
+
+_PARTIAL = ".partial-"
+
+
+class FileObjectStore(ObjectStore):
+    """Objects as files under `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = f"file://{root}"
+
+    def __repr__(self) -> str:
+        return f"FileObjectStore({str(self.root)!r})"
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    async def put(self, key: str, data: bytes) -> None:
+        await asyncio.to_thread(self._put, self._path(key), data)
+
+    def _put(self, path: Path, data: bytes) -> None:
+        partial = path.with_name(f"{_PARTIAL}{uuid.uuid4().hex}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with partial.open("wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, path)
+        except OSError as err:
+            partial.unlink(missing_ok=True)
+            raise StoreError(f"cannot write {path} in the payload store: {err.strerror}") from None
+
+    async def check(self) -> None:
+        await asyncio.to_thread(self._check)
+
+    def _check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(
+                f"cannot make the payload store folder {self.root}: {err.strerror}"
+            ) from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StoreError(f"the payload store folder {self.root} is not writable")
+
+    async def get(self, key: str) -> bytes:
+        return await asyncio.to_thread(self._get, self._path(key), key)
+
+    def _get(self, path: Path, key: str) -> bytes:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise ObjectMissing(f"{key} is not in the payload store {self.url}") from None
+        except OSError as err:
+            raise StoreError(f"cannot read {path} in the payload store: {err.strerror}") from None
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self._path(key).is_file)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, True)
+
+    async def scan(self, prefix: str) -> AsyncIterator[StoredObject]:
+        for found in await asyncio.to_thread(self._scan, prefix):
+            yield found
+
+    def _scan(self, prefix: str) -> list[StoredObject]:
+        folder = prefix.rpartition("/")[0]
+        base = self.root / folder if folder else self.root
+        found: list[StoredObject] = []
+        for directory, _dirs, files in os.walk(base):
+            for name in files:
+                if name.startswith(_PARTIAL):
+                    continue
+                path = Path(directory) / name
+                key = path.relative_to(self.root).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue  # deleted meanwhile
+                found.append(
+                    StoredObject(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+                )
+        return found

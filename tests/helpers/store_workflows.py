@@ -1,0 +1,53 @@
+"""Small workflows for the tests of the search queue and the payload store: one schedules
+many `web_search` activities at once (rate limits), one writes an audit manifest through
+`record_audit`, one echoes a payload that its history then references (gc)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from research_shared import retry, stubs
+    from research_shared.models import RecordAuditInput, RecordAuditResult, WebSearchInput
+
+
+@workflow.defn(name="FanOutSearches")
+class FanOutSearches:
+    """Runs `queries` as searches on `queue`, all scheduled in one workflow task."""
+
+    @workflow.run
+    async def run(self, queries: list[str], queue: str) -> int:
+        results = await asyncio.gather(
+            *(
+                workflow.execute_activity(
+                    stubs.web_search,
+                    WebSearchInput(query=query, max_results=1),
+                    task_queue=queue,
+                    **retry.WEB_SEARCH.options(),
+                )
+                for query in queries
+            )
+        )
+        return len(results)
+
+
+@workflow.defn(name="RecordAudit")
+class RecordAudit:
+    """Writes one manifest through the real `record_audit` stub, as a run's end would."""
+
+    @workflow.run
+    async def run(self, input: RecordAuditInput, queue: str) -> RecordAuditResult:
+        return await workflow.execute_activity(
+            stubs.record_audit, input, task_queue=queue, **retry.RECORD_AUDIT.options()
+        )
+
+
+@workflow.defn(name="Echo")
+class Echo:
+    """Returns its input: a payload the history references, for the store's collector."""
+
+    @workflow.run
+    async def run(self, text: str) -> str:
+        return text

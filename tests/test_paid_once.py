@@ -1,0 +1,152 @@
+"""Nothing paid twice: a worker killed right after its provider answered does not make the
+retried attempt call again, and runs may reuse each other's searches when they ask to.
+
+Every count is taken at the fake provider, over real HTTP; the workers are real processes
+killed with SIGKILL. The session's payload store (a folder) holds the recorded answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from temporalio.client import Client
+
+from research_cli.embedded import free_port
+from research_shared.models import ResearchReport
+from research_shared.names import WORKFLOW_TYPE
+from research_shared.store import FileObjectStore, layout, segment
+from tests.helpers.durability import (
+    PLANNER_MODEL,
+    ResearchStack,
+    activity_outcomes,
+    distinct_queries,
+    research_stack,
+    search_for,
+)
+from tests.helpers.fakes.faultserver import Call, Fault
+from tests.helpers.metrics import scrape, series, values
+from tests.helpers.processes import DevServer
+from tests.helpers.tcp_proxy import FreezableProxy
+
+pytestmark = pytest.mark.e2e
+
+TEST_BUDGET_SECONDS = 120.0
+# Holds a page fetch far longer than the test waits, so the search cannot complete.
+HELD_SECONDS = 60.0
+
+
+def session_store(payload_store: str) -> FileObjectStore:
+    return FileObjectStore(Path(urlsplit(payload_store).path))
+
+
+async def any_recorded_call(store: FileObjectStore, workflow_id: str) -> bool:
+    return bool([o async for o in store.scan(f"{layout.CALLS}{segment(workflow_id)}/")])
+
+
+async def start(client: Client, stack: ResearchStack, **request: Any) -> Any:
+    return await client.start_workflow(
+        WORKFLOW_TYPE,
+        {"question": "Is a paid call ever made twice?", **request},
+        id=f"paid-once-{uuid.uuid4().hex[:10]}",
+        task_queue=stack.orchestrator_queue,
+        result_type=ResearchReport,
+    )
+
+
+def attempts_of(history: Any, name: str) -> list[int]:
+    return [o.attempt for o in activity_outcomes(history) if o.name == name]
+
+
+async def test_search_worker_killed_after_tavily_answered_does_not_search_again(
+    client: Client, dev_server: DevServer, tmp_path: Path
+) -> None:
+    [query] = distinct_queries(1, "killed after the answer")
+    with research_stack(dev_server.address, tmp_path / "logs", [query]) as stack:
+        # The page fetch after the search is held: the activity cannot finish on its own.
+        stack.tavily.inject(Fault(delay=HELD_SECONDS, match=lambda path, _: path == "/extract"))
+        await stack.start_pools("orchestrator", "search", "llm")
+        async with asyncio.timeout(TEST_BUDGET_SECONDS):
+            handle = await start(client, stack, max_searches=1, results_per_search=1)
+            answered = search_for(query)
+            await asyncio.to_thread(stack.tavily.wait_answered, lambda c: answered(c.path, c.body))
+            # The page fetch starts only once the search's answer is recorded; it is held.
+            await stack.wait_for(
+                lambda: bool(stack.tavily.calls_to("/extract")), "the page fetch to start"
+            )
+            await stack.kill("search")
+            await stack.start_pools("search")
+            report = await handle.result()
+
+        assert report.sources, report
+        assert stack.searched([query]) == {query: 1}
+        assert "provider answer reused" in stack.workers.new_log("search")
+    assert attempts_of(await handle.fetch_history(), "web_search") == [2]
+
+
+async def test_llm_worker_killed_after_the_model_answered_does_not_ask_again(
+    client: Client, dev_server: DevServer, payload_store: str, tmp_path: Path
+) -> None:
+    queries = distinct_queries(2, "model answer kept")
+    store = session_store(payload_store)
+    host, port = dev_server.address.rsplit(":", 1)
+    with (
+        research_stack(dev_server.address, tmp_path / "logs", queries) as stack,
+        FreezableProxy((host, int(port))) as proxy,
+    ):
+
+        def is_plan(call: Call) -> bool:
+            return call.body.get("model") == PLANNER_MODEL
+
+        def cut_off_temporal(call: Call) -> None:
+            # Before the planner's answer leaves the fake: from now on the LLM worker can
+            # reach the model and the store, but can tell Temporal nothing.
+            if is_plan(call):
+                proxy.freeze()
+
+        stack.model.before_answer = cut_off_temporal
+        stack.workers.pool_env["llm"] = {"TEMPORAL_ADDRESS": proxy.address}
+        await stack.start_pools("orchestrator", "search", "llm")
+        async with asyncio.timeout(TEST_BUDGET_SECONDS):
+            handle = await start(client, stack, max_searches=len(queries))
+            await asyncio.to_thread(stack.model.wait_answered, is_plan)
+            await stack.wait_for(
+                lambda: any_recorded_call(store, handle.id), "the answer to be recorded"
+            )
+            await stack.kill("llm")
+            stack.model.before_answer = None
+            stack.workers.pool_env["llm"] = {}
+            await stack.start_pools("llm")
+            report = await handle.result()
+
+        assert report.report_markdown
+        assert stack.model_calls(PLANNER_MODEL) == 1
+        assert "provider answer reused" in stack.workers.new_log("llm")
+    assert attempts_of(await handle.fetch_history(), "plan") == [2]
+
+
+async def test_a_run_may_reuse_recent_searches_of_another_run(
+    client: Client, dev_server: DevServer, tmp_path: Path
+) -> None:
+    queries = distinct_queries(3, "cached search")
+    with research_stack(dev_server.address, tmp_path / "logs", queries) as stack:
+        metrics_port = str(free_port())
+        stack.workers.pool_env["search"] = {"RESEARCH_METRICS_PORT": metrics_port}
+        await stack.start_pools("orchestrator", "search", "llm")
+        async with asyncio.timeout(TEST_BUDGET_SECONDS):
+            first = await (await start(client, stack, max_searches=3)).result()
+            fresh = await (await start(client, stack, max_searches=3)).result()
+            reused = await (
+                await start(client, stack, max_searches=3, reuse_searches_within_seconds=600)
+            ).result()
+
+        # The run that did not opt in searched again; the one that did reused every search.
+        assert stack.searched(queries) == dict.fromkeys(queries, 2)
+        assert [s.url for s in reused.sources] == [s.url for s in first.sources]
+        assert [s.url for s in fresh.sources] == [s.url for s in first.sources]
+        hits = values(scrape(int(metrics_port)))
+        assert hits[series("research_search_cache_hits_total", provider="tavily")] == 3
