@@ -233,7 +233,15 @@ async def test_orchestrator_completes_with_workers_of_a_later_version(
             task_queue=task_queue,
             result_type=ResearchReport,
         )
-    assert newer.calls == ["triage", "clarify", "plan", "reflect", "synthesize", "review"]
+    assert newer.calls == [
+        "triage",
+        "clarify",
+        "plan",
+        "reflect",
+        "synthesize",
+        "review",
+        "record_audit",
+    ]
     assert report.outcome.value == "completed" and not report.partial
     assert [c.question for c in report.clarifications] == newer.clarifying_questions
     assert report.stats.searches_succeeded == 3

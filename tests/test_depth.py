@@ -122,7 +122,7 @@ async def test_review_sends_the_draft_back_at_most_max_review_rounds(
     async with running_workers(client, task_queue, stubs):
         report = await (await start(client, task_queue, max_review_rounds=2)).result()
 
-    assert stubs.calls[-4:] == ["review", "revise", "review", "revise"]
+    assert stubs.calls[-5:] == ["review", "revise", "review", "revise", "record_audit"]
     assert [(r.round, r.approved, r.notes) for r in report.review] == [
         (1, False, ["fix 1"]),
         (2, False, ["fix 2"]),
@@ -185,7 +185,7 @@ async def test_max_total_tokens_reserves_the_final_write(client: Client, task_qu
             await start(client, task_queue, max_rounds=3, budget={"max_total_tokens": 1540})
         ).result()
     assert report.outcome_reason == "budget: max_total_tokens 1540 reached"
-    assert "reflect" not in stubs.calls and stubs.calls[-1] == "synthesize"
+    assert "reflect" not in stubs.calls and stubs.calls[-2:] == ["synthesize", "record_audit"]
     assert len(stubs.seen_search_inputs) == 3
 
 
@@ -330,7 +330,7 @@ async def test_finish_now_while_searching_writes_from_what_was_gathered(
     assert report.outcome_reason == "finished on request: enough for the meeting"
     assert stubs.cancelled_searches == ["alpha"]
     assert searched(stubs) == ["alpha"]  # beta and gamma never started, no second round
-    assert stubs.calls[-1] == "synthesize"  # written, not reviewed
+    assert stubs.calls[-2:] == ["synthesize", "record_audit"]  # written, not reviewed
     assert report.stats.searches_cancelled == 1 and report.stats.searches_skipped == 2
     assert "reflect" not in stubs.calls
 
@@ -449,3 +449,43 @@ async def test_finish_now_in_each_phase_writes_the_report_now(
     assert "revise" not in stubs.calls and stubs.calls.count("review") <= 1
     if phase in (Phase.AWAITING_ANSWERS, Phase.AWAITING_APPROVAL):
         assert stubs.seen_search_inputs == []
+
+
+async def test_the_audit_manifest_records_what_the_run_did(client: Client, task_queue: str) -> None:
+    stubs = Stubs(
+        reflections=[follow_ups("delta")],
+        verdicts=[ReviewResult(approved=False, notes=["more"])],
+        failing={
+            "beta": ApplicationError("refused", type=errors.PROVIDER_AUTH, non_retryable=True)
+        },
+    )
+    async with running_workers(client, task_queue, stubs):
+        report = await (await start(client, task_queue, max_rounds=3)).result()
+
+    [manifest] = stubs.manifests
+    assert manifest.request["max_rounds"] == 3
+    assert manifest.outcome == "completed"
+    assert [q.query for q in manifest.plan] == ["alpha", "beta", "gamma"]
+    assert [(r.index, [q.query for q in r.queries]) for r in manifest.rounds] == [
+        (1, ["alpha", "beta", "gamma"]),
+        (2, ["delta"]),
+    ]
+    assert [(s.query, s.round, s.outcome) for s in manifest.searches] == [
+        ("alpha", 1, "succeeded"),
+        ("beta", 1, "failed"),
+        ("gamma", 1, "succeeded"),
+        ("delta", 2, "succeeded"),
+    ]
+    assert manifest.searches[1].error_type == errors.PROVIDER_AUTH
+    assert [s.url for s in manifest.sources] == [s.url for s in report.sources]
+    assert [m.step for m in manifest.model_steps] == [
+        "plan",
+        "reflect",
+        "reflect",
+        "synthesize",
+        "review",
+        "revise",
+    ]
+    assert manifest.model_steps[0].usage.total_tokens == 15
+    assert manifest.citations.cited_source_ids == []  # the revision cites nothing
+    assert manifest.cache_hits == 0

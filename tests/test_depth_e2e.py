@@ -10,8 +10,12 @@ protocol and answers each step as scripted.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import secrets
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -299,3 +303,55 @@ async def test_the_offline_writer_quotes_no_injected_instruction(
     assert "harbor master" not in body
     assert "## Possible injected instructions" in report.report_markdown
     assert secret not in report.model_dump_json() and secret not in history.to_json()
+
+
+async def test_a_completed_run_leaves_an_audit_that_verifies(
+    client: Client, offline_llm: WorkerProcesses, dev_server: DevServer, tmp_path: Path
+) -> None:
+    """The manifest is written at the end of the run, with attempts and times from its
+    history; `deep-research audit ID` reads it back and verifies every hash."""
+    request = {**DEEP, "max_rounds": 2, "max_review_rounds": 0}
+    handle = await client.start_workflow(
+        WORKFLOW_TYPE,
+        request,
+        id=f"depth-audit-{uuid.uuid4().hex[:8]}",
+        task_queue=offline_llm.env["RESEARCH_ORCHESTRATOR_QUEUE"],
+        result_type=ResearchReport,
+    )
+    report = await handle.result()
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "research_cli", "audit", handle.id, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TEMPORAL_ADDRESS": dev_server.address},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    audit = json.loads(done.stdout)
+    manifest = audit["manifest"]
+    assert audit["verified"] is True
+    assert [s["query"] for s in manifest["searches"]] == [q.query for q in report.queries]
+    assert all(
+        s["attempts"] >= 1 and s["started_at"] and s["finished_at"] for s in manifest["searches"]
+    )
+    assert [m["step"] for m in manifest["model_steps"]] == ["plan", "reflect", "synthesize"]
+    assert all(m["attempts"] == 1 for m in manifest["model_steps"])
+    assert {s["url"] for s in manifest["sources"]} == {s.url for s in report.sources}
+    assert all(len(s["content_sha256"]) == 64 for s in manifest["sources"])
+
+
+async def test_a_run_may_reuse_earlier_searches(
+    client: Client, offline_llm: WorkerProcesses
+) -> None:
+    request = {**DEEP, "max_rounds": 1, "max_review_rounds": 0, "max_searches": 2}
+    first, _ = await research(client, offline_llm, request)
+    again, _ = await research(
+        client, offline_llm, {**request, "reuse_searches_within_seconds": 3600}
+    )
+    fresh, _ = await research(client, offline_llm, request)
+    assert first.stats.searches_cached == 0
+    assert again.stats.searches_cached == again.stats.searches_succeeded >= 1
+    assert [s.url for s in again.sources] == [s.url for s in first.sources]
+    assert fresh.stats.searches_cached == 0  # reuse is opt-in

@@ -30,6 +30,7 @@ def test_every_scenario_has_a_history() -> None:
         "searches_edited",
         "finished_early",
         "report_reviewed",
+        "audited",
     } <= names
 
 

@@ -48,7 +48,7 @@ async def test_plan_search_synthesize(client: Client, task_queue: str) -> None:
             task_queue,
             ResearchRequest(question="What is x?", max_rounds=1, max_review_rounds=0),
         )
-    assert stubs.calls == ["plan", "synthesize"]
+    assert stubs.calls == ["plan", "synthesize", "record_audit"]
 
     assert [q.query for q in report.queries] == ["alpha", "beta", "gamma"]
     # Sources are numbered in plan order and the page every search found is listed once.

@@ -117,6 +117,15 @@ def dev_server_spec(
         # Who started a run through the HTTP API; a cluster registers it once per namespace.
         "--search-attribute",
         f"{OWNER_SEARCH_ATTRIBUTE}=Keyword",
+        # Task priority and fairness keys order what a queue hands out (the matcher that
+        # honours them), and one partition per queue keeps that order across a whole queue,
+        # which is all a single machine needs.
+        "--dynamic-config-value",
+        "matching.useNewMatcher=true",
+        "--dynamic-config-value",
+        "matching.numTaskqueueReadPartitions=1",
+        "--dynamic-config-value",
+        "matching.numTaskqueueWritePartitions=1",
         "--log-level",
         "warn",
     ]

@@ -14,9 +14,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 
-from research_shared.models import AuditManifest
+from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.converter import DataConverter
+
+from research_shared.models import AuditManifest, WebSearchInput
+from research_shared.names import WEB_SEARCH_ACTIVITY
 from research_shared.store import Records, layout
 
 
@@ -87,3 +95,82 @@ async def read_manifest(records: Records, workflow_id: str) -> AuditReading | No
     reading = AuditReading(manifest=manifest, sha256=hashlib.sha256(data).hexdigest())
     reading.sources_unverified = await unverified_sources(records, manifest)
     return reading
+
+
+@dataclass
+class ActivityRecord:
+    """What the history says of one scheduled activity."""
+
+    activity_type: str
+    scheduled_at: str
+    input: Sequence[Payload]
+    attempts: int = 0
+    finished_at: str = ""
+
+
+def activity_records(events: Iterable[HistoryEvent]) -> list[ActivityRecord]:
+    """Every activity a run scheduled, in order, with its attempts and when it finished."""
+    records: dict[int, ActivityRecord] = {}
+    for event in events:
+        kind = event.event_type
+        when = event.event_time.ToDatetime(tzinfo=UTC).isoformat()
+        if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            records[event.event_id] = ActivityRecord(
+                attrs.activity_type.name, when, list(attrs.input.payloads)
+            )
+        elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            started = event.activity_task_started_event_attributes
+            record = records.get(started.scheduled_event_id)
+            if record is not None:
+                record.attempts = max(record.attempts, started.attempt)
+        else:
+            scheduled = _scheduled_id(event)
+            if scheduled is not None and scheduled in records:
+                records[scheduled].finished_at = when
+    return list(records.values())
+
+
+def _scheduled_id(event: HistoryEvent) -> int | None:
+    for name in (
+        "activity_task_completed_event_attributes",
+        "activity_task_failed_event_attributes",
+        "activity_task_timed_out_event_attributes",
+        "activity_task_canceled_event_attributes",
+    ):
+        if event.HasField(name):
+            scheduled: int = getattr(event, name).scheduled_event_id
+            return scheduled
+    return None
+
+
+async def with_history(
+    manifest: AuditManifest, events: Iterable[HistoryEvent], converter: DataConverter
+) -> AuditManifest:
+    """The manifest with each search's and model step's attempts and times from the history.
+
+    Searches are matched by their query (decoded from the scheduled input), model steps by
+    their name, in order. What the history does not show is left as the workflow gave it.
+    """
+    records = activity_records(events)
+    searches: dict[str, ActivityRecord] = {}
+    for record in records:
+        if record.activity_type == WEB_SEARCH_ACTIVITY and record.input:
+            [search_input] = await converter.decode(record.input, [WebSearchInput])
+            searches[search_input.query] = record
+    updated = manifest.model_copy(deep=True)
+    for search in updated.searches:
+        found = searches.get(search.query)
+        if found is not None:
+            search.started_at, search.finished_at = found.scheduled_at, found.finished_at
+            search.attempts = found.attempts
+    steps: dict[str, list[ActivityRecord]] = {}
+    for record in records:
+        steps.setdefault(record.activity_type, []).append(record)
+    for step in updated.model_steps:
+        queue = steps.get(step.step)
+        if queue:
+            found = queue.pop(0)
+            step.attempts = found.attempts
+            step.started_at, step.finished_at = found.scheduled_at, found.finished_at
+    return updated

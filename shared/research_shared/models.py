@@ -385,6 +385,7 @@ class SourceDocument(Source):
     suspicious: list[str] = Field(
         default_factory=list, description="Passages left out as possible injected instructions."
     )
+    content_sha256: str = Field(default="", description="SHA-256 of the text as retrieved.")
 
 
 class SearchFailure(_Contract):
@@ -495,6 +496,9 @@ class RunStats(_Contract):
     searches_cancelled: int = 0
     searches_skipped: int = Field(
         default=0, description="Planned but never started: removed by a person or past a budget."
+    )
+    searches_cached: int = Field(
+        default=0, description="Searches answered from the cache of earlier runs."
     )
     sources_retrieved: int = 0
     rounds: int = 0
@@ -640,6 +644,11 @@ class AuditCitations(_Contract):
     removed_citations: list[int] = Field(
         default_factory=list, description="Citations of sources not retrieved, removed."
     )
+    citations: int = 0
+    citations_removed: int = Field(
+        default=0, description="Citations and links to pages not retrieved, removed."
+    )
+    unsupported_sentences: list[str] = Field(default_factory=list)
 
 
 class AuditManifest(_Contract):

@@ -20,12 +20,15 @@ from temporalio.worker import Worker
 from research_orchestrator.workflows import DeepResearchWorkflow
 from research_shared import routing
 from research_shared.models import (
+    AuditManifest,
     ClarifyInput,
     ClarifyResult,
     LlmUsage,
     Phase,
     PlanInput,
     PlanResult,
+    RecordAuditInput,
+    RecordAuditResult,
     ReflectInput,
     ReflectResult,
     ResearchReport,
@@ -90,6 +93,7 @@ class Stubs:
     seen_reflections: list[ReflectInput] = field(default_factory=list)
     seen_reviews: list[ReviewInput] = field(default_factory=list)
     seen_revisions: list[ReviseInput] = field(default_factory=list)
+    manifests: list[AuditManifest] = field(default_factory=list)
     newer_fields: dict[str, Any] = field(default_factory=dict)
     """Fields a newer worker would add: put into every object of every result when set."""
 
@@ -233,17 +237,35 @@ class Stubs:
                 )
             )
 
-        return [triage, clarify, plan, web_search, synthesize, reflect, review, revise]
+        @activity.defn(name="record_audit")
+        async def record_audit(input: RecordAuditInput) -> RecordAuditResult:
+            self.calls.append("record_audit")
+            self.manifests.append(input.manifest)
+            return RecordAuditResult(
+                key=f"audit/{activity.info().workflow_id}.json", sha256="0" * 64
+            )
+
+        return [
+            triage,
+            clarify,
+            plan,
+            web_search,
+            synthesize,
+            reflect,
+            review,
+            revise,
+            record_audit,
+        ]
 
 
 @asynccontextmanager
 async def running_workers(client: Client, queue: str, stubs: Stubs) -> AsyncIterator[None]:
     """Orchestrator, search and LLM workers in this process, on their own queues."""
     routing.configure(routing.Routing(search_queue=f"{queue}-search", llm_queue=f"{queue}-llm"))
-    triage, clarify, plan, web_search, *model_steps = stubs.activities()
+    triage, clarify, plan, web_search, *model_steps, record_audit = stubs.activities()
     async with (
         Worker(client, task_queue=queue, workflows=[DeepResearchWorkflow], max_cached_workflows=0),
-        Worker(client, task_queue=f"{queue}-search", activities=[web_search]),
+        Worker(client, task_queue=f"{queue}-search", activities=[web_search, record_audit]),
         Worker(client, task_queue=f"{queue}-llm", activities=[triage, clarify, plan, *model_steps]),
     ):
         yield

@@ -179,6 +179,12 @@ SCENARIOS: dict[str, tuple[dict[str, Any], Stubs, Scenario]] = {
         Stubs(),
         report_reviewed,
     ),
+    # Recorded once a completed run records its audit manifest, with priority and fairness.
+    "audited": (
+        {"max_rounds": 2, "priority": 1, "fairness_key": "alice"},
+        Stubs(reflections=[_follow_ups("delta")]),
+        partly_failed,
+    ),
 }
 
 

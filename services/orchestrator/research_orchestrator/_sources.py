@@ -89,6 +89,7 @@ def collect(
                     content=hit.content,
                     query_index=index,
                     suspicious=hit.suspicious,
+                    content_sha256=hit.content_sha256,
                 )
             )
     return sources, failures

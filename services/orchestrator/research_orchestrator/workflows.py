@@ -32,11 +32,13 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.common import Priority
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
+    from research_orchestrator import _audit
     from research_orchestrator._budget import BudgetTracker
     from research_orchestrator._sources import (
         bounded_queries,
@@ -48,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from research_shared import errors, retry, routing, stubs
     from research_shared.models import (
+        AuditModelStep,
         CancelRequest,
         CitationCheck,
         Clarification,
@@ -63,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
         PlanInput,
         PlanReview,
         PlanReviewResult,
+        RecordAuditInput,
         ReflectInput,
         ReportDecision,
         ReportReview,
@@ -107,6 +111,8 @@ Out = TypeVar("Out", bound=BaseModel)
 CANCELLED = "Cancelled"
 ROUNDS_PATCH = "research-in-rounds"
 """Marks runs that research in rounds, with review, budgets and steering while searching."""
+AUDIT_PATCH = "audit-manifest"
+"""Marks runs that record an audit manifest when their report is done."""
 
 
 class _RunCancelled(Exception):
@@ -172,6 +178,9 @@ class DeepResearchWorkflow:
         self._draft: SynthesisResult | None = None
         self._awaiting_report_review = False
         self._report_decision: ReportReview | None = None
+        self._plan: list[SearchQuery] = []
+        self._query_round: dict[int, int] = {}
+        self._model_steps: list[AuditModelStep] = []
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -252,6 +261,7 @@ class DeepResearchWorkflow:
 
     async def _research_in_rounds(self, request: ResearchRequest) -> ResearchReport:
         """Search, reflect, search the gaps, ... then write, review, revise, and deliver."""
+        self._plan = list(self._queries)
         indexes = list(range(len(self._queries)))
         number = 1
         while True:
@@ -327,8 +337,44 @@ class DeepResearchWorkflow:
             if isinstance(reviewed, ResearchReport):
                 return reviewed
             draft = reviewed
+        report = self._final_report(request, draft)
+        if workflow.patched(AUDIT_PATCH):
+            await self._record_audit(request, report.outcome.value, draft)
         self._enter(Phase.COMPLETED)
-        return self._final_report(request, draft)
+        return report
+
+    async def _record_audit(
+        self, request: ResearchRequest, outcome: str, draft: SynthesisResult
+    ) -> None:
+        """Write the run's audit manifest to the payload store; a run whose audit cannot be
+        recorded still delivers its report, and says why in the log."""
+        sources, _ = collect(self._outcomes)
+        manifest = _audit.manifest(
+            request,
+            outcome,
+            self._plan,
+            [(r.number, [self._queries[i] for i in r.indexes]) for r in self._rounds],
+            _audit.search_entries(
+                self._queries, self._query_rounds(), self._outcomes, self._skipped, CANCELLED
+            ),
+            sources,
+            self._model_steps,
+            draft,
+        )
+        try:
+            await self._activity(
+                stubs.record_audit,
+                RecordAuditInput(manifest=manifest),
+                routing.current().search_queue,
+                retry.RECORD_AUDIT,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            workflow.logger.warning("audit manifest not recorded", extra={"reason": reason})
+
+    def _query_rounds(self) -> dict[int, int]:
+        return {i: r.number for r in self._rounds for i in r.indexes}
 
     async def _search_round(self, request: ResearchRequest, current: _Round) -> None:
         """Run the round's searches, at most `search_concurrency` at once, including those a
@@ -351,7 +397,11 @@ class DeepResearchWorkflow:
                 try:
                     result = await self._activity(
                         stubs.web_search,
-                        WebSearchInput(query=query.query, max_results=request.results_per_search),
+                        WebSearchInput(
+                            query=query.query,
+                            max_results=request.results_per_search,
+                            reuse_searches_within_seconds=request.reuse_searches_within_seconds,
+                        ),
                         routing.current().search_queue,
                         retry.WEB_SEARCH,
                         is_search=True,
@@ -894,7 +944,17 @@ class DeepResearchWorkflow:
         """
         await workflow.wait_condition(lambda: not self._paused or self._cancel_reason is not None)
         self._check_cancelled()
-        handle = workflow.start_activity(stub, arg, task_queue=task_queue, **preset.options())
+        if self._deep:
+            # Interactive runs go first on a shared pool; a tenant's runs share it fairly.
+            assert self._request is not None
+            priority = Priority(
+                priority_key=self._request.priority, fairness_key=self._request.fairness_key
+            )
+            handle = workflow.start_activity(
+                stub, arg, task_queue=task_queue, priority=priority, **preset.options()
+            )
+        else:
+            handle = workflow.start_activity(stub, arg, task_queue=task_queue, **preset.options())
         self._in_flight.add(handle)
         if index is not None:
             self._search_handles[index] = handle
@@ -938,6 +998,16 @@ class DeepResearchWorkflow:
         result = await self._step(stub, arg, routing.current().llm_queue, preset)
         assert self._budget is not None
         self._budget.step_took((workflow.now() - started).total_seconds())
+        if self._deep:
+            self._model_steps.append(
+                AuditModelStep(
+                    step=getattr(stub, "__name__", ""),
+                    model=str(getattr(result, "model", "")),
+                    usage=getattr(result, "usage", LlmUsage()),
+                    started_at=started.isoformat(),
+                    finished_at=workflow.now().isoformat(),
+                )
+            )
         return result
 
     def _check_cancelled(self) -> None:
@@ -1034,6 +1104,9 @@ class DeepResearchWorkflow:
                 searches_failed=len(failures) - len(cancelled),
                 searches_cancelled=len(cancelled),
                 searches_skipped=len(self._skipped),
+                searches_cached=sum(
+                    isinstance(o, WebSearchResult) and o.cached for o in self._outcomes.values()
+                ),
                 sources_retrieved=len(sources),
                 rounds=len(self._rounds),
                 review_rounds=len(self._reviews),

@@ -16,6 +16,7 @@ import structlog
 from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from research_search.providers import (
     MAX_TITLE_CHARS,
@@ -28,6 +29,7 @@ from research_shared.injection import MAX_LISTED, screen
 from research_shared.models import (
     MAX_HIT_CONTENT_CHARS,
     MAX_SNIPPET_CHARS,
+    AuditManifest,
     RecordAuditInput,
     RecordAuditResult,
     SearchHit,
@@ -136,7 +138,8 @@ class SearchActivities:
                 non_retryable=True,
             )
         info = activity.info()
-        manifest = input.manifest.model_copy(
+        manifest = await self._attempts_and_times(input.manifest)
+        manifest = manifest.model_copy(
             update={
                 "workflow_id": info.workflow_id or "",
                 "run_id": info.workflow_run_id or "",
@@ -153,6 +156,19 @@ class SearchActivities:
             sources_verified=len(manifest.sources) - len(unverified),
             sources_unverified=unverified,
         )
+
+    async def _attempts_and_times(self, manifest: AuditManifest) -> AuditManifest:
+        """The manifest with what the run's own history says: attempts and times."""
+        info = activity.info()
+        client = activity.client()
+        handle = client.get_workflow_handle(info.workflow_id or "", run_id=info.workflow_run_id)
+        try:
+            history = await handle.fetch_history()
+        except RPCError as err:
+            # The manifest is still worth writing; the attempts stay unknown (0).
+            log.warning("history not read for the audit", reason=err.message)
+            return manifest
+        return await audit.with_history(manifest, history.events, client.data_converter)
 
     # -- the store: page text for audits, the cross-run cache -----------------------------
 
