@@ -108,3 +108,71 @@ async def test_steering_a_missing_run_is_one_line(dev_server: DevServer, task_qu
     code, _, err = await cli(dev_server, task_queue, "approve", "no-such-run")
     assert code == 1 and err.startswith("error: cannot update no-such-run")
     assert "Traceback" not in err
+
+
+async def test_deep_runs_are_steered_from_the_cli(
+    client: Client, dev_server: DevServer, task_queue: str
+) -> None:
+    """Run options for depth and budget, `searches` while a round runs, `review-report` on the
+    draft, and `finish`."""
+    stubs = Stubs(gate=asyncio.Event())
+    async with running_workers(client, task_queue, stubs):
+        code, out, err = await cli(
+            dev_server,
+            task_queue,
+            "run",
+            "What is x?",
+            "--detach",
+            "--max-rounds",
+            "1",
+            "--max-review-rounds",
+            "0",
+            "--approve-report",
+            "--max-searches-total",
+            "9",
+            "--priority",
+            "2",
+        )
+        assert code == 0, err
+        run_id = out.strip()
+        handle = client.get_workflow_handle(run_id)
+        status = await wait_for(handle, Phase.SEARCHING)
+        assert status.budget.lines[0].name == "max_searches_total"
+
+        code, _, err = await cli(dev_server, task_queue, "searches", run_id, "--remove", "omega")
+        assert code == 2 and err.count("\n") == 1 and "round 1 has no query 'omega'" in err
+        code, out, err = await cli(
+            dev_server, task_queue, "searches", run_id, "--add", "delta", "--remove", "gamma"
+        )
+        assert code == 0, err
+        assert "round 1 now searches 3 queries" in out and "- delta" in out
+        code, _, err = await cli(dev_server, task_queue, "searches", run_id)
+        assert code == 2 and "give --add QUERY or --remove QUERY" in err
+
+        stubs.gate.set()  # type: ignore[union-attr]
+        await wait_for(handle, Phase.AWAITING_REPORT_REVIEW)
+        code, out, _ = await cli(dev_server, task_queue, "status", run_id)
+        assert (
+            code == 0 and "round 1: 4 queries, 3 ok" in out and "budget max_searches_total" in out
+        )
+        code, out, err = await cli(
+            dev_server, task_queue, "review-report", run_id, "--revise", "say more"
+        )
+        assert code == 0 and "sent back to be revised" in out, err
+        await wait_for(handle, Phase.AWAITING_REPORT_REVIEW)
+        code, out, _ = await cli(dev_server, task_queue, "review-report", run_id, "--approve")
+        assert code == 0 and "report approved" in out
+        report = await handle.result()
+        assert report["report_markdown"] == "revision 1: say more"
+        code, _, err = await cli(dev_server, task_queue, "review-report", run_id, "--approve")
+        assert code != 0 and err.count("\n") == 1
+
+        # finish: a run that searches stops and writes at once.
+        stubs.gate.clear()  # type: ignore[union-attr]
+        code, out, _ = await cli(dev_server, task_queue, "run", "What is y?", "--detach")
+        second = client.get_workflow_handle(out.strip())
+        await wait_for(second, Phase.SEARCHING)
+        code, out, _ = await cli(dev_server, task_queue, "finish", second.id, "--reason", "enough")
+        assert code == 0 and "finish sent" in out
+        finished = await second.result()
+    assert finished["outcome_reason"] == "finished on request: enough"

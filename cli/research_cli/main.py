@@ -92,6 +92,8 @@ def check_arguments(args: argparse.Namespace) -> None:
     ]
     texts += [(f"answer {n}", a) for n, a in enumerate(getattr(args, "answers", None) or [], 1)]
     texts += [("--add query", query) for query in getattr(args, "add", None) or []]
+    texts += [("--remove query", q) for q in getattr(args, "remove_query", None) or []]
+    texts += [("--revise notes", getattr(args, "revise", None))]
     replace = getattr(args, "replace", None) or []
     texts += [(f"--replace query for {index}", query) for index, query in replace]
     for what, value in texts:
@@ -112,6 +114,17 @@ def validated_request(args: argparse.Namespace) -> ResearchRequest:
         clarify = interactive(args) and args.command == "run"
     fields["clarify"] = clarify
     fields["approve_plan"] = args.approve_plan
+    fields["approve_report"] = args.approve_report
+    for name in ("max_rounds", "max_review_rounds", "priority"):
+        if getattr(args, name) is not None:
+            fields[name] = getattr(args, name)
+    budget = {
+        "max_total_tokens": args.max_tokens,
+        "max_cost_usd": args.max_cost,
+        "max_searches_total": args.max_searches_total,
+        "max_wall_seconds": args.max_seconds,
+    }
+    fields["budget"] = {k: v for k, v in budget.items() if v is not None}
     try:
         return ResearchRequest(**fields)
     except ValidationError as err:
@@ -156,7 +169,17 @@ def progress_line(status: ResearchStatus) -> str:
         line = (
             f"searching: {done}/{status.searches_planned} done, {status.searches_running} running"
         )
+        if status.max_rounds > 1:
+            line = f"round {status.round} of at most {status.max_rounds}, {line}"
         return line + (f", {status.searches_failed} failed" if status.searches_failed else "")
+    if status.phase is Phase.REFLECTING:
+        return f"reflecting on round {status.round}: {status.sources_retrieved} sources so far"
+    if status.phase is Phase.REVIEWING:
+        return f"reviewing draft {len(status.review) + 1}"
+    if status.phase is Phase.REVISING:
+        return "revising the draft by the review's notes"
+    if status.phase is Phase.AWAITING_REPORT_REVIEW:
+        return "waiting for the report to be signed off"
     if status.phase is Phase.SYNTHESIZING:
         return f"synthesizing a report from {status.sources_retrieved} sources"
     return status.phase.value
@@ -188,6 +211,12 @@ async def follow(
                     elif status.phase is Phase.AWAITING_APPROVAL:
                         asked.add(status.phase.value)
                         await ask_plan_review(research, run_id, status)
+                    elif status.phase is Phase.AWAITING_REPORT_REVIEW:
+                        # Asked again for each new draft: a revision comes back for review.
+                        key = f"{status.phase.value}-{len(status.review)}"
+                        if key not in asked:
+                            asked.add(key)
+                            await ask_report_review(research, run_id, status)
             await asyncio.wait([result], timeout=0.5)
         return result.result()
     except ResearchClientError as err:
@@ -230,6 +259,21 @@ async def ask_plan_review(research: ResearchClient, run_id: str, status: Researc
         await steer(research.review_plan(run_id, {"decision": "reject", "reason": reason}), run_id)
 
 
+async def ask_report_review(research: ResearchClient, run_id: str, status: ResearchStatus) -> None:
+    print("\nThe draft report:\n", file=sys.stderr)
+    print(status.draft_report, file=sys.stderr)
+    choice = await prompt(
+        "Approve [a], send it back with notes [r], or leave it for later [Enter]? ", "choice"
+    )
+    if choice.lower().startswith("a"):
+        await steer(research.review_report(run_id, {"decision": "approve"}), run_id)
+    elif choice.lower().startswith("r"):
+        notes = await prompt("What should change? ", "notes")
+        if notes:
+            review = {"decision": "revise", "notes": notes}
+            await steer(research.review_report(run_id, review), run_id)
+
+
 async def steer(update: Awaitable[T], run_id: str) -> T:
     """Await an update; a rejection or a missing run is one line for the user."""
     try:
@@ -264,6 +308,13 @@ def print_outcome(
         f"sources: {s.sources_retrieved}; model calls: {s.llm_calls}; "
         f"tokens: {s.total_tokens}; wall time: {elapsed:.1f}s"
     )
+    if report.rounds:
+        reviews = sum(r.by == "reviewer" for r in report.review)
+        cost = f"${s.cost_usd:.4f}" + ("" if s.cost_complete else " (some models unpriced)")
+        print(
+            f"rounds: {len(report.rounds)}; reviews: {reviews}; citations: {s.citations} "
+            f"({s.unsupported_sentences} unsupported); cost: {cost}"
+        )
     for failure in report.failed_searches:
         print(f"failed search '{failure.query}': {failure.error_type}: {failure.message}")
     print(f"report written to {path}")
@@ -320,6 +371,19 @@ async def cmd_status(args: argparse.Namespace) -> int:
     if status.awaiting_approval:
         for n, q in enumerate(status.queries):
             print(f"  query {n}: {q.query}  ({q.reason})")
+    for r in status.rounds:
+        gaps = f"; gaps: {'; '.join(r.gaps)}" if r.gaps else ""
+        ended = f"; {r.done_reason}" if r.done_reason else ""
+        print(
+            f"  round {r.round}: {len(r.queries)} queries, {r.searches_succeeded} ok, "
+            f"{r.sources_new} new sources{gaps}{ended}"
+        )
+    for line in status.budget.lines:
+        print(f"  budget {line.name}: {line.used:g} used of {line.limit:g}, {line.left:g} left")
+    if not status.budget.cost_complete:
+        print(f"  cost not counted for: {', '.join(status.budget.unpriced_models)}")
+    if status.awaiting_report_review:
+        print("  the draft waits for its sign-off: deep-research review-report ID --approve")
     return 0
 
 
@@ -391,6 +455,35 @@ async def cmd_approve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_searches(args: argparse.Namespace) -> int:
+    client = await connect_client()
+    edit = {
+        "add": [{"query": q, "reason": "added by a person"} for q in args.add or []],
+        "remove": args.remove_query or [],
+    }
+    if not edit["add"] and not edit["remove"]:
+        raise CliError("give --add QUERY or --remove QUERY (or several)", code=2)
+    result = await steer(client.edit_searches(args.workflow_id, edit), args.workflow_id)
+    print(f"round {result.round} now searches {len(result.queries)} queries:")
+    for query in result.queries:
+        print(f"  - {query}")
+    return 0
+
+
+async def cmd_review_report(args: argparse.Namespace) -> int:
+    client = await connect_client()
+    if args.revise is not None:
+        review = {"decision": "revise", "notes": args.revise}
+    else:
+        review = {"decision": "approve"}
+    result = await steer(client.review_report(args.workflow_id, review), args.workflow_id)
+    if result.decision.value == "approve":
+        print("report approved; the run delivers it")
+    else:
+        print("report sent back to be revised; it comes back for review")
+    return 0
+
+
 async def cmd_signal(args: argparse.Namespace) -> int:
     client = await connect_client()
     try:
@@ -398,6 +491,8 @@ async def cmd_signal(args: argparse.Namespace) -> int:
             await client.pause(args.workflow_id)
         elif args.command == "resume":
             await client.resume(args.workflow_id)
+        elif args.command == "finish":
+            await client.finish_now(args.workflow_id, args.reason)
         else:
             await client.cancel(args.workflow_id, args.reason)
     except ResearchClientError as err:
@@ -643,6 +738,16 @@ def _add_request_args(p: argparse.ArgumentParser, question_optional: bool = Fals
         help="ask clarifying questions first (default: on when run from a terminal)",
     )
     p.add_argument("--approve-plan", action="store_true", help="wait for the plan to be reviewed")
+    p.add_argument("--max-rounds", type=int, help="rounds of searches, 1 to 6 (default 2)")
+    p.add_argument("--max-review-rounds", type=int, help="reviews of the draft, 0 to 3 (default 1)")
+    p.add_argument(
+        "--approve-report", action="store_true", help="wait for the report to be signed off"
+    )
+    p.add_argument("--priority", type=int, help="1 (first) to 5 (last); default 3")
+    p.add_argument("--max-tokens", type=int, help="budget: model tokens in all")
+    p.add_argument("--max-cost", type=float, help="budget: model cost in US dollars")
+    p.add_argument("--max-searches-total", type=int, help="budget: searches over all rounds")
+    p.add_argument("--max-seconds", type=int, help="budget: time from start to the report")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -693,14 +798,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     approve.add_argument("--reject", metavar="REASON", help="reject the plan; the run ends")
 
+    searches = sub.add_parser("searches", help="add or drop queries of the round searching now")
+    searches.add_argument("workflow_id")
+    searches.add_argument("--add", action="append", metavar="QUERY", help="search this too")
+    searches.add_argument(
+        "--remove", dest="remove_query", action="append", metavar="QUERY", help="drop this query"
+    )
+
+    report_review = sub.add_parser("review-report", help="approve a run's report or send it back")
+    report_review.add_argument("workflow_id")
+    decision = report_review.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--approve", action="store_true", help="deliver the report as it is")
+    decision.add_argument("--revise", metavar="NOTES", help="revise it by these notes")
+
     for name, text in (
         ("pause", "stop scheduling new activities (running ones finish)"),
         ("resume", "continue a paused run"),
+        ("finish", "stop searching and write the report now from what was gathered"),
         ("cancel", "stop a run; it returns a partial report"),
     ):
         steer = sub.add_parser(name, help=text)
         steer.add_argument("workflow_id")
-        if name == "cancel":
+        if name in ("cancel", "finish"):
             steer.add_argument("--reason", default="")
 
     gc = sub.add_parser("gc", help="delete what no workflow references from the local store")
@@ -758,6 +877,9 @@ def main(argv: list[str] | None = None) -> int:
             "pause": cmd_signal,
             "resume": cmd_signal,
             "cancel": cmd_signal,
+            "finish": cmd_signal,
+            "searches": cmd_searches,
+            "review-report": cmd_review_report,
             "gc": cmd_gc,
             "audit": cmd_audit,
             "codec-server": cmd_codec_server,

@@ -70,19 +70,27 @@ from research_shared.models import (
     CancelRequest,
     ClarificationAnswers,
     ClarificationState,
+    FinishRequest,
     PlanReview,
     PlanReviewResult,
+    ReportReview,
+    ReportReviewResult,
     ResearchReport,
     ResearchRequest,
     ResearchStatus,
+    SearchEdit,
+    SearchEditResult,
 )
 from research_shared.names import (
     ANSWER_UPDATE,
     CANCEL_SIGNAL,
+    EDIT_SEARCHES_UPDATE,
+    FINISH_NOW_SIGNAL,
     OWNER_SEARCH_ATTRIBUTE,
     PAUSE_SIGNAL,
     RESUME_SIGNAL,
     REVIEW_PLAN_UPDATE,
+    REVIEW_REPORT_UPDATE,
     STATUS_QUERY,
     WORKFLOW_TYPE,
 )
@@ -353,6 +361,23 @@ class ResearchClient:
     ) -> PlanReviewResult:
         """Approve, edit or reject the plan (`review_plan`)."""
         return await self.update(id, REVIEW_PLAN_UPDATE, review, PlanReviewResult)
+
+    async def edit_searches(
+        self, id: str, edit: SearchEdit | Mapping[str, Any]
+    ) -> SearchEditResult:
+        """Add queries to the round that is searching, or drop queries of it
+        (`edit_searches`)."""
+        return await self.update(id, EDIT_SEARCHES_UPDATE, edit, SearchEditResult)
+
+    async def review_report(
+        self, id: str, review: ReportReview | Mapping[str, Any]
+    ) -> ReportReviewResult:
+        """Approve the report, or send it back with notes (`review_report`)."""
+        return await self.update(id, REVIEW_REPORT_UPDATE, review, ReportReviewResult)
+
+    async def finish_now(self, id: str, reason: str = "") -> None:
+        """Stop searching and write the report now from what was gathered (`finish_now`)."""
+        await self.signal(id, FINISH_NOW_SIGNAL, FinishRequest(reason=reason) if reason else None)
 
     async def pause(self, id: str) -> None:
         await self.signal(id, PAUSE_SIGNAL)
