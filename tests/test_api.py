@@ -338,3 +338,44 @@ def test_the_api_refuses_to_listen_beyond_loopback_without_keys(
     done = run_api({**env, "RESEARCH_API_KEYS": "alice:not-a-hash"})
     assert done.returncode == 2 and "not 64 hexadecimal digits" in done.stderr
     assert "not-a-hash" not in done.stderr
+
+
+async def test_deep_run_routes_sign_off_edits_and_finish(alice: httpx.AsyncClient) -> None:
+    """The report's sign-off, a refused search edit (409) and a bad one (422), finish now."""
+    run_id = await start(
+        alice,
+        question="How do I use the zlib module?",
+        max_rounds=1,
+        max_review_rounds=0,
+        approve_report=True,
+    )
+    status = await wait_for_phase(alice, run_id, "awaiting_report_review")
+    assert status["status"]["draft_report"].startswith("# How do I use the zlib module?")
+    refused = await alice.post(f"/v1/research/{run_id}/searches", json={"add": [{"query": "x"}]})
+    assert refused.status_code == 409 and "no round is searching now" in refused.json()["detail"]
+    bad = await alice.post(f"/v1/research/{run_id}/searches", json={"add": "not a list"})
+    assert bad.status_code == 422
+    empty = await alice.post(f"/v1/research/{run_id}/report-review", json={"decision": "revise"})
+    assert empty.status_code == 422 and "needs notes" in empty.text
+    approved = await alice.post(
+        f"/v1/research/{run_id}/report-review", json={"decision": "approve"}
+    )
+    assert approved.status_code == 200 and approved.json()["decision"] == "approve"
+    for _ in range(100):
+        result = await alice.get(f"/v1/research/{run_id}/result")
+        if result.status_code == 200:
+            break
+        await asyncio.sleep(0.2)
+    assert result.status_code == 200 and not result.json()["partial"]
+    assert [r["by"] for r in result.json()["review"]] == ["person"]
+
+    waiting = await start(alice, question="How do I use the gzip module?", approve_plan=True)
+    await wait_for_phase(alice, waiting, "awaiting_approval")
+    finished = await alice.post(f"/v1/research/{waiting}/finish", json={"reason": "enough"})
+    assert finished.status_code == 202 and finished.json()["signal"] == "finish_now"
+    for _ in range(100):
+        result = await alice.get(f"/v1/research/{waiting}/result")
+        if result.status_code == 200:
+            break
+        await asyncio.sleep(0.2)
+    assert result.json()["outcome_reason"] == "finished on request: enough"

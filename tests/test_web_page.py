@@ -149,3 +149,43 @@ async def test_steering_buttons_pause_resume_and_cancel(page: Page, api_server: 
     await steer.get_by_role("button", name="Cancel").click()
     await expect(page.locator("#phase")).to_have_text("cancelled", timeout=60_000)
     await expect(steer.get_by_role("button", name="Pause")).to_be_disabled()
+
+
+async def test_a_person_signs_the_report_off_and_finishes_a_run(
+    page: Page, api_server: ApiServer
+) -> None:
+    await page.goto(api_server.url)
+    await page.get_by_label("Key (kept in this tab only").fill(api_server.keys["alice"])
+    await page.get_by_role("button", name="Use this key").click()
+    await page.get_by_label("Question", exact=True).fill("How do I use the gzip module?")
+    await page.get_by_label("Ask me clarifying questions first").uncheck()
+    await page.get_by_label("Let me review the plan").uncheck()
+    await page.get_by_label("Rounds of research at most").fill("1")
+    await page.get_by_label("Let me sign the report off").check()
+    await page.get_by_role("button", name="Start research").click()
+
+    draft = page.get_by_role("heading", name="The draft: sign it off")
+    await expect(draft).to_be_visible(timeout=90_000)
+    await expect(draft).to_be_focused()
+    await expect(page.locator("#draft")).to_contain_text("How do I use the gzip module?")
+    await page.get_by_label("What should change").fill("say how to read a file")
+    await page.get_by_role("button", name="Send it back").click()
+    # The revision comes back for review; approving it delivers the report.
+    await expect(draft).to_be_visible(timeout=90_000)
+    await page.get_by_role("button", name="Approve the report").click()
+    await expect(page.locator("#report article")).to_be_visible(timeout=90_000)
+    await expect(page.locator("#phase")).to_have_text("completed")
+
+    # Finish now: a run waiting for its plan writes a report at once, from nothing gathered.
+    await page.get_by_label("Let me review the plan").check()
+    await page.get_by_label("Let me sign the report off").uncheck()
+    await page.get_by_role("button", name="Start research").click()
+    await expect(page.get_by_role("heading", name="The plan: review it")).to_be_visible(
+        timeout=60_000
+    )
+    await (
+        page.get_by_role("group", name="Steer the run")
+        .get_by_role("button", name="Finish now")
+        .click()
+    )
+    await expect(page.locator("#report article")).to_be_visible(timeout=90_000)

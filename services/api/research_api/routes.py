@@ -32,10 +32,15 @@ from research_shared.models import (
     CancelRequest,
     ClarificationAnswers,
     ClarificationState,
+    FinishRequest,
     PlanReview,
     PlanReviewResult,
+    ReportReview,
+    ReportReviewResult,
     ResearchReport,
     ResearchRequest,
+    SearchEdit,
+    SearchEditResult,
 )
 
 
@@ -162,6 +167,40 @@ async def answer(id: RunId, body: ClarificationAnswers, research: Research) -> C
 )
 async def review_plan(id: RunId, body: PlanReview, research: Research) -> PlanReviewResult:
     return await research.review_plan(id, body)
+
+
+@router.post(
+    "/{id}/searches",
+    response_model=SearchEditResult,
+    responses=_STEER,
+    summary="Add or drop queries of the round that is searching",
+)
+async def edit_searches(id: RunId, body: SearchEdit, research: Research) -> SearchEditResult:
+    return await research.edit_searches(id, body)
+
+
+@router.post(
+    "/{id}/report-review",
+    response_model=ReportReviewResult,
+    responses=_STEER,
+    summary="Approve the report, or send it back with notes",
+)
+async def review_report(id: RunId, body: ReportReview, research: Research) -> ReportReviewResult:
+    return await research.review_report(id, body)
+
+
+@router.post(
+    "/{id}/finish",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SignalSent,
+    responses=_STEER,
+    summary="Finish now: stop searching and write the report from what was gathered",
+)
+async def finish(
+    id: RunId, research: Research, body: Annotated[FinishRequest | None, Body()] = None
+) -> SignalSent:
+    await research.finish_now(id, body.reason if body else "")
+    return SignalSent(id=id, signal="finish_now")
 
 
 @router.post(

@@ -427,7 +427,7 @@ class ResearchClient:
         A run that has already ended yields its searches, its last status and `done`.
         """
         await self._described(id)
-        tracker = EventTracker()
+        tracker = EventTracker(self.temporal.data_converter)
         queue: asyncio.Queue[HistoryEvent | BaseException | None] = asyncio.Queue()
 
         async def pump() -> None:
@@ -460,7 +460,7 @@ class ResearchClient:
                             raise item
                     else:
                         stepped = stepped or item.event_type == _WORKFLOW_TASK_COMPLETED
-                        for found in tracker.from_history(item):
+                        for found in await tracker.from_history(item):
                             yield found
                 ending = tracker.closed or history_ended
                 # The workflow's state changes only in a workflow task: reading the status

@@ -14,9 +14,9 @@ from typing import TypeVar
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.converter import DataConverter
 
 from research_shared.client._models import EventType, PendingQuestion, ResearchEvent
-from research_shared.converter import DATA_CONVERTER
 from research_shared.models import ResearchStatus, WebSearchInput, WebSearchResult
 from research_shared.names import WEB_SEARCH_ACTIVITY
 
@@ -40,12 +40,15 @@ _SEARCH_ENDINGS = {
 class EventTracker:
     """Remembers what was already reported, and reports what is new."""
 
-    def __init__(self) -> None:
+    def __init__(self, converter: DataConverter) -> None:
+        """`converter` is the client's: with its codec and payload store, it reads payloads
+        the history holds encrypted or as references to the store."""
+        self._converter = converter
         self._searches: dict[int, tuple[int, str]] = {}  # scheduled event id -> (number, query)
         self._status: ResearchStatus | None = None
         self.closed = False
 
-    def from_history(self, event: HistoryEvent) -> list[ResearchEvent]:
+    async def from_history(self, event: HistoryEvent) -> list[ResearchEvent]:
         """Events for one history event (none for most)."""
         kind = event.event_type
         if kind in _CLOSED:
@@ -55,7 +58,7 @@ class EventTracker:
             attrs = event.activity_task_scheduled_event_attributes
             if attrs.activity_type.name != WEB_SEARCH_ACTIVITY:
                 return []
-            query = _decoded(attrs.input.payloads, WebSearchInput)
+            query = await self._decoded(attrs.input.payloads, WebSearchInput)
             number = len(self._searches) + 1
             text = query.query if query is not None else ""
             self._searches[event.event_id] = (number, text)
@@ -65,7 +68,7 @@ class EventTracker:
             found = self._searches.get(done.scheduled_event_id)
             if found is None:
                 return []
-            result = _decoded(done.result.payloads, WebSearchResult)
+            result = await self._decoded(done.result.payloads, WebSearchResult)
             return [
                 ResearchEvent(
                     type=EventType.SEARCH_FINISHED,
@@ -90,6 +93,18 @@ class EventTracker:
                 )
             ]
         return []
+
+    async def _decoded(self, payloads: Sequence[Payload], model: type[T]) -> T | None:
+        """The first payload as `model`, or None when there is none or it does not decode (an
+        event of a newer or older version must not end the stream)."""
+        items = list(payloads)
+        if not items:
+            return None
+        try:
+            [value] = await self._converter.decode(items[:1], [model])
+        except Exception:
+            return None
+        return value if isinstance(value, model) else None
 
     def from_status(self, status: ResearchStatus) -> list[ResearchEvent]:
         """Events for what changed since the last status read."""
@@ -129,16 +144,3 @@ def _ending(event: HistoryEvent) -> tuple[int, str]:
         return timed_out.scheduled_event_id, timed_out.failure.message
     cancelled = event.activity_task_canceled_event_attributes
     return cancelled.scheduled_event_id, "cancelled"
-
-
-def _decoded(payloads: Sequence[Payload], model: type[T]) -> T | None:
-    """The first payload as `model`, or None when there is none or it does not decode (an
-    event of a newer or older version must not end the stream)."""
-    items = list(payloads)
-    if not items:
-        return None
-    try:
-        value: T = DATA_CONVERTER.payload_converter.from_payloads(items[:1], [model])[0]
-    except Exception:
-        return None
-    return value

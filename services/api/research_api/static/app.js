@@ -44,6 +44,8 @@ async function startRun(event) {
     results_per_search: Number($("results-per-search").value),
     clarify: $("clarify").checked,
     approve_plan: $("approve-plan").checked,
+    max_rounds: Number($("max-rounds").value),
+    approve_report: $("approve-report").checked,
   };
   try {
     const run = await api("POST", "/v1/research", request);
@@ -66,6 +68,7 @@ function openRun(id, question) {
   $("searches").replaceChildren();
   $("answers-form").hidden = true;
   $("plan-form").hidden = true;
+  $("draft-form").hidden = true;
   $("report-section").hidden = true;
   $("report").replaceChildren();
   showError("run-error");
@@ -119,6 +122,13 @@ const HANDLERS = {
     $("paused-flag").hidden = !status.paused;
     if (!status.questions_pending.length) $("answers-form").hidden = true;
     if (!status.awaiting_approval) $("plan-form").hidden = true;
+    if (status.awaiting_report_review && $("draft-form").hidden) {
+      $("draft").textContent = status.draft_report;
+      $("draft-form").hidden = false;
+      $("draft-heading").focus();
+    } else if (!status.awaiting_report_review) {
+      $("draft-form").hidden = true;
+    }
     if (status.question) $("run-question").textContent = status.question;
   },
   phase(event) {
@@ -184,7 +194,7 @@ function planItem(text) {
 }
 
 function setSteering(enabled) {
-  for (const id of ["pause", "resume", "cancel"]) $(id).disabled = !enabled;
+  for (const id of ["pause", "resume", "finish", "cancel"]) $(id).disabled = !enabled;
 }
 
 async function steer(path, body, after) {
@@ -214,6 +224,13 @@ function review(body) {
     $("plan-form").hidden = true;
     say(`Plan ${result.decision}: ${result.queries.length} searches.`);
     $("searches").focus();
+  });
+}
+
+function reviewReport(body) {
+  steer("report-review", body, (result) => {
+    $("draft-form").hidden = true;
+    say(result.decision === "approve" ? "Report approved." : "Report sent back to be revised.");
   });
 }
 
@@ -304,6 +321,12 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("pause").addEventListener("click", () => steer("pause", undefined, () => say("Pause sent.")));
   $("resume").addEventListener("click", () => steer("resume", undefined, () => say("Resume sent.")));
+  $("finish").addEventListener("click", () => steer("finish", { reason: "finished on the page" }, () => say("Finish sent.")));
+  $("draft-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    reviewReport({ decision: "approve" });
+  });
+  $("revise-report").addEventListener("click", () => reviewReport({ decision: "revise", notes: $("revise-notes").value }));
   $("cancel").addEventListener("click", () => steer("cancel", { reason: "cancelled on the page" }, () => say("Cancel sent.")));
   for (const link of document.querySelectorAll(".downloads a")) link.addEventListener("click", download);
   $("refresh-runs").addEventListener("click", refreshRuns);
