@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from research_llm.activities import LlmActivities, ModelSource
+from research_shared.log_context import LogContextInterceptor
 from research_shared.logs import configure_logging
 from research_shared.serving import connect_worker, run_until_signalled, serve_probes
 from research_shared.settings import (
@@ -20,6 +21,7 @@ from research_shared.settings import (
     TemporalSettings,
     WorkerSettings,
 )
+from research_shared.temporal_client import deployment_config
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +85,9 @@ def build_worker(
         ],
         max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        # Every line written inside an activity names its run, activity and attempt.
+        interceptors=[LogContextInterceptor()],
+        deployment_config=deployment_config(settings),
     )
 
 

@@ -11,6 +11,7 @@ from temporalio.worker import Worker
 
 from research_search.activities import SearchActivities
 from research_search.providers import SearchProvider
+from research_shared.log_context import LogContextInterceptor
 from research_shared.logs import configure_logging
 from research_shared.serving import (
     WorkerError,
@@ -25,6 +26,7 @@ from research_shared.settings import (
     TemporalSettings,
     WorkerSettings,
 )
+from research_shared.temporal_client import deployment_config
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +69,9 @@ def build_worker(
         activities=[activities.web_search],
         max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        # Every line written inside an activity names its run, activity and attempt.
+        interceptors=[LogContextInterceptor()],
+        deployment_config=deployment_config(settings),
     )
 
 
