@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 from research_shared.logs import configure_logging
 from research_shared.serving import connect_worker, run_until_signalled, serve_probes
 from research_shared.settings import QueueSettings, TemporalSettings, WorkerSettings
+from research_shared.temporal_client import deployment_config
 
 
 async def serve_test_worker(
@@ -37,6 +38,7 @@ async def serve_test_worker(
             workflows=list(workflows),
             activities=list(activities),
             graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+            deployment_config=deployment_config(settings),
             **options,
         )
         await run_until_signalled(worker, name, health)
