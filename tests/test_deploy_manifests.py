@@ -31,6 +31,7 @@ import yaml
 from research_shared import names
 from research_shared.health import LIVE_PATH, METRICS_PATH, READY_PATH
 from research_shared.settings import WorkerSettings
+from tests.helpers.tools import require
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -418,16 +419,6 @@ def test_every_pool_has_a_disruption_budget_that_never_blocks_a_drain(pool: Pool
 # -- Kubernetes: the rendered overlays ---------------------------------------------------------
 
 
-def kubectl() -> str:
-    found = shutil.which("kubectl")
-    if found is None:
-        pytest.fail(
-            "kubectl is not on PATH; `bash scripts/test.sh` installs a pinned one into "
-            ".tools/bin (or install kubectl 1.27 or newer yourself)"
-        )
-    return found
-
-
 @dataclass(frozen=True)
 class Variant:
     """An overlay, rendered as it is or with the KEDA component added or taken out."""
@@ -473,7 +464,7 @@ def render_variant(variant: Variant) -> tuple[dict[str, Any], ...]:
         doc["components"] = components
         path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     done = subprocess.run(
-        [kubectl(), "kustomize", str(folder)],
+        [require("kubectl"), "kustomize", str(folder)],
         capture_output=True,
         text=True,
         timeout=60,
