@@ -10,6 +10,8 @@ approved and completes on version 1; a new run runs on version 2.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +32,7 @@ from tests.helpers.worker_commands import start_module
 
 pytestmark = pytest.mark.e2e
 
+ROOT = Path(__file__).resolve().parents[1]
 V1, V2 = "1.0", "2.0"
 WAIT_SECONDS = 60.0
 
@@ -159,3 +162,21 @@ async def test_old_runs_finish_on_their_version_while_new_runs_take_the_new_one(
     # Pinning was what kept it working: version 2 cannot replay that history.
     with pytest.raises(NondeterminismError):
         await Replayer(workflows=[DeepResearchWorkflowV2]).replay_workflow(history)
+
+    # The runbook's replay, step by step: export the history with the CLI, replay it here.
+    exported = await temporal_cli(
+        dev_server, "workflow", "show", "--workflow-id", old.id, "--output", "json"
+    )
+    assert exported.returncode == 0, exported.stderr
+    saved = tmp_path / "history.json"
+    saved.write_text(exported.stdout)
+    replayed = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(ROOT / "scripts" / "replay_history.py"), str(saved)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert replayed.returncode == 0, replayed.stderr
+    assert f"{saved}: replays" in replayed.stdout
