@@ -414,6 +414,13 @@ def test_alerts_cover_the_failures_retries_cannot_fix_and_a_stuck_queue() -> Non
     assert "temporal_activity_schedule_to_start_latency_bucket" in used
 
 
+def test_the_runbook_says_what_to_do_for_every_alert() -> None:
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    headings = set(re.findall(r"^### (\w+) \((critical|warning|info)\)$", runbook, re.MULTILINE))
+    wanted = {(rule["alert"], rule["labels"]["severity"]) for rule in alert_rules()}
+    assert headings == wanted
+
+
 def test_rules_are_a_prometheus_rule_whose_spec_is_a_plain_rules_file() -> None:
     document = load_yaml(RULES)
     assert document["apiVersion"] == "monitoring.coreos.com/v1"

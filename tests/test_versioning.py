@@ -91,6 +91,20 @@ async def set_current_version(server: DevServer, deployment: str, build_id: str)
         await asyncio.sleep(0.5)
 
 
+async def open_runs_of(server: DevServer, deployment: str, build_id: str) -> str:
+    """What docs/operations.md's drain query lists (visibility lags a little behind)."""
+    query = (
+        f'TemporalWorkerDeploymentVersion="{deployment}:{build_id}" AND ExecutionStatus="Running"'
+    )
+    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+    while True:
+        listed = await temporal_cli(server, "workflow", "list", "--query", query)
+        assert listed.returncode == 0, listed.stderr
+        if listed.stdout.strip() or asyncio.get_running_loop().time() > deadline:
+            return listed.stdout
+        await asyncio.sleep(0.5)
+
+
 async def wait_for_phase(handle: WorkflowHandle[object, object], phase: Phase) -> None:
     async with asyncio.timeout(WAIT_SECONDS):
         while True:
@@ -134,6 +148,8 @@ async def test_old_runs_finish_on_their_version_while_new_runs_take_the_new_one(
         "tests.helpers.versioned_orchestrator_v2", env, tmp_path / "orchestrator-v2.log"
     )
     await set_current_version(dev_server, deployment, V2)
+    # The runbook's drain check finds the old run among version 1's open runs.
+    assert old.id in await open_runs_of(dev_server, deployment, V1)
 
     new = await client.start_workflow(
         WORKFLOW_TYPE,
