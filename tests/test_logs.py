@@ -8,7 +8,12 @@ loggers) is one JSON object, and none holds a configured secret.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +44,8 @@ ACTIVITY_EVENTS = {
 def json_workers(
     dev_server: DevServer, session_data_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcesses]:
-    """The three pools with JSON logs on queues of their own."""
+    """The three pools with their default log format (JSON, stderr being no terminal) on
+    queues of their own."""
     suffix = uuid.uuid4().hex[:8]
     workers = WorkerProcesses(
         address=dev_server.address,
@@ -48,7 +54,8 @@ def json_workers(
             "RESEARCH_DATA_DIR": str(session_data_dir),
             "RESEARCH_SEARCH_PROVIDER": "local",
             "RESEARCH_LLM_PROVIDER": "offline",
-            "RESEARCH_LOG_FORMAT": "json",
+            # The default, auto: the workers' stderr is a file here, as in a container.
+            "RESEARCH_LOG_FORMAT": "auto",
             "RESEARCH_ORCHESTRATOR_QUEUE": f"logs-orchestrator-{suffix}",
             "RESEARCH_SEARCH_QUEUE": f"logs-search-{suffix}",
             "RESEARCH_LLM_QUEUE": f"logs-llm-{suffix}",
@@ -144,3 +151,39 @@ async def test_every_line_of_a_research_names_its_run(
     loggers = {str(r.get("logger", "")) for pool in POOLS for r in by_pool[pool]}
     assert "temporalio.worker._worker" in loggers, sorted(loggers)
     assert any(name.startswith(CORE_LOGGER) for name in loggers), sorted(loggers)
+
+
+LOG_ONE_LINE = """
+import structlog
+from research_shared.logs import configure_logging
+configure_logging(fmt="auto", service="terminal-check")
+structlog.get_logger().info("hello from a terminal", answer=42)
+"""
+
+
+def test_auto_logs_console_text_at_a_terminal() -> None:
+    """The same default gives a person at a terminal readable lines, not JSON."""
+    primary, secondary = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", LOG_ONE_LINE],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=secondary,
+            timeout=60,
+            check=False,
+        )
+        os.close(secondary)
+        secondary = -1
+        output = b""
+        with contextlib.suppress(OSError):  # EIO once everything written has been read
+            while chunk := os.read(primary, 4096):
+                output += chunk
+    finally:
+        os.close(primary)
+        if secondary != -1:
+            os.close(secondary)
+    assert done.returncode == 0
+    text = output.decode()
+    assert "hello from a terminal" in text and "answer=42" in text, text
+    assert not text.lstrip().startswith("{"), text
