@@ -10,6 +10,7 @@ approved and completes on version 1; a new run runs on version 2.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import uuid
@@ -150,6 +151,31 @@ async def test_old_runs_finish_on_their_version_while_new_runs_take_the_new_one(
     await set_current_version(dev_server, deployment, V2)
     # The runbook's drain check finds the old run among version 1's open runs.
     assert old.id in await open_runs_of(dev_server, deployment, V1)
+    # And its search by question: list the runs as JSON, ask each its status.
+    listed = await temporal_cli(
+        dev_server,
+        "workflow",
+        "list",
+        "--query",
+        f'WorkflowType="{WORKFLOW_TYPE}" AND ExecutionStatus="Running"',
+        "--output",
+        "json",
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert old.id in [run["execution"]["workflowId"] for run in json.loads(listed.stdout)]
+    status = await temporal_cli(
+        dev_server,
+        "workflow",
+        "query",
+        "--workflow-id",
+        old.id,
+        "--type",
+        STATUS_QUERY,
+        "--output",
+        "json",
+    )
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["queryResult"][0]["question"] == "How do I read a gzip file?"
 
     new = await client.start_workflow(
         WORKFLOW_TYPE,
