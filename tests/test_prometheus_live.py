@@ -88,12 +88,18 @@ def fake_model(body: dict[str, Any]) -> str:
     )
 
 
+# Faults hit only this module's own calls, never a task some earlier test left on the
+# default queues.
+QUESTION = "How does durable execution survive a crash?"
+
+
 def is_synthesis(_path: str, body: dict[str, Any]) -> bool:
-    return "report_markdown" in json.dumps(body)
+    text = json.dumps(body)
+    return "report_markdown" in text and QUESTION in text
 
 
-def is_search(path: str, _body: dict[str, Any]) -> bool:
-    return path == "/search"
+def is_search(path: str, body: dict[str, Any]) -> bool:
+    return path == "/search" and str(body.get("query", "")).startswith("durable execution part")
 
 
 @dataclass
@@ -284,7 +290,7 @@ async def test_every_panel_and_alert_reads_series_of_the_live_stack(
     stack.openai.inject(Fault(status=503, match=is_synthesis))
     report = await client.execute_workflow(
         WORKFLOW_TYPE,
-        ResearchRequest(question="How does durable execution survive a crash?", max_searches=6),
+        ResearchRequest(question=QUESTION, max_searches=6),
         id=f"prometheus-live-{uuid.uuid4().hex[:8]}",
         task_queue=ORCHESTRATOR_QUEUE,
         result_type=ResearchReport,
