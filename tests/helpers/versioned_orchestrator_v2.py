@@ -12,7 +12,6 @@ RESEARCH_DEPLOYMENT_NAME and RESEARCH_BUILD_ID set.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +19,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from research_shared.names import WORKFLOW_TYPE
-    from tests.helpers.worker_main import serve_test_worker
+    from tests.helpers.worker_main import run_test_worker, serve_test_worker
 
 SERVED_BY = "version 2"
 
@@ -44,4 +43,4 @@ async def run() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(run())
+    run_test_worker(run)
