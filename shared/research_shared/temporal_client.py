@@ -47,14 +47,23 @@ def _core_level(log_level: str) -> str:
     return "INFO" if log_level.upper() == "DEBUG" else "WARN"
 
 
-def sdk_runtime(metrics_port: int, log_level: str = "INFO") -> Runtime:
+def sdk_runtime(
+    metrics_port: int, log_level: str = "INFO", *, forward_logs: bool = True
+) -> Runtime:
     """The runtime a worker process runs on: the SDK's own metrics (task latencies, slots,
     polls) on `metrics_port` if it is not 0, and the core's log lines forwarded to the
     stdlib logger `temporalio.core`, so they pass the same formatter and redactor as every
-    other line (left alone, the core writes its own text format straight to stderr)."""
+    other line (left alone, the core writes its own text format straight to stderr).
+
+    Forwarding calls into Python from the core's threads, so a process that forwards must
+    leave without interpreter finalization, as `deep-research worker` does
+    (`research_cli.main.exit_without_finalizing`); `forward_logs=False` is for a runtime
+    inside a process that finalizes normally (a test runner)."""
     logging_config = LoggingConfig(
         filter=TelemetryFilter(core_level=_core_level(log_level), other_level="ERROR"),
-        forwarding=LogForwardingConfig(logger=logging.getLogger(CORE_LOGGER)),
+        forwarding=LogForwardingConfig(logger=logging.getLogger(CORE_LOGGER))
+        if forward_logs
+        else None,
     )
     metrics = PrometheusConfig(bind_address=f"0.0.0.0:{metrics_port}") if metrics_port else None
     return Runtime(telemetry=TelemetryConfig(logging=logging_config, metrics=metrics))
