@@ -1,19 +1,27 @@
-"""Static checks of the deployment files: Dockerfiles, docker-compose.yml, Kubernetes manifests.
+"""Checks of the deployment files: Dockerfiles and the Kubernetes manifests (docker-compose.yml
+has tests/test_compose.py).
 
-Nothing here needs a Docker daemon or a cluster. The source files are checked as written; when
-`kubectl` is on PATH the overlays are also rendered by its built-in kustomize and the rendered
-objects checked, since those are what a cluster would receive.
+Nothing here needs a Docker daemon or a cluster. The source files are checked as written, and
+every overlay (dev and prod, each with and without the KEDA component) is rendered by the
+kustomize inside `kubectl` and validated offline, strictly (unknown fields are errors, as
+`kubectl apply`'s server-side validation makes them): the Kubernetes objects against the
+Kubernetes OpenAPI schemas (kubernetes-validate), KEDA's and the Prometheus Operator's
+objects against their CRDs' schemas as typed models (cloudcoil's models, generated from the
+CRDs). `scripts/test.sh` installs kubectl when it is missing; without it these tests fail.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
 import shutil
 import subprocess
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +31,18 @@ import yaml
 from research_shared import names
 from research_shared.health import LIVE_PATH, METRICS_PATH, READY_PATH
 from research_shared.settings import WorkerSettings
+from tests.helpers.tools import require
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
-COMPOSE = ROOT / "docker-compose.yml"
-OVERLAYS = ("dev", "prod")
+# The Kubernetes release the rendered objects are validated against: the oldest one whose
+# features the manifests use (PodDisruptionBudget's unhealthyPodEvictionPolicy is GA in 1.31).
+KUBERNETES_VERSION = "1.31"
 WORKER_UID = 10001
 METRICS_PORTS = {"9464", "9465"}
 # Time a worker needs after its graceful-shutdown budget to exit and flush its last logs.
 SHUTDOWN_MARGIN_SECONDS = 5
 SECRET_NAME = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
-ENV_REFERENCE = re.compile(r"^\$\{[A-Z][A-Z0-9_]*(:?-)?\}$")
 
 
 @dataclass(frozen=True)
@@ -337,6 +346,12 @@ def test_base_settings_use_the_contract_queue_names() -> None:
     assert common["RESEARCH_SDK_METRICS_PORT"] == "9465"
 
 
+IN_FLIGHT_QUERY = re.compile(
+    r'^sum\(temporal_worker_task_slots_used\{task_queue="(?P<queue>[\w-]+)", '
+    r'worker_type="ActivityWorker"\}\)$'
+)
+
+
 @pytest.mark.parametrize("pool", POOLS, ids=POOL_IDS)
 def test_scaled_object_scales_its_pool_on_its_queue(pool: Pool) -> None:
     component = K8S / "components" / "keda"
@@ -346,11 +361,14 @@ def test_scaled_object_scales_its_pool_on_its_queue(pool: Pool) -> None:
     assert spec["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
     assert pool.deployment in {d["metadata"]["name"] for d in source_objects("Deployment")}
     minimum, maximum = spec["minReplicaCount"], spec["maxReplicaCount"]
-    assert minimum >= (1 if pool.queue_type == "workflow" else 0)
     assert maximum > minimum
-    (trigger,) = spec["triggers"]
-    assert trigger["type"] == "temporal"
-    meta = trigger["metadata"]
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    # Scale up at once; scale down only after minutes of lower load.
+    assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 300
+    backlog, *others = spec["triggers"]
+    assert backlog["type"] == "temporal"
+    meta = backlog["metadata"]
     assert meta["taskQueue"] == pool.queue
     assert meta["queueTypes"] == pool.queue_type
     # KEDA wants numbers as strings in trigger metadata.
@@ -362,31 +380,123 @@ def test_scaled_object_scales_its_pool_on_its_queue(pool: Pool) -> None:
     else:
         assert re.fullmatch(r"[\w.-]+:\d+", meta["endpoint"])
     auth = by_name(load_all(component / "triggerauthentication.yaml"), "TriggerAuthentication")
-    refs = auth[trigger["authenticationRef"]["name"]]["spec"]["secretTargetRef"]
+    refs = auth[backlog["authenticationRef"]["name"]]["spec"]["secretTargetRef"]
     assert [r["parameter"] for r in refs] == ["apiKey"]
+    if pool.queue_type == "workflow":
+        # Every step of every run is a workflow task: the orchestrator never goes to zero.
+        assert minimum >= 1 and not others
+        return
+    # An activity pool may go to zero only because a second trigger sees the work in flight,
+    # which the backlog cannot (tests/test_prometheus_live.py evaluates both).
+    assert minimum == 0
+    # A trigger that cannot be read holds a replica instead of guessing zero.
+    assert spec["fallback"]["replicas"] >= 1
+    (in_flight,) = others
+    assert in_flight["type"] == "prometheus"
+    query = IN_FLIGHT_QUERY.match(in_flight["metadata"]["query"])
+    assert query and query["queue"] == pool.queue, in_flight["metadata"]["query"]
+    assert in_flight["metadata"]["activationThreshold"] == "0"
+    assert in_flight["metadata"]["ignoreNullValues"] == "true"
+    slots = int(
+        read_env_file(K8S / "base" / pool.folder / "config.env").get(
+            "RESEARCH_MAX_CONCURRENT_ACTIVITIES", "20"
+        )
+    )
+    assert 0 < int(in_flight["metadata"]["threshold"]) <= slots
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=POOL_IDS)
+def test_every_pool_has_a_disruption_budget_that_never_blocks_a_drain(pool: Pool) -> None:
+    (budget,) = load_all(K8S / "base" / pool.folder / "poddisruptionbudget.yaml")
+    deployment = by_name(load_all(K8S / "base" / pool.folder / "deployment.yaml"), "Deployment")[
+        pool.deployment
+    ]
+    assert (
+        budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    )
+    assert budget["spec"]["maxUnavailable"] == 1 and "minAvailable" not in budget["spec"]
+    assert budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
 # -- Kubernetes: the rendered overlays ---------------------------------------------------------
 
 
-def render(overlay: str) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed; the source files are still checked")
+@dataclass(frozen=True)
+class Variant:
+    """An overlay, rendered as it is or with the KEDA component added or taken out."""
+
+    overlay: str
+    keda: bool
+    edited: bool  # True when the overlay's own choice about KEDA is reversed for the check
+
+    @property
+    def name(self) -> str:
+        return f"{self.overlay}{'+' if self.keda else '-'}keda"
+
+
+VARIANTS = (
+    Variant("dev", keda=False, edited=False),
+    Variant("dev", keda=True, edited=True),
+    Variant("prod", keda=True, edited=False),
+    Variant("prod", keda=False, edited=True),
+)
+KEDA_COMPONENT = "../../components/keda"
+
+
+def overlay_uses_keda(overlay: str) -> bool:
+    doc = load_all(K8S / "overlays" / overlay / "kustomization.yaml")[0]
+    return KEDA_COMPONENT in (doc.get("components") or [])
+
+
+@cache
+def render_variant(variant: Variant) -> tuple[dict[str, Any], ...]:
+    """Render `variant` with `kubectl kustomize`. An edited variant renders a copy of the tree
+    (kustomize refuses files outside the tree it renders), with KEDA added or removed."""
+    folder = K8S / "overlays" / variant.overlay
+    if variant.edited:
+        copy = Path(tempfile.mkdtemp(prefix="k8s-variant-"))
+        atexit.register(shutil.rmtree, copy, True)
+        shutil.copytree(ROOT / "deploy", copy / "deploy")
+        folder = copy / "deploy" / "k8s" / "overlays" / variant.overlay
+        path = folder / "kustomization.yaml"
+        doc = load_all(path)[0]
+        components = [c for c in doc.get("components") or [] if c != KEDA_COMPONENT]
+        if variant.keda:
+            components.insert(0, KEDA_COMPONENT)
+        doc["components"] = components
+        path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     done = subprocess.run(
-        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+        [require("kubectl"), "kustomize", str(folder)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
-    return [d for d in yaml.safe_load_all(done.stdout) if d]
+    assert done.returncode == 0, f"{variant.name}: {done.stderr}"
+    return tuple(d for d in yaml.safe_load_all(done.stdout) if d)
 
 
-@pytest.fixture(scope="module", params=OVERLAYS)
+def render(overlay: str) -> list[dict[str, Any]]:
+    """An overlay as it is."""
+    return list(render_variant(Variant(overlay, overlay_uses_keda(overlay), edited=False)))
+
+
+@pytest.fixture(scope="module", params=VARIANTS, ids=[v.name for v in VARIANTS])
 def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
-    return request.param, render(request.param)
+    variant: Variant = request.param
+    assert overlay_uses_keda(variant.overlay) == (variant.keda != variant.edited)
+    return variant.name, list(render_variant(variant))
+
+
+def deployment_of(docs: list[dict[str, Any]], pool: Pool) -> dict[str, Any]:
+    """The pool's Deployment, found by its app label (a versioned one carries its build in
+    its name)."""
+    (found,) = [
+        d
+        for d in objects(docs, "Deployment")
+        if d["metadata"]["labels"].get("app.kubernetes.io/name") == pool.deployment
+    ]
+    return found
 
 
 def test_rendered_overlay_is_hardened_and_self_consistent(
@@ -394,13 +504,14 @@ def test_rendered_overlay_is_hardened_and_self_consistent(
 ) -> None:
     overlay, docs = rendered
     assert not objects(docs, "Secret"), f"{overlay}: renders a Secret"
-    deployments = by_name(docs, "Deployment")
-    for deployment in deployments.values():
+    for deployment in objects(docs, "Deployment"):
         check_deployment(deployment)
     for account in objects(docs, "ServiceAccount"):
         assert account["automountServiceAccountToken"] is False
+    budgets = objects(docs, "PodDisruptionBudget")
     for pool in POOLS:
-        pod = deployments[pool.deployment]["spec"]["template"]["spec"]
+        deployment = deployment_of(docs, pool)
+        pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         settings = config_values(docs, container)
         assert settings[pool.queue_setting] == pool.queue
@@ -413,14 +524,112 @@ def test_rendered_overlay_is_hardened_and_self_consistent(
             if secret and var["name"] != "TEMPORAL_API_KEY":
                 # Provider keys are optional so a missing Secret falls back to offline work.
                 assert secret.get("optional") is True, f"{overlay}/{pool.deployment}: {var}"
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert [b for b in budgets if b["spec"]["selector"]["matchLabels"] == selector], (
+            f"{overlay}: no PodDisruptionBudget for {deployment['metadata']['name']}"
+        )
+    # The ScaledObjects follow the variant, and each scales a Deployment that exists.
+    names = {d["metadata"]["name"] for d in objects(docs, "Deployment")}
+    scaled = objects(docs, "ScaledObject")
+    assert bool(scaled) == overlay.endswith("+keda")
+    for item in scaled:
+        assert item["spec"]["scaleTargetRef"]["name"] in names
+
+
+# -- Kubernetes: schemas --------------------------------------------------------------------
+
+
+def crd_models() -> dict[tuple[str, str], Any]:
+    from cloudcoil.models.keda import v1alpha1 as keda
+    from cloudcoil.models.prometheus_operator import v1 as monitoring
+
+    return {
+        ("keda.sh/v1alpha1", "ScaledObject"): keda.ScaledObject,
+        ("keda.sh/v1alpha1", "TriggerAuthentication"): keda.TriggerAuthentication,
+        ("monitoring.coreos.com/v1", "ServiceMonitor"): monitoring.ServiceMonitor,
+        ("monitoring.coreos.com/v1", "PrometheusRule"): monitoring.PrometheusRule,
+    }
+
+
+def schema_problems(doc: dict[str, Any]) -> list[str]:
+    """What the schema of `doc`'s kind says is wrong with it: unknown fields, wrong types,
+    missing required fields, values out of an enum."""
+    import kubernetes_validate
+    import pydantic
+
+    where = f"{doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}"
+    model = crd_models().get((doc.get("apiVersion", ""), doc.get("kind", "")))
+    if model is None:
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as err:
+            path = ".".join(str(p) for p in err.path)
+            return [f"{where}: {path}: {err.message}"]
+        except kubernetes_validate.SchemaNotFoundError as err:
+            return [f"{where}: {err.message}"]
+        return []
+    try:
+        parsed = model.model_validate(doc)
+    except pydantic.ValidationError as err:
+        return [f"{where}: {' '.join(str(err).split())}"]
+    # The models ignore fields they do not know and coerce types ("1" to 1); what does not
+    # come back unchanged is what the CRD's schema does not have in that form.
+    again = parsed.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    return [] if again == doc else [f"{where}: {differences(doc, again)}"]
+
+
+def differences(given: Any, known: Any, path: str = "") -> str:
+    """The first place where `given` and what the schema kept of it part."""
+    if isinstance(given, dict) and isinstance(known, dict):
+        for key in given:
+            if key not in known:
+                return f"{path}.{key}: not in the schema"
+            if given[key] != known[key]:
+                return differences(given[key], known[key], f"{path}.{key}")
+    if isinstance(given, list) and isinstance(known, list) and len(given) == len(known):
+        for index, (a, b) in enumerate(zip(given, known, strict=True)):
+            if a != b:
+                return differences(a, b, f"{path}[{index}]")
+    return f"{path}: {given!r} is read as {known!r}"
+
+
+def test_rendered_overlay_matches_the_kubernetes_keda_and_operator_schemas(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    overlay, docs = rendered
+    found = [problem for doc in docs for problem in schema_problems(doc)]
+    assert found == [], f"{overlay}:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "complaint"),
+    [
+        ("Deployment", lambda d: d["spec"].update(replica=2), "replica"),
+        ("Deployment", lambda d: d["spec"].update(replicas="2"), "replicas"),
+        ("PodDisruptionBudget", lambda d: d["spec"].update(maxUnavailible=1), "maxUnavailible"),
+        ("ScaledObject", lambda d: d["spec"].update(minReplicas=0), "minReplicas"),
+        ("ScaledObject", lambda d: d["spec"].update(minReplicaCount="0"), "minReplicaCount"),
+        ("ScaledObject", lambda d: d["spec"]["triggers"][0].pop("type"), "type"),
+        ("TriggerAuthentication", lambda d: d["spec"].update(secretRef=[]), "secretRef"),
+        ("ServiceMonitor", lambda d: d["spec"].update(endpoint=[]), "endpoint"),
+    ],
+)
+def test_the_schema_checks_reject_what_a_cluster_would(
+    kind: str, change: Any, complaint: str
+) -> None:
+    docs = list(render_variant(Variant("prod", keda=True, edited=False)))
+    original = json.loads(json.dumps(objects(docs, kind)[0]))
+    assert schema_problems(original) == []
+    change(original)
+    found = schema_problems(original)
+    assert found and complaint in found[0], found
 
 
 def test_dev_overlay_runs_offline_against_its_own_dev_server() -> None:
     docs = render("dev")
-    deployments = by_name(docs, "Deployment")
     services = by_name(docs, "Service")
     for pool in POOLS:
-        deployment = deployments[pool.deployment]
+        deployment = deployment_of(docs, pool)
         assert deployment["spec"]["replicas"] == 1
         settings = config_values(docs, deployment["spec"]["template"]["spec"]["containers"][0])
         host, _, port = settings["TEMPORAL_ADDRESS"].partition(":")
@@ -428,28 +637,58 @@ def test_dev_overlay_runs_offline_against_its_own_dev_server() -> None:
         assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}
         assert settings.get("RESEARCH_SEARCH_PROVIDER", "local") == "local"
         assert settings.get("RESEARCH_LLM_PROVIDER", "offline") == "offline"
+        assert "RESEARCH_BUILD_ID" not in settings, "the dev overlay runs unversioned"
     assert not objects(docs, "ScaledObject")
 
 
 def test_prod_overlay_uses_temporal_cloud_and_scales_every_pool() -> None:
     docs = render("prod")
-    deployments = by_name(docs, "Deployment")
-    scaled = by_name(docs, "ScaledObject")
-    assert set(scaled) == {p.deployment for p in POOLS}
+    scaled = {s["spec"]["scaleTargetRef"]["name"]: s for s in objects(docs, "ScaledObject")}
     auths = by_name(docs, "TriggerAuthentication")
     for pool in POOLS:
-        container = deployments[pool.deployment]["spec"]["template"]["spec"]["containers"][0]
+        deployment = deployment_of(docs, pool)
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
         settings = config_values(docs, container)
         assert settings["TEMPORAL_TLS"] == "true"
         api_key = {v["name"]: v for v in container.get("env") or []}["TEMPORAL_API_KEY"]
         secret = api_key["valueFrom"]["secretKeyRef"]
         assert secret.get("optional") is not True
-        assert "replicas" not in deployments[pool.deployment]["spec"], "KEDA owns replicas"
-        trigger = scaled[pool.deployment]["spec"]["triggers"][0]
+        assert "replicas" not in deployment["spec"], "KEDA owns replicas"
+        trigger = scaled[deployment["metadata"]["name"]]["spec"]["triggers"][0]
         assert trigger["metadata"]["namespace"] == settings["TEMPORAL_NAMESPACE"]
         assert trigger["metadata"]["taskQueue"] == settings[pool.queue_setting]
         auth = auths[trigger["authenticationRef"]["name"]]["spec"]["secretTargetRef"][0]
         assert (auth["name"], auth["key"]) == (secret["name"], secret["key"])
+    monitors = objects(docs, "ServiceMonitor")
+    assert [e["port"] for e in monitors[0]["spec"]["endpoints"]] == ["metrics", "sdk-metrics"]
+    assert objects(docs, "PrometheusRule")
+
+
+def test_prod_runs_each_orchestrator_build_as_its_own_versioned_deployment() -> None:
+    """Worker Versioning: the orchestrator's Deployment, budget and ScaledObject carry the
+    build in their names and selectors, the pods the deployment name and build, and KEDA
+    counts that version's backlog only. The activity pools stay unversioned."""
+    docs = render("prod")
+    orchestrator = deployment_of(docs, POOLS[0])
+    container = orchestrator["spec"]["template"]["spec"]["containers"][0]
+    settings = config_values(docs, container)
+    build, deployment_name = settings["RESEARCH_BUILD_ID"], settings["RESEARCH_DEPLOYMENT_NAME"]
+    WorkerSettings(deployment_name=deployment_name, build_id=build)  # valid settings
+    assert container["image"].endswith(f":{build}"), "the build is the image's tag"
+    name = f"{POOLS[0].deployment}-{build}"
+    assert orchestrator["metadata"]["name"] == name
+    assert orchestrator["spec"]["selector"]["matchLabels"]["temporal.io/build-id"] == build
+    assert by_name(docs, "PodDisruptionBudget")[name]
+    trigger = by_name(docs, "ScaledObject")[name]["spec"]["triggers"][0]["metadata"]
+    assert (trigger["workerDeploymentName"], trigger["workerDeploymentBuildId"]) == (
+        deployment_name,
+        build,
+    )
+    for pool in POOLS[1:]:
+        settings = config_values(
+            docs, deployment_of(docs, pool)["spec"]["template"]["spec"]["containers"][0]
+        )
+        assert "RESEARCH_BUILD_ID" not in settings, pool.pool
 
 
 # -- Dockerfiles --------------------------------------------------------------------------------
@@ -580,54 +819,6 @@ def test_dockerignore_admits_what_the_images_copy_and_nothing_else() -> None:
                     assert admitted, f"{source} is ignored"
 
 
-# -- docker-compose.yml -----------------------------------------------------------------------
-
-
-def compose() -> dict[str, Any]:
-    (doc,) = load_all(COMPOSE)
-    return doc
-
-
-def test_compose_runs_a_pinned_dev_server_on_a_volume() -> None:
-    services = compose()["services"]
-    temporal = services["temporal"]
-    assert temporal["image"].startswith("temporalio/temporal:")
-    assert image_is_pinned(temporal["image"])
-    command = temporal["command"]
-    command = command.split() if isinstance(command, str) else command
-    assert command[:2] == ["server", "start-dev"]
-    db_file = command[command.index("--db-filename") + 1]
-    mounts = [v.split(":")[1] for v in temporal["volumes"]]
-    assert any(db_file.startswith(m.rstrip("/") + "/") for m in mounts), "history not on a volume"
-    assert "healthcheck" in temporal
-
-
-@pytest.mark.parametrize("pool", POOLS, ids=POOL_IDS)
-def test_compose_builds_each_worker_and_passes_keys_through(pool: Pool) -> None:
-    services = compose()["services"]
-    service = services[pool.deployment]
-    assert service["build"]["context"] == "."
-    assert service["build"]["dockerfile"] == pool.dockerfile
-    assert image_is_pinned(service["image"])
-    env = service["environment"]
-    host = env["TEMPORAL_ADDRESS"].partition(":")[0]
-    assert host in services and host in service["depends_on"]
-    for key, value in env.items():
-        if SECRET_NAME.search(key):
-            assert value is None or ENV_REFERENCE.match(str(value)), f"{key} is written in"
-    budget = float(env.get("RESEARCH_GRACEFUL_SHUTDOWN_SECONDS", default_shutdown_seconds()))
-    grace = re.fullmatch(r"(\d+)s", service["stop_grace_period"])
-    assert grace and int(grace[1]) >= budget + SHUTDOWN_MARGIN_SECONDS
-
-
-@pytest.mark.parametrize("pool", POOLS, ids=POOL_IDS)
-def test_compose_health_is_the_workers_readiness(pool: Pool) -> None:
-    service = compose()["services"][pool.deployment]
-    port = service["environment"]["RESEARCH_METRICS_PORT"]
-    check = " ".join(service["healthcheck"]["test"])
-    assert f"http://127.0.0.1:{port}{READY_PATH}" in check, check
-
-
 # -- the HTTP API -------------------------------------------------------------------------------
 
 API_FOLDER = K8S / "base" / "api"
@@ -694,7 +885,7 @@ def test_api_dockerfile_is_pinned_non_root_and_runs_the_api() -> None:
                 assert any("/".join(parts[:n]) in allowed for n in range(1, len(parts) + 1))
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
 def test_rendered_overlays_run_the_api_against_their_temporal(overlay: str) -> None:
     docs = render(overlay)
     deployment = by_name(docs, "Deployment")["api"]

@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
@@ -40,12 +40,18 @@ with workflow.unsafe.imports_passed_through():
     from research_shared.temporal_client import connect, sdk_runtime
     from tests.helpers import metrics as metrics_text
     from tests.helpers.processes import DevServer
+    from tests.helpers.promql import parse
+    from tests.helpers.tools import require
 
 # No resolve(): the workflow sandbox re-imports this module and forbids file system calls.
 ROOT = Path(__file__).parents[1]
 OBSERVABILITY = ROOT / "deploy" / "observability"
 DASHBOARD = OBSERVABILITY / "grafana-dashboard.json"
 RULES = OBSERVABILITY / "prometheus-rules.yaml"
+PROMETHEUS_DIR = OBSERVABILITY / "prometheus"
+PLAIN_RULES = PROMETHEUS_DIR / "alerts.yml"
+RULE_TESTS = PROMETHEUS_DIR / "alerts.test.yml"
+GRAFANA = OBSERVABILITY / "grafana" / "provisioning"
 
 # The Temporal SDK's series as its Rust core exports them (temporalio 1.35), with the labels
 # each carries. Obtained by starting `temporal server start-dev`, the three pools as
@@ -95,187 +101,11 @@ SDK_LABEL_VALUES = {
 TARGET_LABELS = frozenset({"namespace", "job", "instance", "pod"})
 SUFFIXES = {_HISTOGRAM: ("_bucket", "_count", "_sum"), _COUNTER: ("",), _GAUGE: ("",)}
 
-AGGREGATIONS = frozenset(
-    [
-        "sum",
-        "min",
-        "max",
-        "avg",
-        "group",
-        "stddev",
-        "stdvar",
-        "count",
-        "count_values",
-        "bottomk",
-        "topk",
-        "quantile",
-    ]
-)
-FUNCTIONS = AGGREGATIONS | frozenset(
-    [
-        "abs",
-        "absent",
-        "absent_over_time",
-        "ceil",
-        "changes",
-        "clamp",
-        "clamp_max",
-        "clamp_min",
-        "delta",
-        "deriv",
-        "exp",
-        "floor",
-        "histogram_quantile",
-        "histogram_fraction",
-        "idelta",
-        "increase",
-        "irate",
-        "label_join",
-        "label_replace",
-        "ln",
-        "log2",
-        "log10",
-        "predict_linear",
-        "rate",
-        "resets",
-        "round",
-        "scalar",
-        "sgn",
-        "sort",
-        "sort_desc",
-        "sqrt",
-        "time",
-        "timestamp",
-        "vector",
-        "avg_over_time",
-        "min_over_time",
-        "max_over_time",
-        "sum_over_time",
-        "count_over_time",
-        "quantile_over_time",
-        "last_over_time",
-        "present_over_time",
-    ]
-)
-MODIFIERS = frozenset(["by", "without", "on", "ignoring", "group_left", "group_right"])
-KEYWORDS = frozenset(["and", "or", "unless", "bool", "offset"])
 SEVERITIES = frozenset({"critical", "warning", "info"})
-
-TOKEN = re.compile(
-    r"""
-    (?P<space>\s+)
-  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
-  | (?P<range>\[[^\]]*\])
-  | (?P<number>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?[a-z]*)
-  | (?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)
-  | (?P<op>==|!=|=~|!~|>=|<=|[-+*/%^<>=(),{}])
-    """,
-    re.VERBOSE,
-)
 LEGEND_LABEL = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 ANNOTATION_LABEL = re.compile(r"\$labels\.([A-Za-z_][A-Za-z0-9_]*)")
 LABEL_VALUES = re.compile(r"^label_values\((?:(?P<selector>.+),\s*)?(?P<label>\w+)\)$")
 DURATION = re.compile(r"^\d+[smhd]$")
-
-
-@dataclass(frozen=True)
-class Selector:
-    """One series selector: a metric name and its label matchers (label, op, value)."""
-
-    metric: str
-    matchers: tuple[tuple[str, str, str], ...]
-
-
-@dataclass
-class Query:
-    """What a PromQL expression reads: its selectors and the labels it groups or matches by."""
-
-    selectors: list[Selector] = field(default_factory=list)
-    grouping: set[str] = field(default_factory=set)
-
-
-def tokenize(expr: str) -> list[tuple[str, str]]:
-    """PromQL as (kind, text) tokens; a range or subquery `[...]` is one token."""
-    tokens: list[tuple[str, str]] = []
-    at = 0
-    while at < len(expr):
-        match = TOKEN.match(expr, at)
-        if match is None:
-            raise ValueError(f"cannot read PromQL at {expr[at : at + 20]!r}")
-        kind = match.lastgroup
-        assert kind is not None
-        if kind != "space":
-            tokens.append((kind, match.group()))
-        at = match.end()
-    return tokens
-
-
-def parse(expr: str) -> Query:
-    """Take a PromQL expression apart; raises ValueError on what it cannot read.
-
-    Not a full PromQL parser: it knows enough of the grammar (selectors, matchers, function
-    calls, aggregation and vector-matching clauses) to find every series an expression reads.
-    """
-    tokens = tokenize(expr)
-    query = Query()
-
-    def at(i: int) -> tuple[str, str]:
-        return tokens[i] if i < len(tokens) else ("end", "")
-
-    i = 0
-    while i < len(tokens):
-        kind, text = tokens[i]
-        if kind == "op" and text == "{":
-            raise ValueError("a selector without a metric name")
-        if kind != "ident":
-            i += 1
-            continue
-        if text in MODIFIERS:
-            i += 1
-            if at(i) == ("op", "("):
-                i += 1
-                while at(i) != ("op", ")"):
-                    label_kind, label = at(i)
-                    if label_kind == "ident":
-                        query.grouping.add(label)
-                    elif at(i) != ("op", ","):
-                        raise ValueError(f"unexpected {label!r} in the labels of {text}")
-                    i += 1
-                i += 1
-            continue
-        if text in KEYWORDS:
-            i += 1
-            continue
-        following = at(i + 1)
-        if following == ("op", "(") or (
-            text in AGGREGATIONS and following[0] == "ident" and following[1] in MODIFIERS
-        ):
-            if text not in FUNCTIONS:
-                raise ValueError(f"unknown function {text!r}")
-            i += 1
-            continue
-        i += 1
-        matchers: list[tuple[str, str, str]] = []
-        if at(i) == ("op", "{"):
-            i += 1
-            while at(i) != ("op", "}"):
-                if at(i) == ("op", ","):
-                    i += 1
-                    continue
-                (label_kind, label), (op_kind, op), (value_kind, value) = (
-                    at(i),
-                    at(i + 1),
-                    at(i + 2),
-                )
-                if (label_kind, op_kind, value_kind) != ("ident", "op", "string"):
-                    raise ValueError(f"cannot read the matcher at {label!r} in {text}")
-                if op not in ("=", "!=", "=~", "!~"):
-                    raise ValueError(f"{op!r} is no label matcher")
-                matchers.append((label, op, value[1:-1].replace('\\"', '"')))
-                i += 3
-            i += 1
-        query.selectors.append(Selector(text, tuple(matchers)))
-    return query
 
 
 @cache
@@ -572,11 +402,23 @@ def test_alerts_cover_the_failures_retries_cannot_fix_and_a_stuck_queue() -> Non
         "activity",
         names.SYNTHESIZE_ACTIVITY,
     ) in matched
-    # Every pool's queue is watched for a worker that polls it.
-    polled = {value for metric, label, value in matched if metric == "temporal_num_pollers"}
-    assert polled >= {names.ORCHESTRATOR_QUEUE, names.SEARCH_QUEUE, names.LLM_QUEUE}
+    # The orchestrator's queue is watched for a worker that polls it; the activity pools may
+    # scale to zero when idle (components/keda), so an absent poller there is no alert.
+    polled = {
+        value
+        for metric, label, value in matched
+        if metric == "temporal_num_pollers" and label == "task_queue"
+    }
+    assert polled == {names.ORCHESTRATOR_QUEUE}
     used = {s.metric for rule in alert_rules() for s in parse(rule["expr"]).selectors}
     assert "temporal_activity_schedule_to_start_latency_bucket" in used
+
+
+def test_the_runbook_says_what_to_do_for_every_alert() -> None:
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    headings = set(re.findall(r"^### (\w+) \((critical|warning|info)\)$", runbook, re.MULTILINE))
+    wanted = {(rule["alert"], rule["labels"]["severity"]) for rule in alert_rules()}
+    assert headings == wanted
 
 
 def test_rules_are_a_prometheus_rule_whose_spec_is_a_plain_rules_file() -> None:
@@ -610,6 +452,107 @@ def test_rules_are_a_prometheus_rule_whose_spec_is_a_plain_rules_file() -> None:
 )
 def test_the_checks_reject_what_would_show_nothing(expr: str, complaint: str) -> None:
     assert any(complaint in issue for issue in problems(expr)), problems(expr)
+
+
+# --- promtool: the rules load, and each alert fires on its condition and only then ------------
+
+
+def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [require("promtool"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_plain_rules_file_is_the_prometheus_rules_spec() -> None:
+    """prometheus/alerts.yml (what compose's Prometheus loads) is generated from the
+    PrometheusRule; run `python deploy/observability/sync_rules.py` after editing that."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sync_rules", OBSERVABILITY / "sync_rules.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert PLAIN_RULES.read_text() == module.rendered(), "run deploy/observability/sync_rules.py"
+    assert load_yaml(PLAIN_RULES) == load_yaml(RULES)["spec"]
+
+
+def test_promtool_checks_the_rules_and_the_scrape_configuration() -> None:
+    rules = promtool("check", "rules", PLAIN_RULES.name, cwd=PROMETHEUS_DIR)
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    assert f"SUCCESS: {len(alert_rules())} rules found" in rules.stdout, rules.stdout
+    config = promtool("check", "config", "prometheus.yml", cwd=PROMETHEUS_DIR)
+    assert config.returncode == 0, config.stdout + config.stderr
+
+
+def test_promtool_unit_tests_pass_and_cover_every_alert(tmp_path: Path) -> None:
+    tests = load_yaml(RULE_TESTS)
+    assert tests["rule_files"] == [PLAIN_RULES.name]
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for case in tests["tests"]:
+        for check in case["alert_rule_test"]:
+            (firing if check["exp_alerts"] else quiet).add(check["alertname"])
+    alerts = {rule["alert"] for rule in alert_rules()}
+    assert firing == alerts, f"no test where these fire: {sorted(alerts - firing)}"
+    assert quiet == alerts, f"no test where these stay quiet: {sorted(alerts - quiet)}"
+    # promtool compares annotations exactly, and ours are prose: the tests expect labels
+    # only, so they run against the rules with the annotations left out.
+    import yaml
+
+    plain = load_yaml(PLAIN_RULES)
+    for group in plain["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp_path / PLAIN_RULES.name).write_text(yaml.safe_dump(plain))
+    (tmp_path / RULE_TESTS.name).write_text(RULE_TESTS.read_text())
+    done = promtool("test", "rules", RULE_TESTS.name, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_promtool_unit_tests_would_catch_a_broken_alert(tmp_path: Path) -> None:
+    """A rule whose threshold is off no longer passes its tests: the tests can fail."""
+    import yaml
+
+    plain = load_yaml(PLAIN_RULES)
+    for group in plain["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+            if rule["alert"] == "ResearchProviderRateLimited":
+                rule["expr"] = rule["expr"].replace("> 0.2", "> 0.6")
+    (tmp_path / PLAIN_RULES.name).write_text(yaml.safe_dump(plain))
+    (tmp_path / RULE_TESTS.name).write_text(RULE_TESTS.read_text())
+    done = promtool("test", "rules", RULE_TESTS.name, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "ResearchProviderRateLimited" in done.stdout + done.stderr
+
+
+# --- Grafana provisioning --------------------------------------------------------------------
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
+    compose = load_yaml(ROOT / "docker-compose.yml")["services"]
+    (source,) = load_yaml(GRAFANA / "datasources" / "prometheus.yml")["datasources"]
+    assert source["type"] == "prometheus" and source["isDefault"] is True
+    host, _, port = source["url"].removeprefix("http://").partition(":")
+    assert host in compose, f"{source['url']}: no compose service {host}"
+    assert f"--web.listen-address=:{port}" in compose[host]["command"]
+    # The dashboard's data source variable lists data sources of this type.
+    variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+    assert variables["datasource"]["query"] == source["type"]
+    (provider,) = load_yaml(GRAFANA / "dashboards" / "deep-research.yml")["providers"]
+    mounts = {}
+    for volume in compose["grafana"]["volumes"]:
+        source_path, target = volume.split(":")[:2]
+        mounts[target] = (ROOT / source_path).resolve()
+    assert mounts["/etc/grafana/provisioning"] == GRAFANA.resolve()
+    folder = provider["options"]["path"]
+    dashboards = [path for target, path in mounts.items() if target.startswith(folder + "/")]
+    assert dashboards == [DASHBOARD.resolve()], mounts
 
 
 # --- The recorded SDK series against a live worker -------------------------------------------
@@ -688,8 +631,8 @@ async def test_recorded_sdk_series_are_what_a_live_worker_exports(
     used_sdk = {metric for metric in used if metric in sdk_series()}
     assert used_sdk, "the dashboard and rules use no SDK series"
     port = free_port()
-    runtime = sdk_runtime(port)
-    assert runtime is not None
+    # This process finalizes normally, so the core's lines are not forwarded into it.
+    runtime = sdk_runtime(port, forward_logs=False)
     async with tcp_forwarder(dev_server.port) as (proxy_port, cut):
         worker_client = await connect(
             TemporalSettings(address=f"127.0.0.1:{proxy_port}", namespace="default"), runtime

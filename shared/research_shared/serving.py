@@ -104,7 +104,7 @@ async def connect_worker(
     """The worker's client, with the process's data converter, serving the SDK's metrics
     if asked; the first connection is retried for `settings.connect_retry_seconds`."""
     try:
-        runtime: Runtime | None = sdk_runtime(settings.sdk_metrics_port)
+        runtime: Runtime = sdk_runtime(settings.sdk_metrics_port, settings.log_level)
     except ValueError as err:  # the SDK's Prometheus exporter could not bind its port
         raise WorkerError(
             f"cannot serve the SDK metrics on port {settings.sdk_metrics_port}: {_one_line(err)}"

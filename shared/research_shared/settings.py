@@ -96,7 +96,9 @@ class WorkerSettings(BaseSettings):
     model_config = _from_env("RESEARCH_")
 
     log_level: str = "INFO"
-    log_format: Literal["json", "console"] = "json"
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: console text at a terminal, JSON lines elsewhere."
+    )
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="/metrics, /readyz, /healthz; 0 turns them off."
     )
@@ -116,12 +118,41 @@ class WorkerSettings(BaseSettings):
         description="/healthz fails once the event loop has been stuck this long.",
     )
 
+    deployment_name: str | None = Field(
+        default=None,
+        description="Worker Versioning: the worker deployment this process belongs to.",
+    )
+    build_id: str | None = Field(
+        default=None, description="Worker Versioning: this process's version of its deployment."
+    )
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
         if value.upper() not in _LOG_LEVELS:
             raise ValueError(f"should be one of {', '.join(_LOG_LEVELS)}")
         return value.upper()
+
+    @field_validator("deployment_name", "build_id")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or value != value.strip()):
+            raise ValueError("should be a name without surrounding spaces")
+        return value
+
+    @field_validator("deployment_name")
+    @classmethod
+    def _no_dot(cls, value: str | None) -> str | None:
+        # Temporal writes a version as "<deployment>.<build id>".
+        if value is not None and "." in value:
+            raise ValueError("should not contain a dot")
+        return value
+
+    @model_validator(mode="after")
+    def _versioned_together(self) -> Self:
+        if (self.deployment_name is None) != (self.build_id is None):
+            raise ValueError("RESEARCH_DEPLOYMENT_NAME and RESEARCH_BUILD_ID are set together")
+        return self
 
 
 class SearchSettings(BaseSettings):

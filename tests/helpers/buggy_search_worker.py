@@ -10,14 +10,13 @@ Run with `python -m tests.helpers.buggy_search_worker` from the repository root.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from temporalio import activity
 
 from research_shared.models import WebSearchInput, WebSearchResult
 from research_shared.names import WEB_SEARCH_ACTIVITY
-from tests.helpers.worker_main import serve_test_worker
+from tests.helpers.worker_main import run_test_worker, serve_test_worker
 
 
 @activity.defn(name=WEB_SEARCH_ACTIVITY)
@@ -34,4 +33,4 @@ async def run() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(run())
+    run_test_worker(run)

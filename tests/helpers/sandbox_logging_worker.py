@@ -8,10 +8,8 @@ format comes from `RESEARCH_LOG_FORMAT`, as in every worker.
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.helpers.sandbox_probe_workflows import FailsOnceWorkflow, TypedInputWorkflow
-from tests.helpers.worker_main import serve_test_worker
+from tests.helpers.worker_main import run_test_worker, serve_test_worker
 
 
 async def run() -> None:
@@ -26,4 +24,4 @@ async def run() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(run())
+    run_test_worker(run)

@@ -11,7 +11,6 @@ Run with `python -m tests.helpers.wedged_worker` from the repository root.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 from temporalio import activity, workflow
 
 with workflow.unsafe.imports_passed_through():
-    from tests.helpers.worker_main import serve_test_worker
+    from tests.helpers.worker_main import run_test_worker, serve_test_worker
 
 BLOCK_WORKFLOW = "BlockLoopWorkflow"
 
@@ -53,4 +52,4 @@ async def run() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(run())
+    run_test_worker(run)

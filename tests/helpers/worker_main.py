@@ -4,16 +4,19 @@ of the test's choosing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from temporalio.worker import Worker
 
+from research_cli.main import exit_without_finalizing
 from research_shared.logs import configure_logging
 from research_shared.payloads import open_payloads
 from research_shared.serving import connect_worker, run_until_signalled, serve_probes
 from research_shared.settings import QueueSettings, TemporalSettings, WorkerSettings
+from research_shared.temporal_client import deployment_config
 
 
 async def serve_test_worker(
@@ -38,6 +41,16 @@ async def serve_test_worker(
             workflows=list(workflows),
             activities=list(activities),
             graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+            deployment_config=deployment_config(settings),
             **options,
         )
         await run_until_signalled(worker, name, health)
+
+
+def run_test_worker(main: Callable[[], Coroutine[Any, Any, None]]) -> NoReturn:
+    """A test worker module's `__main__`: run it, then leave as `deep-research worker` does,
+    without interpreter finalization. The SDK's Rust core forwards its log lines from its own
+    threads, and one arriving while the interpreter finalizes aborts the process
+    (temporalio/sdk-python issue 300)."""
+    asyncio.run(main())
+    exit_without_finalizing(0)

@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from research_llm.activities import LlmActivities, ModelSource
+from research_shared.log_context import LogContextInterceptor
 from research_shared.logs import configure_logging
 from research_shared.payloads import open_payloads
 from research_shared.recorded_calls import CallRecorder
@@ -29,6 +30,7 @@ from research_shared.settings import (
     TemporalSettings,
     WorkerSettings,
 )
+from research_shared.temporal_client import deployment_config
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +105,9 @@ def build_worker(
         # Applied by the server to the whole queue, like the search worker's limit.
         max_task_queue_activities_per_second=llm.llm_rate_limit,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        # Every line written inside an activity names its run, activity and attempt.
+        interceptors=[LogContextInterceptor()],
+        deployment_config=deployment_config(settings),
     )
 
 

@@ -24,6 +24,7 @@ from research_shared.settings import (
     TemporalSettings,
     WorkerSettings,
 )
+from research_shared.temporal_client import deployment_config
 
 
 def build_worker(client: Client, queues: QueueSettings, settings: WorkerSettings) -> Worker:
@@ -36,6 +37,9 @@ def build_worker(client: Client, queues: QueueSettings, settings: WorkerSettings
         # replaying a research history elsewhere is cheap.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        # With RESEARCH_DEPLOYMENT_NAME and RESEARCH_BUILD_ID, a versioned worker: each run
+        # stays on the build it started on (the workflow is pinned).
+        deployment_config=deployment_config(settings),
     )
 
 

@@ -11,6 +11,7 @@ from temporalio.worker import Worker
 
 from research_search.activities import SearchActivities
 from research_search.providers import SearchProvider
+from research_shared.log_context import LogContextInterceptor
 from research_shared.logs import configure_logging
 from research_shared.payloads import Payloads, open_payloads
 from research_shared.recorded_calls import CallRecorder
@@ -29,6 +30,7 @@ from research_shared.settings import (
     TemporalSettings,
     WorkerSettings,
 )
+from research_shared.temporal_client import deployment_config
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +89,9 @@ def build_worker(
         # starts more searches a second than the provider allows (docs/payloads.md).
         max_task_queue_activities_per_second=search.search_rate_limit,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        # Every line written inside an activity names its run, activity and attempt.
+        interceptors=[LogContextInterceptor()],
+        deployment_config=deployment_config(settings),
     )
 
 

@@ -1,0 +1,219 @@
+"""docker-compose.yml, the whole stack on one machine: validated against the Compose
+specification's JSON schema (check-jsonschema's copy, offline), then checked for what the
+schema cannot know: pinned images, files that exist, secrets only from `.env`, pools that
+scale, every pool scraped, and the order things start in.
+
+No Docker engine is needed (nor available in CI).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from research_shared.health import READY_PATH
+from research_shared.settings import WorkerSettings
+from tests.helpers.tools import require
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+PROMETHEUS_CONFIG = ROOT / "deploy" / "observability" / "prometheus" / "prometheus.yml"
+POOLS = {
+    "orchestrator-worker": "services/orchestrator/Dockerfile",
+    "search-worker": "services/search_worker/Dockerfile",
+    "llm-worker": "services/llm_worker/Dockerfile",
+}
+# The API is built on another branch; until it lands here its Dockerfile may be missing, and
+# that is the only file this test lets be missing.
+API_DOCKERFILE = "services/api/Dockerfile"
+SHUTDOWN_MARGIN_SECONDS = 5
+SECRET_NAME = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD|PWD)", re.IGNORECASE)
+REFERENCE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?::?[-?][^}]*)?\}")
+ENV_REFERENCE = re.compile(r"^\$\{[A-Z][A-Z0-9_]*(:?-|:\?[^}]*)?\}$")
+
+
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def services() -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = compose()["services"]
+    return found
+
+
+def schema_check(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [require("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f".env.example: not KEY=VALUE: {line!r}"
+            values[key] = value
+    return values
+
+
+def image_is_pinned(image: str) -> bool:
+    last = image.rsplit("/", 1)[-1]
+    _, sep, tag = last.partition(":")
+    return "@sha256:" in image or bool(sep and tag and tag != "latest")
+
+
+def test_compose_file_matches_the_compose_specification() -> None:
+    done = schema_check(COMPOSE)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_schema_check_rejects_a_file_compose_would_refuse(tmp_path: Path) -> None:
+    broken = compose()
+    broken["services"]["temporal"]["restart_policy"] = "always"  # not a service key
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(yaml.safe_dump(broken))
+    done = schema_check(path)
+    assert done.returncode != 0
+    assert "restart_policy" in done.stdout + done.stderr
+
+
+def test_every_image_is_pinned_and_every_build_file_exists() -> None:
+    for name, service in services().items():
+        assert image_is_pinned(service["image"]), f"{name}: {service['image']}"
+        build = service.get("build")
+        if build is None:
+            continue
+        assert build["context"] == "."
+        if build["dockerfile"] == API_DOCKERFILE and not (ROOT / API_DOCKERFILE).exists():
+            continue
+        assert (ROOT / build["dockerfile"]).is_file(), f"{name}: {build['dockerfile']}"
+    for name, dockerfile in POOLS.items():
+        assert services()[name]["build"]["dockerfile"] == dockerfile
+
+
+def test_bind_mounts_name_files_of_the_repository() -> None:
+    for name, service in services().items():
+        for volume in service.get("volumes") or []:
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name}: {source} does not exist"
+
+
+def test_secrets_come_only_from_the_env_file_and_it_is_not_committed() -> None:
+    text = COMPOSE.read_text(encoding="utf-8")
+    example = env_example()
+    referenced = set(REFERENCE.findall(text))
+    assert referenced <= example.keys(), (
+        f"not in .env.example: {sorted(referenced - example.keys())}"
+    )
+    for name, service in services().items():
+        for key, value in (service.get("environment") or {}).items():
+            if SECRET_NAME.search(key):
+                assert value is None or ENV_REFERENCE.match(str(value)), (
+                    f"{name}: {key} is set here"
+                )
+    # Required secrets stop compose with a message when missing, instead of an empty password.
+    assert "${POSTGRES_PASSWORD:?" in text and "${GRAFANA_ADMIN_PASSWORD:?" in text
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", ".env"], cwd=ROOT, capture_output=True, check=False
+    )
+    assert ignored.returncode == 0, ".env must be git-ignored"
+    tracked = subprocess.run(
+        ["git", "ls-files", ".env"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert tracked.stdout.strip() == "", ".env is committed"
+
+
+def test_temporal_runs_on_postgresql_with_its_schema_set_up_first() -> None:
+    all_services = services()
+    temporal = all_services["temporal"]
+    assert temporal["image"].startswith("temporalio/server:")
+    assert temporal["environment"]["DB"] == "postgres12"
+    assert temporal["environment"]["POSTGRES_SEEDS"] in all_services
+    assert temporal["depends_on"]["temporal-schema"]["condition"] == (
+        "service_completed_successfully"
+    )
+    schema = all_services["temporal-schema"]
+    assert schema["image"].startswith("temporalio/admin-tools:")
+    assert schema["image"].partition(":")[2] == temporal["image"].partition(":")[2]
+    assert schema["depends_on"]["postgresql"]["condition"] == "service_healthy"
+    script = " ".join(schema["command"])
+    for database in ("temporal", "temporal_visibility"):
+        assert f"--db {database} update-schema" in script
+    assert "healthcheck" in all_services["postgresql"] and "healthcheck" in temporal
+    volumes = [v.split(":") for v in all_services["postgresql"]["volumes"]]
+    assert ["postgres-data", "/var/lib/postgresql/data"] in volumes
+    assert all_services["temporal-ui"]["image"].startswith("temporalio/ui:")
+
+
+@pytest.mark.parametrize("name", [*POOLS, "api"])
+def test_pools_and_api_start_after_the_namespace_exists_and_are_hardened(name: str) -> None:
+    all_services = services()
+    service = all_services[name]
+    env = service["environment"]
+    host = env["TEMPORAL_ADDRESS"].partition(":")[0]
+    assert host in all_services
+    assert service["depends_on"]["temporal-namespace"]["condition"] == (
+        "service_completed_successfully"
+    )
+    creates = " ".join(all_services["temporal-namespace"]["command"])
+    assert f"namespace create -n {env['TEMPORAL_NAMESPACE']}" in creates
+    assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in service["security_opt"]
+    assert env["RESEARCH_LOG_FORMAT"] == "json", "containers log JSON lines"
+    default = WorkerSettings.model_fields["graceful_shutdown_seconds"].default
+    budget = float(env.get("RESEARCH_GRACEFUL_SHUTDOWN_SECONDS", default))
+    grace = re.fullmatch(r"(\d+)s", service["stop_grace_period"])
+    assert grace and int(grace[1]) >= budget + SHUTDOWN_MARGIN_SECONDS
+
+
+@pytest.mark.parametrize("name", POOLS)
+def test_each_pool_scales_and_reports_ready_as_healthy(name: str) -> None:
+    service = services()[name]
+    # `--scale N` needs replicas that do not collide: no fixed name, no published port.
+    assert "container_name" not in service
+    assert "ports" not in service
+    port = service["environment"]["RESEARCH_METRICS_PORT"]
+    check = " ".join(service["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}{READY_PATH}" in check, check
+    # No named volume: replicas would share it (the search index is per replica).
+    assert all(not v.split(":")[0].isidentifier() for v in service.get("volumes") or [])
+
+
+def test_prometheus_scrapes_every_replica_of_every_pool_on_both_ports() -> None:
+    all_services = services()
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    scraped: dict[str, set[int]] = {}
+    for job in config["scrape_configs"]:
+        for lookup in job.get("dns_sd_configs") or []:
+            # DNS: every replica of a service answers to its name.
+            assert lookup["type"] == "A"
+            for name in lookup["names"]:
+                scraped.setdefault(name, set()).add(int(lookup["port"]))
+    for name in POOLS:
+        env = all_services[name]["environment"]
+        wanted = {int(env["RESEARCH_METRICS_PORT"]), int(env["RESEARCH_SDK_METRICS_PORT"])}
+        assert scraped.get(name) == wanted, name
+    assert scraped["api"] == {int(all_services["api"]["environment"]["RESEARCH_API_PORT"])}
+    assert set(scraped) <= set(all_services)
+    mounts = [v.split(":") for v in all_services["prometheus"]["volumes"]]
+    assert ["./deploy/observability/prometheus", "/etc/prometheus", "ro"] in mounts
+
+
+def test_published_ports_are_on_localhost_only() -> None:
+    for name, service in services().items():
+        for port in service.get("ports") or []:
+            assert str(port).startswith("127.0.0.1:"), f"{name}: {port}"
