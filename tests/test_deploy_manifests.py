@@ -660,7 +660,11 @@ def test_prod_overlay_uses_temporal_cloud_and_scales_every_pool() -> None:
         auth = auths[trigger["authenticationRef"]["name"]]["spec"]["secretTargetRef"][0]
         assert (auth["name"], auth["key"]) == (secret["name"], secret["key"])
     monitors = objects(docs, "ServiceMonitor")
-    assert [e["port"] for e in monitors[0]["spec"]["endpoints"]] == ["metrics", "sdk-metrics"]
+    assert [e["port"] for e in monitors[0]["spec"]["endpoints"]] == [
+        "metrics",
+        "sdk-metrics",
+        "http",
+    ]
     assert objects(docs, "PrometheusRule")
 
 
@@ -892,14 +896,20 @@ def test_rendered_overlays_run_the_api_against_their_temporal(overlay: str) -> N
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     settings = config_values(docs, container)
     assert settings["RESEARCH_API_HOST"] == "0.0.0.0"
+    # The orchestrator's Deployment is named after its build where Worker Versioning is on.
+    [orchestrator] = [
+        d for name, d in by_name(docs, "Deployment").items() if name.startswith("orchestrator")
+    ]
+    orchestrator_container = orchestrator["spec"]["template"]["spec"]["containers"][0]
     assert (
         settings["TEMPORAL_ADDRESS"]
-        == config_values(
-            docs,
-            by_name(docs, "Deployment")["orchestrator-worker"]["spec"]["template"]["spec"][
-                "containers"
-            ][0],
-        )["TEMPORAL_ADDRESS"]
+        == config_values(docs, orchestrator_container)["TEMPORAL_ADDRESS"]
     )
+    # Every pod names the same payload store: inline in dev, a bucket in prod.
+    assert (
+        settings["RESEARCH_PAYLOAD_STORE"]
+        == config_values(docs, orchestrator_container)["RESEARCH_PAYLOAD_STORE"]
+    )
+    assert settings["RESEARCH_PAYLOAD_STORE"].startswith("s3://" if overlay == "prod" else "none")
     env = {v["name"] for v in container.get("env") or []}
     assert ("TEMPORAL_API_KEY" in env) == (overlay == "prod")
