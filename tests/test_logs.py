@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
 
 from research_shared.models import Outcome, ResearchReport, ResearchRequest
 from research_shared.names import WORKFLOW_TYPE
@@ -72,6 +73,16 @@ def json_workers(
     workers.stop_all()
 
 
+async def scheduled_activity_types(handle: WorkflowHandle[Any, Any]) -> dict[str, set[str]]:
+    """The activity types a run scheduled, by task queue, read from its history."""
+    by_queue: dict[str, set[str]] = {}
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            by_queue.setdefault(attrs.task_queue.name, set()).add(attrs.activity_type.name)
+    return by_queue
+
+
 def json_lines(text: str, pool: str) -> list[dict[str, Any]]:
     """Every line of a pool's output as a JSON object; a line that is not one fails."""
     records = []
@@ -112,6 +123,13 @@ async def test_every_line_of_a_research_names_its_run(
     assert run_id
     json_workers.stop_all()  # the last lines are flushed as each worker stops
 
+    # Every model step the run scheduled (a default run reflects and reviews too) logged its
+    # lines; the search pool's lines come from the searches.
+    scheduled = await scheduled_activity_types(handle)
+    llm_queue = json_workers.env["RESEARCH_LLM_QUEUE"]
+    expected_types = {"search": {"web_search"}, "llm": scheduled[llm_queue]}
+    assert {"plan", "reflect", "synthesize", "review"} <= expected_types["llm"], expected_types
+
     by_pool = {pool: json_lines(json_workers.log(pool), pool) for pool in POOLS}
     for pool, records in by_pool.items():
         assert records, f"{pool} logged nothing"
@@ -136,7 +154,7 @@ async def test_every_line_of_a_research_names_its_run(
             assert record["attempt"] == 1, record
             assert record["activity_id"], record
         types = {r["activity_type"] for r in inside}
-        assert types == ({"web_search"} if pool == "search" else {"plan", "synthesize"}), types
+        assert types == expected_types[pool], types
 
     # The workflow's own line (through workflow.logger, inside the sandbox).
     workflow_lines = [

@@ -21,12 +21,17 @@ from research_shared.models import ResearchReport
 from research_shared.names import WORKFLOW_TYPE
 from research_shared.store import FileObjectStore, layout, segment
 from tests.helpers.durability import (
-    PLANNER_MODEL,
+    PLAN_STEP,
+    REFLECT_STEP,
+    REVIEW_STEP,
+    WRITE_STEP,
     ResearchStack,
     activity_outcomes,
     distinct_queries,
+    model_step,
     research_stack,
     search_for,
+    step_calls,
 )
 from tests.helpers.fakes.faultserver import Call, Fault
 from tests.helpers.metrics import scrape, series, values
@@ -36,6 +41,9 @@ from tests.helpers.tcp_proxy import FreezableProxy
 pytestmark = pytest.mark.e2e
 
 TEST_BUDGET_SECONDS = 120.0
+# The model steps of a default run whose research is done after one round and whose first
+# draft is approved.
+RUN_STEPS = (PLAN_STEP, REFLECT_STEP, WRITE_STEP, REVIEW_STEP)
 # Holds a page fetch far longer than the test waits, so the search cannot complete.
 HELD_SECONDS = 60.0
 
@@ -100,7 +108,7 @@ async def test_llm_worker_killed_after_the_model_answered_does_not_ask_again(
     ):
 
         def is_plan(call: Call) -> bool:
-            return call.body.get("model") == PLANNER_MODEL
+            return model_step(call.body) == PLAN_STEP
 
         def cut_off_temporal(call: Call) -> None:
             # Before the planner's answer leaves the fake: from now on the LLM worker can
@@ -118,13 +126,19 @@ async def test_llm_worker_killed_after_the_model_answered_does_not_ask_again(
                 lambda: any_recorded_call(store, handle.id), "the answer to be recorded"
             )
             await stack.kill("llm")
+            # A dead pod's connections close at the server; here they end at the proxy, so
+            # close its side too: otherwise the server would hand the retried attempt to a
+            # poll the dead worker left open, and only a heartbeat timeout would free it.
+            proxy.stop()
             stack.model.before_answer = None
             stack.workers.pool_env["llm"] = {}
             await stack.start_pools("llm")
             report = await handle.result()
 
         assert report.report_markdown
-        assert stack.model_calls(PLANNER_MODEL) == 1
+        # The planner was asked once, and so was every later step of the run.
+        asked = {step: len(step_calls(stack, step)) for step in RUN_STEPS}
+        assert asked == dict.fromkeys(RUN_STEPS, 1), asked
         assert "provider answer reused" in stack.workers.new_log("llm")
     assert attempts_of(await handle.fetch_history(), "plan") == [2]
 

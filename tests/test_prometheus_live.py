@@ -48,6 +48,7 @@ from research_shared.names import (
     STATUS_QUERY,
     WORKFLOW_TYPE,
 )
+from tests.helpers.durability import WRITE_STEP, after_the_draft, model_step
 from tests.helpers.fakes.faultserver import Fault
 from tests.helpers.fakes.openai_server import FakeOpenAIServer
 from tests.helpers.fakes.tavily_server import FakeTavilyServer
@@ -76,8 +77,12 @@ PLAN = [
 
 
 def fake_model(body: dict[str, Any]) -> str:
-    """Plans six searches; writes a short report citing the first source."""
-    if "report_markdown" not in json.dumps(body):
+    """Plans six searches; writes a short report citing the first source; research is done
+    after one round and the reviewer approves the first draft."""
+    later = after_the_draft(body)
+    if later is not None:
+        return later
+    if model_step(body) != WRITE_STEP:
         return json.dumps({"searches": PLAN})
     return json.dumps(
         {
@@ -94,8 +99,7 @@ QUESTION = "How does durable execution survive a crash?"
 
 
 def is_synthesis(_path: str, body: dict[str, Any]) -> bool:
-    text = json.dumps(body)
-    return "report_markdown" in text and QUESTION in text
+    return model_step(body) == WRITE_STEP and QUESTION in json.dumps(body)
 
 
 def is_search(path: str, body: dict[str, Any]) -> bool:

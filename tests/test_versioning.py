@@ -203,7 +203,9 @@ async def test_old_runs_finish_on_their_version_while_new_runs_take_the_new_one(
 
     # Pinning was what kept it working: version 2 cannot replay that history.
     with pytest.raises(NondeterminismError):
-        await Replayer(workflows=[DeepResearchWorkflowV2]).replay_workflow(history)
+        await Replayer(
+            workflows=[DeepResearchWorkflowV2], data_converter=client.data_converter
+        ).replay_workflow(history)
 
     # The runbook's replay, step by step: export the history with the CLI, replay it here.
     exported = await temporal_cli(

@@ -95,7 +95,6 @@ async def check_payload_store(payloads: Payloads) -> None:
         await payloads.store.check()
     except StoreError as err:
         raise WorkerError(f"{err} (RESEARCH_PAYLOAD_STORE)") from None
-    log.info("payloads", **payloads.describe())
 
 
 async def connect_worker(
@@ -136,13 +135,16 @@ async def connect_worker(
             delay = min(delay * 2, _MAX_RETRY_SECONDS)
 
 
-async def run_until_signalled(worker: Worker, pool: str, health: Health | None = None) -> None:
+async def run_until_signalled(
+    worker: Worker, pool: str, health: Health | None = None, **setup: str
+) -> None:
     """Poll until SIGTERM/SIGINT; then stop polling and let in-flight tasks finish.
 
     The worker's `graceful_shutdown_timeout` bounds the wait; keep it shorter than the
     pod's termination grace period so Kubernetes does not kill in-flight work first. With
     `health`, readiness follows the worker and its connection while it runs, and turns off
-    as soon as the signal arrives.
+    as soon as the signal arrives. `setup` (no secret in it) goes on the "worker started"
+    line: a worker that cannot start says nothing before its one-line error.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -150,7 +152,7 @@ async def run_until_signalled(worker: Worker, pool: str, health: Health | None =
         loop.add_signal_handler(sig, stop.set)
     try:
         async with worker:
-            log.info("worker started", pool=pool, task_queue=worker.task_queue)
+            log.info("worker started", pool=pool, task_queue=worker.task_queue, **setup)
             watcher = None
             if health is not None:
                 watcher = asyncio.create_task(

@@ -128,7 +128,7 @@ async def run() -> None:
             try:
                 client = await connect_worker(temporal, settings, payloads.converter)
                 worker = build_worker(client, models, llm, queues, settings)
-                await run_until_signalled(worker, "llm", health)
+                await run_until_signalled(worker, "llm", health, **payloads.describe())
             finally:
                 await models.aclose()
         finally:

@@ -53,7 +53,7 @@ async def run() -> None:
             await check_payload_store(payloads)
             client = await connect_worker(temporal, settings, payloads.converter)
             worker = build_worker(client, queues, settings)
-            await run_until_signalled(worker, "orchestrator", health)
+            await run_until_signalled(worker, "orchestrator", health, **payloads.describe())
         finally:
             await payloads.aclose()
 

@@ -109,7 +109,7 @@ async def run() -> None:
             try:
                 client = await connect_worker(temporal, settings, payloads.converter)
                 worker = build_worker(client, provider, queues, settings, search, payloads)
-                await run_until_signalled(worker, "search", health)
+                await run_until_signalled(worker, "search", health, **payloads.describe())
             finally:
                 await provider.aclose()
         finally:
