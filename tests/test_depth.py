@@ -176,9 +176,10 @@ async def test_max_searches_total_ends_research_with_a_report(
 
 
 async def test_max_total_tokens_reserves_the_final_write(client: Client, task_queue: str) -> None:
-    # The plan uses 15 tokens. Searches need no reserve, but a new round does: the final
-    # write is reserved 1,500 tokens plus a quarter of the gathered text (titles and
-    # addresses here, about 30), so a budget of 1,540 runs round 1 and nothing after.
+    # The plan uses 15 tokens. The three searches start at once, before any text is in, with
+    # 1,500 tokens reserved for the final write; a new round reserves 1,500 plus a quarter of
+    # the gathered text (titles and addresses here, about 30), so a budget of 1,540 runs
+    # round 1 and nothing after.
     stubs = Stubs(reflections=[follow_ups("delta")])
     async with running_workers(client, task_queue, stubs):
         report = await (
@@ -187,6 +188,48 @@ async def test_max_total_tokens_reserves_the_final_write(client: Client, task_qu
     assert report.outcome_reason == "budget: max_total_tokens 1540 reached"
     assert "reflect" not in stubs.calls and stubs.calls[-2:] == ["synthesize", "record_audit"]
     assert len(stubs.seen_search_inputs) == 3
+
+
+@pytest.mark.parametrize(
+    ("model_cost_usd", "budget", "reason"),
+    [
+        # The plan used 15 tokens. Before the first search the write is reserved 1,500; once
+        # alpha's titles and addresses are in (58 characters), 1,514: 1,529 in all.
+        (0.0, {"max_total_tokens": 1520}, "budget: max_total_tokens 1520 reached"),
+        # The plan cost 0.01 for 15 tokens: the reserve costs 1.0 before the first search and
+        # 1.0093 after it, so 1.0193 in all.
+        (0.01, {"max_cost_usd": 1.015}, "budget: max_cost_usd 1.015 reached"),
+    ],
+)
+async def test_a_search_starts_only_while_the_final_write_fits(
+    client: Client,
+    task_queue: str,
+    model_cost_usd: float,
+    budget: dict[str, float],
+    reason: str,
+) -> None:
+    stubs = Stubs(model_cost_usd=model_cost_usd, reflections=[follow_ups("delta")])
+    async with running_workers(client, task_queue, stubs):
+        report = await (
+            await start(client, task_queue, search_concurrency=1, max_rounds=2, budget=budget)
+        ).result()
+
+    # Without the reserve, all three searches would have started: the limit itself held.
+    assert searched(stubs) == ["alpha"]
+    assert report.partial and report.outcome is Outcome.COMPLETED
+    assert report.outcome_reason == reason and report.budget.exhausted == reason
+    assert report.stats.searches_skipped == 2 and report.rounds[0].searches_skipped == 2
+    assert report.rounds[0].done_reason == reason
+    # Nothing new after the limit, and the report is written from alpha's two sources.
+    assert "reflect" not in stubs.calls and "review" not in stubs.calls
+    assert stubs.calls[-2:] == ["synthesize", "record_audit"]
+    assert report.report_markdown == "report [1] [2]"
+    [manifest] = stubs.manifests
+    assert [(s.query, s.outcome, s.error_type) for s in manifest.searches] == [
+        ("alpha", "succeeded", ""),
+        ("beta", "skipped", f"not started: {reason}"),
+        ("gamma", "skipped", f"not started: {reason}"),
+    ]
 
 
 async def test_max_cost_usd_counts_what_the_workers_priced(client: Client, task_queue: str) -> None:
