@@ -559,8 +559,11 @@ class DeepResearchWorkflow:
                 self._draft = None
             self._check_cancelled()
             decision = self._report_decision
-            if decision is None or decision.decision is ReportDecision.APPROVE:
-                # Approved, or told to finish now: the draft as it stands is the report.
+            if decision is None:
+                # Told to finish now: the draft as it stands is the report, and nobody
+                # approved it (the outcome says it was finished on request).
+                return draft
+            if decision.decision is ReportDecision.APPROVE:
                 self._reviews.append(ReviewRound(round=number, approved=True, by="person"))
                 return draft
             notes = [decision.notes]
