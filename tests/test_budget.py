@@ -23,7 +23,8 @@ def test_tokens_reserve_the_final_write() -> None:
     # 6,000 used + 1,500 + 8,000 // 4 reserved = 9,500: room left.
     assert tracker.check(START, usage, text_chars=8_000) == ""
     assert tracker.check(START, usage, text_chars=10_000).startswith("budget: max_total_tokens")
-    # A search needs no reserve: it starts while the tokens used are within the limit.
+    # Without the reserve (how runs recorded before searches reserved it decided), only the
+    # tokens used count.
     assert tracker.check(START, usage, text_chars=10**6, reserve_write=False) == ""
     assert WRITE_OVERHEAD_TOKENS == 1500
 

@@ -1,17 +1,23 @@
 """The `deep-research answer|approve|pause|resume|cancel` commands, as a person would use them,
-against a run served by stub workers on the real dev server."""
+against a run served by stub workers on the real dev server; and the report's sign-off asked
+at a terminal, against real worker processes."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
+import uuid
+from pathlib import Path
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from research_shared.models import Outcome, Phase
-from tests.helpers.processes import DevServer
+from research_shared.models import Outcome, Phase, ResearchReport
+from tests.helpers.processes import DevServer, offline_pools
+from tests.helpers.terminal import run_at_a_terminal
 from tests.helpers.workflow_stubs import Stubs, running_workers, start, status_of, wait_for
 
 
@@ -176,3 +182,69 @@ async def test_deep_runs_are_steered_from_the_cli(
         assert code == 0 and "finish sent" in out
         finished = await second.result()
     assert finished["outcome_reason"] == "finished on request: enough"
+
+
+DRAFT_PROMPT = "Approve [a], send it back with notes [r], or leave it for later [Enter]? "
+NOTES = "say which module parses subcommands"
+
+
+async def test_a_person_signs_the_report_off_at_the_terminal(
+    client: Client,
+    dev_server: DevServer,
+    session_data_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """`run --approve-report` at a terminal shows the draft and asks: sent back with notes
+    once, the revision is shown and asked about again, and approved. Real worker processes
+    (offline providers) on queues of their own, the CLI on a pseudo-terminal."""
+    suffix = uuid.uuid4().hex[:8]
+    queues = {
+        "RESEARCH_ORCHESTRATOR_QUEUE": f"signoff-orch-{suffix}",
+        "RESEARCH_SEARCH_QUEUE": f"signoff-search-{suffix}",
+        "RESEARCH_LLM_QUEUE": f"signoff-llm-{suffix}",
+    }
+    workers = offline_pools(dev_server.address, tmp_path / "logs", session_data_dir, queues)
+    try:
+        code, text, answered = await asyncio.to_thread(
+            run_at_a_terminal,
+            [
+                sys.executable,
+                "-m",
+                "research_cli",
+                "run",
+                "How do I parse command line arguments with subcommands?",
+                "--no-clarify",
+                "--max-rounds",
+                "1",
+                "--max-review-rounds",
+                "0",
+                "--approve-report",
+            ],
+            {**os.environ, "TEMPORAL_ADDRESS": dev_server.address, **queues},
+            tmp_path,
+            [(DRAFT_PROMPT, "r"), ("What should change? ", NOTES), (DRAFT_PROMPT, "a")],
+        )
+    finally:
+        workers.stop_all()
+
+    assert answered == 3, text
+    assert code == 0, text
+    assert text.count("The draft report:") == 2
+    assert "Traceback" not in text
+    started = re.search(r"started (\S+): ", text)
+    assert started, text
+    handle = client.get_workflow_handle(started.group(1), result_type=ResearchReport)
+    report: ResearchReport = await handle.result()
+    assert [(r.by, r.approved, r.notes) for r in report.review] == [
+        ("person", False, [NOTES]),
+        ("person", True, []),
+    ]
+    assert report.outcome is Outcome.COMPLETED and not report.partial
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert scheduled.count("revise") == 1 and "review" not in scheduled
+    written = tmp_path / "reports" / f"{handle.id}.md"
+    assert written.read_text(encoding="utf-8") == report.report_markdown

@@ -176,9 +176,10 @@ async def test_max_searches_total_ends_research_with_a_report(
 
 
 async def test_max_total_tokens_reserves_the_final_write(client: Client, task_queue: str) -> None:
-    # The plan uses 15 tokens. Searches need no reserve, but a new round does: the final
-    # write is reserved 1,500 tokens plus a quarter of the gathered text (titles and
-    # addresses here, about 30), so a budget of 1,540 runs round 1 and nothing after.
+    # The plan uses 15 tokens. The three searches start at once, before any text is in, with
+    # 1,500 tokens reserved for the final write; a new round reserves 1,500 plus a quarter of
+    # the gathered text (titles and addresses here, about 30), so a budget of 1,540 runs
+    # round 1 and nothing after.
     stubs = Stubs(reflections=[follow_ups("delta")])
     async with running_workers(client, task_queue, stubs):
         report = await (
@@ -187,6 +188,48 @@ async def test_max_total_tokens_reserves_the_final_write(client: Client, task_qu
     assert report.outcome_reason == "budget: max_total_tokens 1540 reached"
     assert "reflect" not in stubs.calls and stubs.calls[-2:] == ["synthesize", "record_audit"]
     assert len(stubs.seen_search_inputs) == 3
+
+
+@pytest.mark.parametrize(
+    ("model_cost_usd", "budget", "reason"),
+    [
+        # The plan used 15 tokens. Before the first search the write is reserved 1,500; once
+        # alpha's titles and addresses are in (58 characters), 1,514: 1,529 in all.
+        (0.0, {"max_total_tokens": 1520}, "budget: max_total_tokens 1520 reached"),
+        # The plan cost 0.01 for 15 tokens: the reserve costs 1.0 before the first search and
+        # 1.0093 after it, so 1.0193 in all.
+        (0.01, {"max_cost_usd": 1.015}, "budget: max_cost_usd 1.015 reached"),
+    ],
+)
+async def test_a_search_starts_only_while_the_final_write_fits(
+    client: Client,
+    task_queue: str,
+    model_cost_usd: float,
+    budget: dict[str, float],
+    reason: str,
+) -> None:
+    stubs = Stubs(model_cost_usd=model_cost_usd, reflections=[follow_ups("delta")])
+    async with running_workers(client, task_queue, stubs):
+        report = await (
+            await start(client, task_queue, search_concurrency=1, max_rounds=2, budget=budget)
+        ).result()
+
+    # Without the reserve, all three searches would have started: the limit itself held.
+    assert searched(stubs) == ["alpha"]
+    assert report.partial and report.outcome is Outcome.COMPLETED
+    assert report.outcome_reason == reason and report.budget.exhausted == reason
+    assert report.stats.searches_skipped == 2 and report.rounds[0].searches_skipped == 2
+    assert report.rounds[0].done_reason == reason
+    # Nothing new after the limit, and the report is written from alpha's two sources.
+    assert "reflect" not in stubs.calls and "review" not in stubs.calls
+    assert stubs.calls[-2:] == ["synthesize", "record_audit"]
+    assert report.report_markdown == "report [1] [2]"
+    [manifest] = stubs.manifests
+    assert [(s.query, s.outcome, s.error_type) for s in manifest.searches] == [
+        ("alpha", "succeeded", ""),
+        ("beta", "skipped", f"not started: {reason}"),
+        ("gamma", "skipped", f"not started: {reason}"),
+    ]
 
 
 async def test_max_cost_usd_counts_what_the_workers_priced(client: Client, task_queue: str) -> None:
@@ -269,6 +312,59 @@ async def test_edit_searches_adds_and_removes_in_the_current_round(
     assert sorted(searched(stubs)) == ["alpha", "beta", "delta"]  # gamma never started
     assert [q.query for q in report.queries] == ["beta", "delta"]
     assert report.stats.searches_skipped == 2 and report.failed_searches == []
+
+
+async def test_edit_searches_in_a_follow_up_round(client: Client, task_queue: str) -> None:
+    """Round 2's searches are edited as round 1's are, and the status shows round 2 while it
+    runs: its queries, and round 1's counts and gaps."""
+    stubs = Stubs(
+        gate=asyncio.Event(),
+        gated_queries={"delta"},
+        reflections=[follow_ups("delta", "epsilon", "zeta", gaps=("nothing on delta",))],
+    )
+    async with running_workers(client, task_queue, stubs):
+        handle = await start(
+            client, task_queue, search_concurrency=1, max_rounds=2, max_review_rounds=0
+        )
+        async with asyncio.timeout(20):
+            while "delta" not in searched(stubs):
+                await asyncio.sleep(0.05)
+        # delta runs (one at a time), epsilon and zeta wait for a slot.
+        status = await status_of(handle)
+        assert (status.phase, status.round, status.max_rounds) == (Phase.SEARCHING, 2, 2)
+        assert [(r.round, r.queries, r.gaps) for r in status.rounds] == [
+            (1, ["alpha", "beta", "gamma"], ["nothing on delta"]),
+            (2, ["delta", "epsilon", "zeta"], []),
+        ]
+        assert [r.searches_succeeded for r in status.rounds] == [3, 0]
+        assert status.searches_running == 1 and status.searches_planned == 6
+
+        # Round 1 is over: its queries can be neither removed nor searched again.
+        cause = await refusal(handle, EDIT_SEARCHES_UPDATE, {"remove": ["alpha"]})
+        assert cause.type == errors.UPDATE_REFUSED
+        assert "round 2 has no query 'alpha' left to remove" in cause.message
+        cause = await refusal(handle, EDIT_SEARCHES_UPDATE, {"add": [{"query": "beta"}]})
+        assert cause.type == errors.UPDATE_REFUSED
+        assert "'beta' is already in this run's plan" in cause.message
+
+        result = await handle.execute_update(
+            EDIT_SEARCHES_UPDATE,
+            {"add": [{"query": "eta", "reason": "a person knows"}], "remove": ["delta", "zeta"]},
+        )
+        assert result["round"] == 2 and result["queries"] == ["epsilon", "eta"]
+        assert sorted(result["removed"]) == ["delta", "zeta"]
+        report: ResearchReport = await handle.result()
+
+    assert stubs.cancelled_searches == ["delta"]  # the running one, through its heartbeats
+    # zeta never started; eta ran in round 2.
+    assert searched(stubs) == ["alpha", "beta", "gamma", "delta", "epsilon", "eta"]
+    assert [q.query for q in report.queries] == ["alpha", "beta", "gamma", "epsilon", "eta"]
+    assert [q.query for q in stubs.seen_synthesis[0].queries] == [q.query for q in report.queries]
+    second = report.rounds[1]
+    assert second.queries == ["delta", "epsilon", "zeta", "eta"]
+    assert (second.searches_succeeded, second.searches_skipped) == (2, 2)
+    assert second.done_reason == "max_rounds 2 reached"
+    assert report.failed_searches == [] and not report.partial
 
 
 @pytest.mark.parametrize(
@@ -447,8 +543,76 @@ async def test_finish_now_in_each_phase_writes_the_report_now(
     # Nothing starts after the signal: no new round, no revision, no further review.
     assert "delta" not in searched(stubs)
     assert "revise" not in stubs.calls and stubs.calls.count("review") <= 1
+    assert all(r.by == "reviewer" for r in report.review)  # finishing is not an approval
     if phase in (Phase.AWAITING_ANSWERS, Phase.AWAITING_APPROVAL):
         assert stubs.seen_search_inputs == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "step", "phase", "calls", "written"),
+    [
+        # While the plan is written: no search starts, the writer has no source.
+        ({"max_rounds": 2}, "plan", Phase.PLANNING, ["plan", "synthesize"], "report "),
+        # While the draft is written: no review, and no wait for a sign-off.
+        (
+            {"max_rounds": 1, "max_review_rounds": 2, "approve_report": True},
+            "synthesize",
+            Phase.SYNTHESIZING,
+            ["plan", "synthesize"],
+            "report [1] [2] [3] [4]",
+        ),
+        # While the reviewer's notes are worked in: the revision is the report, unreviewed.
+        (
+            {"max_rounds": 1, "max_review_rounds": 3, "approve_report": True},
+            "revise",
+            Phase.REVISING,
+            ["plan", "synthesize", "review", "revise"],
+            "revision 1: more",
+        ),
+    ],
+)
+async def test_finish_now_while_a_model_step_runs_starts_nothing_after_it(
+    client: Client,
+    task_queue: str,
+    fields: dict[str, Any],
+    step: str,
+    phase: Phase,
+    calls: list[str],
+    written: str,
+) -> None:
+    stubs = Stubs(
+        model_gate=asyncio.Event(),
+        gated_steps=frozenset({step}),
+        reflections=[follow_ups("delta")],
+        verdicts=[ReviewResult(approved=False, notes=["more"]) for _ in range(3)],
+    )
+    async with running_workers(client, task_queue, stubs):
+        handle = await start(client, task_queue, **fields)
+        await wait_for(handle, phase)
+        async with asyncio.timeout(20):
+            while step not in stubs.calls:
+                await asyncio.sleep(0.05)
+        await handle.signal(FINISH_NOW_SIGNAL, {"reason": "now"})
+        # The run knows while the step still runs (its gate is closed), and says so.
+        async with asyncio.timeout(20):
+            while not (status := await status_of(handle)).finish_requested:
+                await asyncio.sleep(0.05)
+        assert status.phase is phase
+        stubs.model_gate.set()  # type: ignore[union-attr]
+        report: ResearchReport = await handle.result()
+
+    assert stubs.calls == [*calls, "record_audit"]
+    assert report.partial and report.outcome is Outcome.COMPLETED
+    assert report.outcome_reason == "finished on request: now"
+    assert report.report_markdown == written
+    # Nobody signed the report off: finishing is not an approval.
+    assert all(r.by == "reviewer" for r in report.review)
+    if step == "plan":
+        assert stubs.seen_search_inputs == []
+        assert report.rounds[0].searches_skipped == 3
+        assert report.rounds[0].done_reason == "finished on request: now"
+    else:
+        assert sorted(searched(stubs)) == ["alpha", "beta", "gamma"]
 
 
 async def test_the_audit_manifest_records_what_the_run_did(client: Client, task_queue: str) -> None:

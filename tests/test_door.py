@@ -28,10 +28,21 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from research_shared import errors
-from research_shared.models import MAX_QUERY_CHARS, Phase
-from research_shared.names import ANSWER_UPDATE, REVIEW_PLAN_UPDATE, WORKFLOW_TYPE
+from research_shared.models import MAX_QUERY_CHARS, Outcome, Phase, ResearchReport
+from research_shared.names import (
+    ANSWER_UPDATE,
+    EDIT_SEARCHES_UPDATE,
+    REVIEW_PLAN_UPDATE,
+    REVIEW_REPORT_UPDATE,
+    WORKFLOW_TYPE,
+)
 from tests.helpers.processes import DevServer
-from tests.helpers.temporal_cli import start_with_cli, temporal_cli
+from tests.helpers.temporal_cli import (
+    readme_command,
+    run_readme_command,
+    start_with_cli,
+    temporal_cli,
+)
 from tests.helpers.workflow_stubs import Stubs, running_workers, status_of, wait_for
 
 
@@ -273,3 +284,277 @@ async def test_undecodable_update_is_refused(
         assert approved.returncode == 0, approved.stderr
         result = await handle.result()
     assert result["outcome"] == "completed"
+
+
+# -- a deep run through the plain `temporal` CLI, with the README's commands -------------------
+
+README_PLAN = ["threading tutorial", "asyncio tasks", "thread pools"]
+"""What the stub planner proposes: the README's edit removes its first query."""
+
+
+async def test_a_deep_run_is_started_and_steered_with_the_readmes_commands(
+    client: Client, dev_server: DevServer, task_queue: str
+) -> None:
+    """Start with rounds, review rounds, a sign-off and a budget; edit the round's searches;
+    send the draft back and approve it: each command exactly as the README shows it."""
+    stubs = Stubs(queries=README_PLAN, gate=asyncio.Event())
+    run_id = f"cli-{uuid.uuid4().hex[:8]}"
+    async with running_workers(client, task_queue, stubs):
+        started = await run_readme_command(
+            dev_server, readme_command("workflow", "start", "budget"), run_id, task_queue
+        )
+        assert started.returncode == 0, started.stderr
+        handle = client.get_workflow_handle(run_id, result_type=ResearchReport)
+        status = await wait_for(handle, Phase.SEARCHING)
+        assert (status.max_rounds, status.round) == (3, 1)
+        assert {line.name: line.limit for line in status.budget.lines} == {
+            "max_total_tokens": 200_000,
+            "max_cost_usd": 0.5,
+            "max_searches_total": 12,
+            "max_wall_seconds": 900,
+        }
+        async with asyncio.timeout(20):
+            while len(stubs.seen_search_inputs) < len(README_PLAN):
+                await asyncio.sleep(0.05)
+
+        edited = await run_readme_command(
+            dev_server, readme_command("--name", "edit_searches"), run_id
+        )
+        assert edited.returncode == 0, edited.stderr
+        assert [q.query for q in (await status_of(handle)).queries][-1] == "asyncio to_thread"
+        async with asyncio.timeout(20):
+            while not stubs.cancelled_searches:
+                await asyncio.sleep(0.05)
+        stubs.gate.set()  # type: ignore[union-attr]
+
+        await wait_for(handle, Phase.AWAITING_REPORT_REVIEW)
+        revise = readme_command("--name", "review_report", '"revise"')
+        sent_back = await run_readme_command(dev_server, revise, run_id)
+        assert sent_back.returncode == 0, sent_back.stderr
+        status = await wait_for(handle, Phase.AWAITING_REPORT_REVIEW)
+        assert status.draft_report == "revision 1: say when threads win"
+        approve = readme_command("--name", "review_report", '"approve"')
+        approved = await run_readme_command(dev_server, approve, run_id)
+        assert approved.returncode == 0, approved.stderr
+        report = await handle.result()
+
+    assert stubs.cancelled_searches == ["threading tutorial"]
+    assert sorted(i.query for i in stubs.seen_search_inputs) == sorted(
+        [*README_PLAN, "asyncio to_thread"]
+    )
+    assert [(q.query, q.reason) for q in report.queries][-1] == (
+        "asyncio to_thread",
+        "runs blocking calls off the loop",
+    )
+    # The stub reviewer approved the first draft (review rounds allowed: 2), the person sent
+    # it back once and then approved.
+    assert [(r.by, r.approved, r.notes) for r in report.review] == [
+        ("reviewer", True, []),
+        ("person", False, ["say when threads win"]),
+        ("person", True, []),
+    ]
+    assert report.report_markdown == "revision 1: say when threads win"
+    assert report.outcome is Outcome.COMPLETED and not report.partial
+
+
+@pytest.mark.parametrize(
+    ("words", "without", "reason"),
+    [
+        (("finish_now", "--input"), "", "finished on request: enough for today"),
+        (("finish_now",), "--input", "finished on request: no reason given"),
+    ],
+)
+async def test_finish_now_with_the_readmes_signal(
+    client: Client,
+    dev_server: DevServer,
+    task_queue: str,
+    words: tuple[str, ...],
+    without: str,
+    reason: str,
+) -> None:
+    stubs = Stubs(queries=README_PLAN, gate=asyncio.Event())
+    run_id = f"cli-{uuid.uuid4().hex[:8]}"
+    async with running_workers(client, task_queue, stubs):
+        started = await run_readme_command(
+            dev_server, readme_command("workflow", "start", "budget"), run_id, task_queue
+        )
+        assert started.returncode == 0, started.stderr
+        handle = client.get_workflow_handle(run_id, result_type=ResearchReport)
+        await wait_for(handle, Phase.SEARCHING)
+        signalled = await run_readme_command(
+            dev_server, readme_command(*words, without=without), run_id
+        )
+        assert signalled.returncode == 0, signalled.stderr
+        report = await handle.result()
+
+    assert report.partial and report.outcome is Outcome.COMPLETED
+    assert report.outcome_reason == reason
+    # Written from what was gathered (nothing: the searches were held), without waiting for
+    # a sign-off or a review.
+    assert stubs.calls[-2:] == ["synthesize", "record_audit"]
+    assert report.review == []
+
+
+DEEP_RUN = {
+    "question": "What is x?",
+    "max_rounds": 1,
+    "max_review_rounds": 0,
+    "approve_report": True,
+}
+
+
+async def test_finish_now_with_a_reason_that_is_not_text_still_finishes(
+    client: Client, dev_server: DevServer, task_queue: str
+) -> None:
+    """A signal cannot be refused: the run finishes, without the reason."""
+    stubs = Stubs(gate=asyncio.Event())
+    async with running_workers(client, task_queue, stubs):
+        workflow_id = await start_with_cli(dev_server, task_queue, "--input", json.dumps(DEEP_RUN))
+        handle = client.get_workflow_handle(workflow_id, result_type=ResearchReport)
+        await wait_for(handle, Phase.SEARCHING)
+        signalled = await temporal_cli(
+            dev_server,
+            "workflow",
+            "signal",
+            "--workflow-id",
+            workflow_id,
+            "--name",
+            "finish_now",
+            "--input",
+            '{"reason": 5}',
+        )
+        assert signalled.returncode == 0, signalled.stderr
+        report = await handle.result()
+    assert report.outcome_reason == "finished on request: no reason given"
+
+
+@pytest.mark.parametrize(
+    ("phase", "name", "arg", "error_type", "expected"),
+    [
+        (
+            Phase.SEARCHING,
+            EDIT_SEARCHES_UPDATE,
+            {"add": [{"query": "delta", "why": "a person knows"}]},
+            errors.INVALID_REQUEST,
+            "add.0.why: Extra inputs are not permitted",
+        ),
+        (
+            Phase.SEARCHING,
+            EDIT_SEARCHES_UPDATE,
+            {"add": "delta"},
+            errors.INVALID_REQUEST,
+            "add: Input should be a valid list",
+        ),
+        (
+            Phase.SEARCHING,
+            EDIT_SEARCHES_UPDATE,
+            {"remove": ["delta\u001b[2J"]},
+            errors.INVALID_REQUEST,
+            "control character U+001B",
+        ),
+        (
+            Phase.SEARCHING,
+            EDIT_SEARCHES_UPDATE,
+            {"add": [{"query": "beta"}], "remove": ["omega"]},
+            errors.UPDATE_REFUSED,
+            "'beta' is already in this run's plan",
+        ),
+        (
+            Phase.SEARCHING,
+            REVIEW_REPORT_UPDATE,
+            {"decision": "approve"},
+            errors.UPDATE_REFUSED,
+            "no report is waiting for review",
+        ),
+        (
+            Phase.AWAITING_REPORT_REVIEW,
+            REVIEW_REPORT_UPDATE,
+            {"decision": "ok"},
+            errors.INVALID_REQUEST,
+            "decision: Input should be 'approve' or 'revise'",
+        ),
+        (
+            Phase.AWAITING_REPORT_REVIEW,
+            REVIEW_REPORT_UPDATE,
+            {"decision": "revise"},
+            errors.INVALID_REQUEST,
+            "a revision needs notes: say what to change",
+        ),
+        (
+            Phase.AWAITING_REPORT_REVIEW,
+            REVIEW_REPORT_UPDATE,
+            {"decision": "revise", "notes": 3},
+            errors.INVALID_REQUEST,
+            "notes: Input should be a valid string",
+        ),
+        (
+            Phase.AWAITING_REPORT_REVIEW,
+            EDIT_SEARCHES_UPDATE,
+            {"remove": ["alpha"]},
+            errors.UPDATE_REFUSED,
+            "no round is searching now",
+        ),
+    ],
+)
+async def test_bad_deep_run_update_is_refused_and_changes_nothing(
+    client: Client,
+    dev_server: DevServer,
+    task_queue: str,
+    phase: Phase,
+    name: str,
+    arg: Any,
+    error_type: str,
+    expected: str,
+) -> None:
+    stubs = Stubs(gate=asyncio.Event() if phase is Phase.SEARCHING else None)
+    async with running_workers(client, task_queue, stubs):
+        workflow_id = await start_with_cli(dev_server, task_queue, "--input", json.dumps(DEEP_RUN))
+        handle = client.get_workflow_handle(workflow_id)
+        await wait_for(handle, phase)
+        async with asyncio.timeout(20):
+            while len(stubs.seen_search_inputs) < 3:
+                await asyncio.sleep(0.05)
+        before = await status_of(handle)
+
+        line = refusal(
+            await update_with_cli(dev_server, workflow_id, name, "--input", json.dumps(arg))
+        )
+        assert expected in line
+        assert f"(type: {error_type}, retryable: false)" in line
+
+        after = await status_of(handle)
+        assert after.phase is phase
+        assert after.queries == before.queries and after.rounds == before.rounds
+        assert after.review == before.review and after.draft_report == before.draft_report
+        assert stubs.cancelled_searches == []
+        assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
+        await handle.terminate("test done")
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        (EDIT_SEARCHES_UPDATE, b'{"add": [{"query": "delta"}'),
+        (REVIEW_REPORT_UPDATE, b'{"decision": "approve\xff"}'),
+    ],
+)
+async def test_deep_run_update_that_is_not_json_is_refused(
+    client: Client, dev_server: DevServer, task_queue: str, name: str, data: bytes
+) -> None:
+    """Sent raw through the Python client, since the `temporal` CLI sends only valid JSON."""
+    phase = Phase.SEARCHING if name == EDIT_SEARCHES_UPDATE else Phase.AWAITING_REPORT_REVIEW
+    stubs = Stubs(gate=asyncio.Event() if phase is Phase.SEARCHING else None)
+    async with running_workers(client, task_queue, stubs):
+        workflow_id = await start_with_cli(dev_server, task_queue, "--input", json.dumps(DEEP_RUN))
+        handle = client.get_workflow_handle(workflow_id)
+        before = await wait_for(handle, phase)
+        raw = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=data))
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(name, raw)
+        cause = refused.value.cause
+        assert isinstance(cause, ApplicationError)
+        assert cause.type == errors.INVALID_REQUEST and cause.non_retryable
+        assert "the input cannot be decoded" in cause.message
+        after = await status_of(handle)
+        assert (after.phase, after.queries, after.review) == (phase, before.queries, before.review)
+        await handle.terminate("test done")

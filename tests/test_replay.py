@@ -32,6 +32,8 @@ def test_every_scenario_has_a_history() -> None:
         "report_reviewed",
         "audited",
     } <= names
+    # A token budget searching one at a time, before and since a search reserved the write.
+    assert {"token_budget", "strict_budget"} <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)

@@ -77,6 +77,9 @@ class Stubs:
     running: int = 0
     max_running: int = 0
     gate: asyncio.Event | None = None
+    """When set, searches wait for it, heartbeating, before they answer."""
+    gated_queries: set[str] | None = None
+    """The only queries that wait for `gate`; all of them when None."""
     needs_clarification: bool = True
     clarifying_questions: list[str] = field(
         default_factory=lambda: ["Which version?", "For what use?", "How deep?"]
@@ -85,7 +88,9 @@ class Stubs:
     cancelled_searches: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     model_gate: asyncio.Event | None = None
-    """When set, `reflect` and `review` wait for it, heartbeating, before they answer."""
+    """When set, the model steps in `gated_steps` wait for it, heartbeating, before they
+    answer."""
+    gated_steps: frozenset[str] = frozenset({"reflect", "review"})
     reflections: list[ReflectResult] = field(default_factory=list)
     """What `reflect` answers, in order; then done."""
     verdicts: list[ReviewResult] = field(default_factory=list)
@@ -108,8 +113,9 @@ class Stubs:
             cost_usd=self.model_cost_usd,
         )
 
-    @staticmethod
-    async def _wait_for(gate: asyncio.Event | None) -> None:
+    async def _held(self, step: str) -> None:
+        """Wait, heartbeating, while `step` is gated and the gate is closed."""
+        gate = self.model_gate if step in self.gated_steps else None
         while gate is not None and not gate.is_set():
             activity.heartbeat()
             await asyncio.sleep(0.1)
@@ -147,6 +153,7 @@ class Stubs:
         async def plan(input: PlanInput) -> PlanResult:
             self.calls.append("plan")
             self.seen_plan_inputs.append(input)
+            await self._held("plan")
             return self._sent(
                 PlanResult(
                     queries=[SearchQuery(query=q, reason=f"covers {q}") for q in self.queries],
@@ -161,7 +168,8 @@ class Stubs:
             self.running += 1
             self.max_running = max(self.max_running, self.running)
             try:
-                while self.gate is not None and not self.gate.is_set():
+                gated = self.gated_queries is None or input.query in self.gated_queries
+                while gated and self.gate is not None and not self.gate.is_set():
                     # Heartbeats carry the cancellation of the run to this activity.
                     activity.heartbeat()
                     try:
@@ -192,6 +200,7 @@ class Stubs:
         async def synthesize(input: SynthesizeInput) -> SynthesisResult:
             self.calls.append("synthesize")
             self.seen_synthesis.append(input)
+            await self._held("synthesize")
             return self._sent(
                 SynthesisResult(
                     report_markdown="report " + " ".join(f"[{s.id}]" for s in input.sources),
@@ -206,7 +215,7 @@ class Stubs:
         async def reflect(input: ReflectInput) -> ReflectResult:
             self.calls.append("reflect")
             self.seen_reflections.append(input)
-            await self._wait_for(self.model_gate)
+            await self._held("reflect")
             if self.reflections:
                 return self._sent(self.reflections.pop(0))
             return self._sent(
@@ -221,7 +230,7 @@ class Stubs:
         async def review(input: ReviewInput) -> ReviewResult:
             self.calls.append("review")
             self.seen_reviews.append(input)
-            await self._wait_for(self.model_gate)
+            await self._held("review")
             verdict = self.verdicts.pop(0) if self.verdicts else ReviewResult(approved=True)
             return self._sent(verdict.model_copy(update={"usage": self._usage(7, 3)}))
 
@@ -229,6 +238,7 @@ class Stubs:
         async def revise(input: ReviseInput) -> SynthesisResult:
             self.calls.append("revise")
             self.seen_revisions.append(input)
+            await self._held("revise")
             return self._sent(
                 SynthesisResult(
                     report_markdown=f"revision {input.round}: " + "; ".join(input.notes),

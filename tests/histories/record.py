@@ -185,6 +185,19 @@ SCENARIOS: dict[str, tuple[dict[str, Any], Stubs, Scenario]] = {
         Stubs(reflections=[_follow_ups("delta")]),
         partly_failed,
     ),
+    # A token budget the final write would exceed once the first search is in, searching one
+    # at a time. Recorded before starting a search reserved the final write: all three
+    # searches ran. `strict_budget` is the same run recorded since: only the first did.
+    "token_budget": (
+        {"search_concurrency": 1, "max_rounds": 2, "budget": {"max_total_tokens": 1520}},
+        Stubs(reflections=[_follow_ups("delta")]),
+        partly_failed,
+    ),
+    "strict_budget": (
+        {"search_concurrency": 1, "max_rounds": 2, "budget": {"max_total_tokens": 1520}},
+        Stubs(reflections=[_follow_ups("delta")]),
+        partly_failed,
+    ),
 }
 
 

@@ -2,7 +2,8 @@
 
 The workflow checks before each new round, search and review whether what is used plus what
 the next step would need stays within every limit. The final write is always reserved: work
-is started only while enough is left to write the report from what was gathered. The reserve:
+is started only while enough is left to write the report from what was gathered, and once a
+limit is reached nothing new starts for the rest of the run. The reserve:
 
 - tokens: a quarter of the characters of the gathered text (about a token per four
   characters) plus `WRITE_OVERHEAD_TOKENS` for instructions and the answer;
@@ -43,7 +44,12 @@ class BudgetTracker:
     def check(
         self, now: datetime, usage: LlmUsage, *, text_chars: int, reserve_write: bool = True
     ) -> str:
-        """The first limit that the next step would cross, or "" if none would."""
+        """The first limit that the next step would cross, or "" if none would.
+
+        `reserve_write=False` checks the limits alone: how runs recorded before searches
+        reserved the final write decided to start a search, kept so that they replay. Once
+        a limit is reached the workflow stops asking (`exhausted` holds it), since the cost
+        reserve, priced at the run's average so far, can shrink after a cheap step."""
         reserve_tokens = text_chars // 4 + WRITE_OVERHEAD_TOKENS if reserve_write else 0
         elapsed = (now - self.started).total_seconds()
         limits = self.limits

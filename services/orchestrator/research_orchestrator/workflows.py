@@ -20,7 +20,9 @@ before they touch any state); pause, resume, finish-now and cancel as signals. A
 run still returns a report of what it gathered, marked partial.
 
 Runs started before research went in rounds replay their single pass: the command sequence
-of the deeper research is behind `workflow.patched(ROUNDS_PATCH)`.
+of the deeper research is behind `workflow.patched(ROUNDS_PATCH)`, and the stricter budget
+(searches reserve the final write, a limit reached stays reached) behind
+`workflow.patched(STRICT_BUDGET_PATCH)`.
 """
 
 from __future__ import annotations
@@ -113,6 +115,11 @@ ROUNDS_PATCH = "research-in-rounds"
 """Marks runs that research in rounds, with review, budgets and steering while searching."""
 AUDIT_PATCH = "audit-manifest"
 """Marks runs that record an audit manifest when their report is done."""
+STRICT_BUDGET_PATCH = "strict-budget"
+"""Marks runs whose searches start only while the final write stays within the budget, as
+rounds and reviews do, and in which a limit once reached stays reached. Earlier runs started
+a search while the limits themselves held, and checked each step afresh (a cost estimate
+from the run's average price per token can fall after a cheap step)."""
 
 
 class _RunCancelled(Exception):
@@ -165,6 +172,7 @@ class DeepResearchWorkflow:
         self._usage = LlmUsage()
         # Research in rounds (runs with the ROUNDS_PATCH marker).
         self._deep = False
+        self._strict_budget = False
         self._rounds: list[_Round] = []
         self._searching: _Round | None = None
         self._skipped: dict[int, str] = {}
@@ -202,6 +210,7 @@ class DeepResearchWorkflow:
 
     async def _research(self, request: ResearchRequest) -> ResearchReport:
         self._deep = workflow.patched(ROUNDS_PATCH)
+        self._strict_budget = self._deep and workflow.patched(STRICT_BUDGET_PATCH)
         if request.clarify:
             await self._clarify(request)
 
@@ -387,7 +396,7 @@ class DeepResearchWorkflow:
             async with slots:
                 if index in self._skipped:
                     return
-                stop = self._stop_reason(reserve_write=False)
+                stop = self._stop_reason(reserve_write=self._strict_budget)
                 if stop:
                     self._skipped[index] = f"not started: {stop}"
                     return
@@ -445,6 +454,8 @@ class DeepResearchWorkflow:
         if self._finish_reason is not None:
             return f"finished on request: {self._finish_reason}"
         assert self._budget is not None
+        if self._strict_budget and self._budget.exhausted:
+            return self._budget.exhausted
         sources, _ = collect(self._outcomes)
         reason = self._budget.check(
             workflow.now(), self._usage, text_chars=text_chars(sources), reserve_write=reserve_write
@@ -548,8 +559,11 @@ class DeepResearchWorkflow:
                 self._draft = None
             self._check_cancelled()
             decision = self._report_decision
-            if decision is None or decision.decision is ReportDecision.APPROVE:
-                # Approved, or told to finish now: the draft as it stands is the report.
+            if decision is None:
+                # Told to finish now: the draft as it stands is the report, and nobody
+                # approved it (the outcome says it was finished on request).
+                return draft
+            if decision.decision is ReportDecision.APPROVE:
                 self._reviews.append(ReviewRound(round=number, approved=True, by="person"))
                 return draft
             notes = [decision.notes]
