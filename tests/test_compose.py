@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from research_shared.health import READY_PATH
 from research_shared.settings import ApiSettings, WorkerSettings
+from tests.helpers.search_attributes import search_attributes_in_code
 from tests.helpers.tools import require
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -275,3 +276,11 @@ def test_the_api_is_healthy_when_ready() -> None:
     port = api["environment"]["RESEARCH_API_PORT"]
     assert f"http://127.0.0.1:{port}{READY_PATH}" in check, check
     assert api["ports"] == [f"127.0.0.1:{port}:{port}"]
+
+
+def test_the_namespace_step_registers_every_search_attribute_the_code_uses() -> None:
+    script = " ".join(services()["temporal-namespace"]["command"])
+    used = search_attributes_in_code()
+    assert used, "the scan of the code found no search attribute"
+    for name, kind in used.items():
+        assert f"search-attribute create -n default --name {name} --type {kind}" in script, name
