@@ -28,8 +28,9 @@ from tests.helpers.corpus import PORT_DOCUMENTS
 
 from research_cli.embedded import EmbeddedStack, free_port
 from research_cli.main import DEMO_QUESTION
-from research_shared.models import ResearchReport
-from research_shared.names import ORCHESTRATOR_QUEUE, WORKFLOW_TYPE
+from research_shared.client import ResearchClient
+from research_shared.models import ResearchReport, ResearchRequest
+from research_shared.names import ORCHESTRATOR_QUEUE
 
 # How `research_llm.citations` finds a citation: [3], [1, 4]; not a link's text.
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\](?!\()")
@@ -99,7 +100,7 @@ async def main() -> None:
             env["RESEARCH_CORPUS_DIR"] = str(args.corpus.resolve())
         stack = EmbeddedStack(data_dir=folder_path, port=free_port(), extra_env=env)
         try:
-            client = await stack.start()
+            research = ResearchClient(await stack.start(), task_queue=ORCHESTRATOR_QUEUE)
             print(f"Question: {args.question}\n")
             print(
                 "| max_rounds | rounds | searches | sources | citations | unsupported | "
@@ -108,18 +109,16 @@ async def main() -> None:
             print("| --- | --- | --- | --- | --- | --- | --- | --- |")
             reports: list[ResearchReport] = []
             for rounds in range(1, args.max_rounds + 1):
-                report: ResearchReport = await client.execute_workflow(
-                    WORKFLOW_TYPE,
-                    {
-                        "question": args.question,
-                        "max_rounds": rounds,
-                        "max_searches": args.max_searches,
-                        "results_per_search": args.results_per_search,
-                    },
+                run = await research.start(
+                    ResearchRequest(
+                        question=args.question,
+                        max_rounds=rounds,
+                        max_searches=args.max_searches,
+                        results_per_search=args.results_per_search,
+                    ),
                     id=f"depth-{rounds}-{uuid.uuid4().hex[:6]}",
-                    task_queue=ORCHESTRATOR_QUEUE,
-                    result_type=ResearchReport,
                 )
+                report = await research.wait(run.id)
                 reports.append(report)
                 s = report.stats
                 print(

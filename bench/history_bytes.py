@@ -31,8 +31,8 @@ from tests.helpers.processes import WorkerProcesses
 
 from research_cli.embedded import free_port, start_dev_server, stop_process, wait_for_server
 from research_cli.main import exit_without_finalizing
-from research_shared.models import ResearchReport
-from research_shared.names import WORKFLOW_TYPE
+from research_shared.client import ResearchClient
+from research_shared.models import ResearchRequest
 from research_shared.payloads import open_payloads
 from research_shared.settings import PayloadSettings
 
@@ -51,6 +51,7 @@ async def one_run(address: str, folder: Path, store: str) -> dict[str, Any]:
         "RESEARCH_SEARCH_QUEUE": f"hist-search-{tag}",
         "RESEARCH_LLM_QUEUE": f"hist-llm-{tag}",
     }
+    research = ResearchClient(client, task_queue=queues["RESEARCH_ORCHESTRATOR_QUEUE"])
     with (
         FakeTavilyServer(page_chars=PAGE_CHARS) as tavily,
         FakeOpenAIServer(responder=scripted_model(queries)) as model,
@@ -74,21 +75,18 @@ async def one_run(address: str, folder: Path, store: str) -> dict[str, Any]:
         )
         try:
             await asyncio.to_thread(workers.start, "orchestrator", "search", "llm")
-            handle = await client.start_workflow(
-                WORKFLOW_TYPE,
-                {
-                    "question": "How large is the history of a run?",
-                    "max_searches": SEARCHES,
-                    "results_per_search": HITS,
-                },
+            run = await research.start(
+                ResearchRequest(
+                    question="How large is the history of a run?",
+                    max_searches=SEARCHES,
+                    results_per_search=HITS,
+                ),
                 id=f"history-bytes-{tag}",
-                task_queue=queues["RESEARCH_ORCHESTRATOR_QUEUE"],
-                result_type=ResearchReport,
             )
-            report = await handle.result()
+            report = await research.wait(run.id)
         finally:
             await asyncio.to_thread(workers.stop_all)
-    info = (await handle.describe()).raw_description.workflow_execution_info
+    info = (await research.describe(run.id)).raw_description.workflow_execution_info
     await payloads.aclose()
     return {
         "payload_store": store if store == "none" else "folder",

@@ -325,12 +325,13 @@ async def run_many(
     return [s for s in samples if s is not None], wall
 
 
-async def history_sizes(client: Client, samples: list[Sample]) -> tuple[float, float]:
-    """Mean event count and mean size in bytes of the runs' histories."""
+async def history_sizes(research: ResearchClient, samples: list[Sample]) -> tuple[float, float]:
+    """Mean event count and mean size in bytes of the runs' histories (of either kind: an
+    unscoped client describes any workflow)."""
     events = 0
     size = 0
     for sample in samples:
-        description = await client.get_workflow_handle(sample.workflow_id).describe()
+        description = await research.describe(sample.workflow_id)
         events += description.history_length
         size += description.raw_description.workflow_execution_info.history_size_bytes
     return events / len(samples), size / len(samples)
@@ -607,7 +608,9 @@ async def bench(args: argparse.Namespace, procs: Processes, data_dir: Path) -> d
             if dead := procs.dead():
                 raise BenchError(f"processes exited during the runs: {', '.join(dead)}")
     for result in results.values():
-        result.history_events, result.history_bytes = await history_sizes(client, result.samples)
+        result.history_events, result.history_bytes = await history_sizes(
+            ResearchClient(client), result.samples
+        )
 
     summaries = {kind: results[kind].summary() for kind in KINDS}
     real_s, bare_s = summaries["real"], summaries["bare"]

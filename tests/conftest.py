@@ -19,7 +19,7 @@ from temporalio.client import Client
 from research_cli.embedded import free_port, start_dev_server, stop_process, wait_for_server
 from research_shared.payloads import open_payloads
 from research_shared.settings import PayloadSettings
-from tests.helpers.api import ApiServer, start_api
+from tests.helpers.api import API_QUEUES, ApiServer, start_api
 from tests.helpers.processes import DevServer, WorkerProcesses, offline_pools
 
 
@@ -84,20 +84,12 @@ def _no_provider_keys(payload_store: str) -> None:
         os.environ.pop(key, None)
 
 
-# The API's pools poll queues of their own: modules that run pools on the default queues
-# must not see their tasks taken by these, which live for the whole session.
-API_QUEUES = {
-    "RESEARCH_ORCHESTRATOR_QUEUE": "api-tests-orchestrator",
-    "RESEARCH_SEARCH_QUEUE": "api-tests-search",
-    "RESEARCH_LLM_QUEUE": "api-tests-llm",
-}
-
-
 @pytest.fixture(scope="session")
 def offline_workers_session(
     dev_server: DevServer, session_data_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcesses]:
-    """The three pools, offline, on queues of their own, shared by the API's test modules."""
+    """The three pools, offline, on queues of their own (`API_QUEUES`), shared by the API's
+    and the client's test modules."""
     workers = offline_pools(
         dev_server.address,
         tmp_path_factory.mktemp("session-pools"),

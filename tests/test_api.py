@@ -7,12 +7,14 @@ import asyncio
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from temporalio.client import Client
 
 from research_cli.embedded import free_port
 from tests.helpers.api import ApiServer, read_events, start_api, wait_for_phase
@@ -206,10 +208,6 @@ async def test_pause_resume_cancel_and_the_result_while_running(alice: httpx.Asy
 
     paused = await alice.post(f"/v1/research/{run_id}/pause")
     assert paused.status_code == 202 and paused.json() == {"id": run_id, "signal": "pause"}
-    assert (await wait_for_phase(alice, run_id, "awaiting_approval"))["status"]["paused"] in (
-        True,
-        False,
-    )
     for _ in range(50):
         if (await alice.get(f"/v1/research/{run_id}")).json()["status"]["paused"]:
             break
@@ -217,6 +215,12 @@ async def test_pause_resume_cancel_and_the_result_while_running(alice: httpx.Asy
     else:
         raise AssertionError("the run did not pause")
     assert (await alice.post(f"/v1/research/{run_id}/resume")).status_code == 202
+    for _ in range(50):
+        if not (await alice.get(f"/v1/research/{run_id}")).json()["status"]["paused"]:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the run did not resume")
     cancelled = await alice.post(f"/v1/research/{run_id}/cancel", json={"reason": "seen enough"})
     assert cancelled.status_code == 202
     for _ in range(100):
@@ -229,27 +233,61 @@ async def test_pause_resume_cancel_and_the_result_while_running(alice: httpx.Asy
     assert result.json()["outcome_reason"] == "seen enough"
 
 
-async def test_list_filters_by_status_and_pages_newest_first(alice: httpx.AsyncClient) -> None:
-    ids = [await start(alice, question=f"How do I use zlib, take {n}?") for n in range(2)]
-    running = await alice.get("/v1/research", params={"status": "running", "page_size": 100})
-    assert running.status_code == 200
-    assert all(r["execution_status"] == "running" for r in running.json()["runs"])
-    first = (await alice.get("/v1/research", params={"page_size": 1})).json()
-    assert len(first["runs"]) == 1 and first["next_page_token"]
-    second = (
-        await alice.get(
-            "/v1/research", params={"page_size": 1, "page_token": first["next_page_token"]}
-        )
-    ).json()
-    assert second["runs"][0]["id"] != first["runs"][0]["id"]
-    listed = (await alice.get("/v1/research", params={"page_size": 100})).json()["runs"]
-    started = [r["started_at"] for r in listed]
-    assert started == sorted(started, reverse=True)
-    assert {ids[1], ids[0]} <= {r["id"] for r in listed}
-    bad = await alice.get("/v1/research", params={"page_token": "%%%"})
-    assert bad.status_code == 422
-    for run_id in ids:
-        await alice.post(f"/v1/research/{run_id}/cancel")
+async def all_pages(client: httpx.AsyncClient, size: int, status: str | None = None) -> list[str]:
+    """The ids of every page of GET /v1/research, in order, checking each page's size."""
+    ids: list[str] = []
+    token: str | None = None
+    while True:
+        params: dict[str, Any] = {"page_size": size}
+        if status:
+            params["status"] = status
+        if token:
+            params["page_token"] = token
+        answer = await client.get("/v1/research", params=params)
+        assert answer.status_code == 200, answer.text
+        page = answer.json()
+        ids += [run["id"] for run in page["runs"]]
+        token = page["next_page_token"]
+        if token is None:
+            assert len(page["runs"]) <= size
+            return ids
+        assert len(page["runs"]) == size
+
+
+async def test_list_is_newest_first_across_pages_whatever_order_runs_close_in(
+    dev_server: DevServer, client: Client, tmp_path: Path
+) -> None:
+    """Visibility lists closed runs by when they closed: runs that close in another order
+    than they started still list newest first, on every page size and with a status filter.
+    The API's orchestrator queue has no worker, so the runs stay as the test leaves them, and
+    an owner of its own sees only them."""
+    queue = {"RESEARCH_ORCHESTRATOR_QUEUE": f"unpolled-{uuid.uuid4().hex[:8]}"}
+    server = start_api(dev_server.address, tmp_path, keys={"lister": "lister-key"}, env=queue)
+    try:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=server.headers("lister"), timeout=30
+        ) as lister:
+            ids = [await start(lister, question=f"Which run is number {n}?") for n in range(5)]
+            # Closed 1, then 3, then 0: by close time, visibility gives 4, 2 (running), 0, 3, 1.
+            for n in (1, 3, 0):
+                await client.get_workflow_handle(ids[n]).terminate(reason="closed out of order")
+            for _ in range(100):
+                terminated = await all_pages(lister, 100, "terminated")
+                if len(terminated) == 3 and len(await all_pages(lister, 100)) == 5:
+                    break
+                await asyncio.sleep(0.1)
+            newest_first = ids[::-1]
+            for size in (1, 2, 3, 5, 100):
+                assert await all_pages(lister, size) == newest_first, size
+            assert await all_pages(lister, 2, "terminated") == [ids[3], ids[1], ids[0]]
+            assert await all_pages(lister, 1, "running") == [ids[4], ids[2]]
+            assert await all_pages(lister, 2, "completed") == []
+            listed = (await lister.get("/v1/research", params={"page_size": 1})).json()
+            assert listed["runs"][0]["question"] == "Which run is number 4?"
+            bad = await lister.get("/v1/research", params={"page_token": "%%%"})
+            assert bad.status_code == 422 and "page token" in bad.json()["detail"]
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize(

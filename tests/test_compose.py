@@ -8,6 +8,7 @@ No Docker engine is needed (nor available in CI).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 from pathlib import Path
@@ -15,15 +16,18 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from research_shared.health import READY_PATH
-from research_shared.settings import WorkerSettings
+from research_shared.settings import ApiSettings, WorkerSettings
+from tests.helpers.search_attributes import search_attributes_in_code
 from tests.helpers.tools import require
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 PROMETHEUS_CONFIG = ROOT / "deploy" / "observability" / "prometheus" / "prometheus.yml"
+API_DOCKERFILE = ROOT / "services" / "api" / "Dockerfile"
 POOLS = {
     "orchestrator-worker": "services/orchestrator/Dockerfile",
     "search-worker": "services/search_worker/Dockerfile",
@@ -121,7 +125,8 @@ def test_secrets_come_only_from_the_env_file_and_it_is_not_committed() -> None:
                     f"{name}: {key} is set here"
                 )
     # Required secrets stop compose with a message when missing, instead of an empty password.
-    assert "${POSTGRES_PASSWORD:?" in text and "${GRAFANA_ADMIN_PASSWORD:?" in text
+    for required in ("POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "RESEARCH_API_KEYS"):
+        assert "${" + required + ":?" in text, required
     ignored = subprocess.run(
         ["git", "check-ignore", "-q", ".env"], cwd=ROOT, capture_output=True, check=False
     )
@@ -217,3 +222,65 @@ def test_published_ports_are_on_localhost_only() -> None:
     for name, service in services().items():
         for port in service.get("ports") or []:
             assert str(port).startswith("127.0.0.1:"), f"{name}: {port}"
+
+
+def key_command() -> str:
+    """The shell lines .env.example gives, as comments just above `RESEARCH_API_KEYS=`, to
+    make an API key and its pair."""
+    lines = ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+    block: list[str] = []
+    for line in reversed(lines[: lines.index("RESEARCH_API_KEYS=")]):
+        if not line.startswith("#   "):
+            break
+        block.insert(0, line.removeprefix("#   "))
+    assert block, ".env.example gives no command that makes an API key"
+    return "\n".join(block)
+
+
+def test_the_api_gets_its_keys_from_the_env_file_and_starts_with_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The image listens on every interface, where the API refuses to start without keys:
+    compose must pass them from `.env`, and the command `.env.example` gives must make a pair
+    the API accepts for the key it prints."""
+    api = services()["api"]
+    env = {k: str(v) for k, v in api["environment"].items()}
+    assert env["RESEARCH_API_KEYS"].startswith("${RESEARCH_API_KEYS:?"), env["RESEARCH_API_KEYS"]
+    assert "RESEARCH_API_KEYS" in env_example()
+    image_host = re.search(r"RESEARCH_API_HOST=(\S+)", API_DOCKERFILE.read_text(encoding="utf-8"))
+    assert image_host, "the API's image sets no RESEARCH_API_HOST"
+
+    made = subprocess.run(
+        ["bash", "-ec", key_command()], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert made.returncode == 0, made.stderr
+    key = re.search(r"^your key.*: (\S+)$", made.stdout, re.MULTILINE)
+    pair = re.search(r"^RESEARCH_API_KEYS=(\S+)$", made.stdout, re.MULTILINE)
+    assert key and pair, made.stdout
+
+    # The API's settings as its container reads them: the image's, then compose's.
+    for name in ("RESEARCH_API_HOST", "RESEARCH_API_PORT", "RESEARCH_API_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RESEARCH_API_HOST", image_host[1])
+    monkeypatch.setenv("RESEARCH_API_PORT", env["RESEARCH_API_PORT"])
+    with pytest.raises(ValidationError, match="set RESEARCH_API_KEYS"):
+        ApiSettings()
+    monkeypatch.setenv("RESEARCH_API_KEYS", pair[1])
+    owners = ApiSettings().key_owners()
+    assert owners == {hashlib.sha256(key[1].encode()).hexdigest(): "me"}
+
+
+def test_the_api_is_healthy_when_ready() -> None:
+    api = services()["api"]
+    check = " ".join(api["healthcheck"]["test"])
+    port = api["environment"]["RESEARCH_API_PORT"]
+    assert f"http://127.0.0.1:{port}{READY_PATH}" in check, check
+    assert api["ports"] == [f"127.0.0.1:{port}:{port}"]
+
+
+def test_the_namespace_step_registers_every_search_attribute_the_code_uses() -> None:
+    script = " ".join(services()["temporal-namespace"]["command"])
+    used = search_attributes_in_code()
+    assert used, "the scan of the code found no search attribute"
+    for name, kind in used.items():
+        assert f"search-attribute create -n default --name {name} --type {kind}" in script, name

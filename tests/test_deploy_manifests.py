@@ -28,9 +28,11 @@ from typing import Any
 import pytest
 import yaml
 
+from research_cli.embedded import dev_server_spec
 from research_shared import names
 from research_shared.health import LIVE_PATH, METRICS_PATH, READY_PATH
 from research_shared.settings import WorkerSettings
+from tests.helpers.search_attributes import registered_by_flags, search_attributes_in_code
 from tests.helpers.tools import require
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -639,6 +641,27 @@ def test_dev_overlay_runs_offline_against_its_own_dev_server() -> None:
         assert settings.get("RESEARCH_LLM_PROVIDER", "offline") == "offline"
         assert "RESEARCH_BUILD_ID" not in settings, "the dev overlay runs unversioned"
     assert not objects(docs, "ScaledObject")
+
+
+def test_every_dev_server_registers_every_search_attribute_the_code_uses(
+    tmp_path: Path,
+) -> None:
+    """A run started with a search attribute the server does not know fails: the dev
+    overlay's server and the embedded one register each attribute the code declares."""
+    used = search_attributes_in_code()
+    assert names.OWNER_SEARCH_ATTRIBUTE in used, "the scan of the code found nothing"
+    (server,) = [
+        d
+        for d in objects(render("dev"), "Deployment")
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") == "temporal-dev-server"
+    ]
+    (container,) = server["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:2] == ["server", "start-dev"]
+    in_cluster = registered_by_flags(container["args"])
+    embedded = registered_by_flags(list(dev_server_spec(tmp_path / "t.db", 7233).args))
+    for name, kind in used.items():
+        assert in_cluster.get(name) == kind, f"the dev overlay's server lacks {name}={kind}"
+        assert embedded.get(name) == kind, f"the embedded dev server lacks {name}={kind}"
 
 
 def test_prod_overlay_uses_temporal_cloud_and_scales_every_pool() -> None:

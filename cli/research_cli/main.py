@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import temporalio.service
 from pydantic import ValidationError
 
 from research_cli.embedded import POOLS, EmbeddedError
@@ -637,19 +636,18 @@ async def cmd_gc(args: argparse.Namespace) -> int:
     from research_cli.store_commands import StoreCommandError, collect_garbage, print_gc
 
     payloads = cli_payloads()
-    # The store commands read histories and visibility, below what ResearchClient offers.
-    client = (await connect_client()).temporal
+    research = await connect_client()
     try:
         report = await collect_garbage(
             payloads,
-            client,
+            research,
             grace_seconds=args.grace_seconds,
             search_cache_seconds=args.search_cache_seconds,
             dry_run=args.dry_run,
         )
     except StoreCommandError as err:
         raise CliError(str(err), code=err.code) from None
-    except temporalio.service.RPCError as err:
+    except ResearchClientError as err:
         raise CliError(f"cannot read the workflows Temporal knows: {err.message}") from None
     print_gc(report, args.dry_run, args.json)
     return 0
@@ -659,11 +657,13 @@ async def cmd_audit(args: argparse.Namespace) -> int:
     from research_cli.store_commands import StoreCommandError, check_audit, print_audit
 
     payloads = cli_payloads()
-    client = (await connect_client()).temporal
+    research = await connect_client()
     try:
-        check = await check_audit(payloads, client, args.workflow_id)
+        check = await check_audit(payloads, research, args.workflow_id)
     except StoreCommandError as err:
         raise CliError(str(err), code=err.code) from None
+    except ResearchClientError as err:
+        raise CliError(f"cannot read the run's history: {err.message}") from None
     print_audit(check, args.json)
     if check.history_sha256 is not None and not check.verified:
         raise CliError(f"the audit of {args.workflow_id} does not verify against the store")

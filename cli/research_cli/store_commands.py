@@ -23,10 +23,10 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.sdk.v1.external_storage_pb2 import ExternalStorageReference
-from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.client import WorkflowExecutionStatus
 
 from research_shared import audit
+from research_shared.client import ResearchClient, RunNotFound
 from research_shared.models import RecordAuditResult
 from research_shared.names import RECORD_AUDIT_ACTIVITY
 from research_shared.payloads import Payloads
@@ -95,22 +95,23 @@ class References:
     keys: set[str] = field(default_factory=set)
 
 
-async def live_references(client: Client) -> References:
-    """The references of every workflow visibility lists, running or retained."""
+async def live_references(research: ResearchClient) -> References:
+    """The references of every workflow visibility lists, running or retained, of any type.
+    Only a workflow deleted since the listing is skipped: any other failure stops the
+    collection, since a history not read would leave its payloads unprotected."""
     found = References()
-    async for execution in client.list_workflows():
+    async for execution in research.executions(every_type=True):
         found.workflows.add(segment(execution.id))
-        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
         try:
-            history = await handle.fetch_history()
-        except RPCError:
+            history = await research.history(execution.id, run_id=execution.run_id)
+        except RunNotFound:
             continue  # deleted between the listing and now
         for event in history.events:
             found.keys.update(k for p in payloads_in(event) if (k := referenced_key(p)))
-        if execution.status is not None and execution.status.name == "RUNNING":
+        if execution.status is WorkflowExecutionStatus.RUNNING:
             try:
-                description = await handle.describe()
-            except RPCError:
+                description = await research.describe(execution.id, run_id=execution.run_id)
+            except RunNotFound:
                 continue
             raw = description.raw_description
             found.keys.update(k for p in payloads_in(raw) if (k := referenced_key(p)))
@@ -133,7 +134,7 @@ class GcReport:
 
 async def collect_garbage(
     payloads: Payloads,
-    client: Client,
+    research: ResearchClient,
     *,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     search_cache_seconds: float = DEFAULT_SEARCH_CACHE_SECONDS,
@@ -155,7 +156,7 @@ async def collect_garbage(
             "cleaned by its bucket's lifecycle rules, see docs/payloads.md)",
             code=2,
         )
-    refs = await live_references(client)
+    refs = await live_references(research)
     now = datetime.now(UTC)
     grace = timedelta(seconds=grace_seconds)
     audited = {
@@ -218,11 +219,13 @@ class AuditCheck:
         )
 
 
-async def recorded_sha256(client: Client, payloads: Payloads, workflow_id: str) -> str | None:
+async def recorded_sha256(
+    research: ResearchClient, payloads: Payloads, workflow_id: str
+) -> str | None:
     """The manifest hash the run's history recorded (`record_audit`'s result), if any."""
     try:
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
-    except RPCError:
+        history = await research.history(workflow_id)
+    except RunNotFound:
         return None
     scheduled = {
         e.event_id
@@ -240,7 +243,9 @@ async def recorded_sha256(client: Client, payloads: Payloads, workflow_id: str) 
     return None
 
 
-async def check_audit(payloads: Payloads, client: Client | None, workflow_id: str) -> AuditCheck:
+async def check_audit(
+    payloads: Payloads, research: ResearchClient | None, workflow_id: str
+) -> AuditCheck:
     """Read the manifest of `workflow_id` and check its hashes against the store and history."""
     records = payloads.records
     if records is None:
@@ -254,8 +259,8 @@ async def check_audit(payloads: Payloads, client: Client | None, workflow_id: st
             f"no audit manifest for {workflow_id} in {records.url} (has the run completed?)", 2
         )
     history = None
-    if client is not None:
-        history = await recorded_sha256(client, payloads, workflow_id)
+    if research is not None:
+        history = await recorded_sha256(research, payloads, workflow_id)
     return AuditCheck(reading=reading, history_sha256=history)
 
 

@@ -22,6 +22,13 @@ from research_cli.embedded import api_spec, free_port
 from research_cli.supervisor import ProcessError, Supervisor
 
 OWNERS = ("alice", "bob", "fuzz")
+# The session's API and its pools use queues of their own: modules that run pools on the
+# default queues must not see their tasks taken by these, which live for the whole session.
+API_QUEUES = {
+    "RESEARCH_ORCHESTRATOR_QUEUE": "api-tests-orchestrator",
+    "RESEARCH_SEARCH_QUEUE": "api-tests-search",
+    "RESEARCH_LLM_QUEUE": "api-tests-llm",
+}
 
 
 def key_setting(keys: Mapping[str, str]) -> str:

@@ -13,13 +13,12 @@ client (the CLI, an operator's script) sees every run.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
+import builtins
 import contextlib
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -29,9 +28,11 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import (
     Client,
     WorkflowExecution,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowHistory,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
@@ -57,6 +58,16 @@ from research_shared.client._errors import (
     UpdateRejected,
 )
 from research_shared.client._events import EventTracker
+from research_shared.client._listing import (
+    BadPageToken,
+    close_bound,
+    decode_token,
+    encode_token,
+    key_of,
+    newest,
+    start_bound,
+    started_before_clause,
+)
 from research_shared.client._models import (
     EventType,
     ExecutionStatus,
@@ -300,27 +311,113 @@ class ResearchClient:
         page_size: int = DEFAULT_PAGE_SIZE,
         page_token: str | None = None,
     ) -> RunPage:
-        """One page of runs from Temporal's visibility, newest first."""
+        """One page of runs from Temporal's visibility, newest first by start time across
+        pages (see `_listing.py` for how, since visibility cannot sort by start time)."""
+        size = max(1, min(page_size, MAX_PAGE_SIZE))
+        try:
+            before = decode_token(page_token) if page_token else None
+        except BadPageToken:
+            raise InvalidPageToken("the page token is not one this API gave out") from None
+        clauses = self._clauses()
+        if before is not None:
+            clauses.append(started_before_clause(before))
+        # One more than the page, to know whether another page follows.
+        wanted = size + 1
+        found: builtins.list[WorkflowExecution] = []
+        if status in (None, ExecutionStatus.RUNNING):
+            running = [*clauses, "ExecutionStatus = 'Running'"]
+            found += await newest(
+                self._listed(running, wanted), wanted, bound=start_bound, before=before
+            )
+        if status is not ExecutionStatus.RUNNING:
+            closed = (
+                "ExecutionStatus != 'Running'"
+                if status is None
+                else f"ExecutionStatus = '{_VISIBILITY_STATUS[status]}'"
+            )
+            found += await newest(
+                self._listed([*clauses, closed], wanted), wanted, bound=close_bound, before=before
+            )
+        found.sort(key=key_of, reverse=True)
+        page = found[:size]
+        more = len(found) > size
+        return RunPage(
+            runs=[await _summary(execution) for execution in page],
+            next_page_token=encode_token(key_of(page[-1])) if more else None,
+        )
+
+    async def executions(self, *, every_type: bool = False) -> AsyncIterator[WorkflowExecution]:
+        """Every execution visibility lists (running, and closed within the namespace's
+        retention), in Temporal's order: this client's research runs, or with `every_type`
+        every workflow of the namespace, for operators' tools such as the payload store's
+        `gc`, which must keep what any workflow refers to (an unscoped client only)."""
+        if every_type and self.owner is not None:
+            raise ValueError("a client scoped to an owner lists only that owner's runs")
+        listed = self._listed([] if every_type else self._clauses())
+        async with contextlib.aclosing(listed):
+            async for execution in listed:
+                yield execution
+
+    async def describe(self, id: str, *, run_id: str | None = None) -> WorkflowExecutionDescription:
+        """Temporal's description of a run: history length and size, pending activities,
+        search attributes. A scoped client describes only its owner's research runs; an
+        unscoped one any workflow of the namespace, as operators' tools need."""
+        if self.owner is not None:
+            return await self._described(id, run_id)
+        with self._calls(id, "describe"):
+            return await self._handle(id, run_id).describe()
+
+    async def history(self, id: str, *, run_id: str | None = None) -> WorkflowHistory:
+        """A run's event history as it is now (scoped like `describe`). Its payloads are
+        as stored: decode them with `temporal.data_converter`."""
+        await self._check(id)
+        with self._calls(id, "history"):
+            return await self._handle(id, run_id).fetch_history()
+
+    async def request(self, id: str) -> ResearchRequest:
+        """The request the run was started with, from its history's first event."""
+        await self._check(id)
+        started: HistoryEvent | None = None
+        with self._calls(id, "history"):
+            async for event in self._handle(id).fetch_history_events(page_size=1):
+                started = event
+                break
+        if started is None or not started.HasField("workflow_execution_started_event_attributes"):
+            raise _not_found(id)
+        attributes = started.workflow_execution_started_event_attributes
+        if attributes.workflow_type.name != WORKFLOW_TYPE:
+            raise _not_found(id)
+        try:
+            [request] = await self.temporal.data_converter.decode(
+                attributes.input.payloads, [ResearchRequest]
+            )
+        except (ValidationError, ValueError, TypeError):
+            request = None
+        if not isinstance(request, ResearchRequest):
+            raise ResearchClientError(f"the run {id} was started with an input of another kind")
+        return request
+
+    def _clauses(self) -> builtins.list[str]:
+        """The visibility clauses of this client's runs."""
         clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
         if self.owner:
             clauses.append(f"{OWNER_SEARCH_ATTRIBUTE} = '{_quoted(self.owner)}'")
-        if status is not None:
-            clauses.append(f"ExecutionStatus = '{_VISIBILITY_STATUS[status]}'")
-        token = _token_bytes(page_token)
-        with self._calls("", "list"):
-            pages = self.temporal.list_workflows(
-                " AND ".join(clauses),
-                page_size=max(1, min(page_size, MAX_PAGE_SIZE)),
-                next_page_token=token,
-            )
-            await pages.fetch_next_page()
-        runs = [await _summary(execution) for execution in pages.current_page or []]
-        runs.sort(key=lambda run: run.started_at, reverse=True)
-        next_token = pages.next_page_token
-        return RunPage(
-            runs=runs,
-            next_page_token=base64.urlsafe_b64encode(next_token).decode() if next_token else None,
-        )
+        return clauses
+
+    async def _listed(
+        self, clauses: Sequence[str], page_size: int = 100
+    ) -> AsyncGenerator[WorkflowExecution, None]:
+        """Visibility's executions for `clauses`, in its fixed order, fetched a page at a time
+        as they are read; Temporal's failures become the client's errors."""
+        pages = self.temporal.list_workflows(" AND ".join(clauses), page_size=page_size)
+        iterator = pages.__aiter__()
+        while True:
+            with self._calls("", "list"):
+                try:
+                    execution = await iterator.__anext__()
+                except StopAsyncIteration:
+                    return
+            yield execution
 
     async def result(self, id: str) -> ResearchReport | None:
         """The report of a run that has completed; None while it goes on (`RunFailed` if it
@@ -494,8 +591,10 @@ class ResearchClient:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _handle(self, id: str, result_type: type[Any] | None = None) -> WorkflowHandle[Any, Any]:
-        return self.temporal.get_workflow_handle(id, result_type=result_type)
+    def _handle(
+        self, id: str, run_id: str | None = None, result_type: type[Any] | None = None
+    ) -> WorkflowHandle[Any, Any]:
+        return self.temporal.get_workflow_handle(id, run_id=run_id, result_type=result_type)
 
     async def _check(self, id: str) -> None:
         """A scoped client checks the owner first; an unscoped one lets the call itself
@@ -503,9 +602,9 @@ class ResearchClient:
         if self.owner is not None:
             await self._described(id)
 
-    async def _described(self, id: str) -> Any:
+    async def _described(self, id: str, run_id: str | None = None) -> WorkflowExecutionDescription:
         with self._calls(id, "describe"):
-            description = await self._handle(id).describe()
+            description = await self._handle(id, run_id).describe()
         if description.workflow_type != WORKFLOW_TYPE:
             raise _not_found(id)
         if self.owner is not None and description.typed_search_attributes.get(OWNER) != self.owner:
@@ -569,15 +668,6 @@ def _payload(arg: Any) -> Any:
 
 def _quoted(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'")
-
-
-def _token_bytes(token: str | None) -> bytes | None:
-    if not token:
-        return None
-    try:
-        return base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        raise InvalidPageToken("the page token is not one this API gave out") from None
 
 
 class InvalidPageToken(ResearchClientError):

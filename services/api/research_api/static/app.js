@@ -35,18 +35,48 @@ function say(text) {
 
 // -- starting ------------------------------------------------------------------------------
 
-async function startRun(event) {
-  event.preventDefault();
-  showError("form-error");
-  const request = {
+// A number field's value, or undefined when it is empty (the request then leaves the field
+// out and the workflow's default applies); `scale` turns minutes into seconds.
+function optionalNumber(id, scale = 1) {
+  const text = $(id).value.trim();
+  return text === "" ? undefined : Number(text) * scale;
+}
+
+function withoutUnset(fields) {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
+}
+
+function requestFromForm() {
+  const budget = withoutUnset({
+    max_total_tokens: optionalNumber("max-total-tokens"),
+    max_cost_usd: optionalNumber("max-cost-usd"),
+    max_searches_total: optionalNumber("max-searches-total"),
+    max_wall_seconds: optionalNumber("max-wall-minutes", 60),
+  });
+  return withoutUnset({
     question: $("question").value,
     max_searches: Number($("max-searches").value),
     results_per_search: Number($("results-per-search").value),
     clarify: $("clarify").checked,
+    max_clarifying_questions: Number($("max-clarifying-questions").value),
     approve_plan: $("approve-plan").checked,
     max_rounds: Number($("max-rounds").value),
     approve_report: $("approve-report").checked,
-  };
+    max_review_rounds: Number($("max-review-rounds").value),
+    priority: Number($("priority").value),
+    budget: Object.keys(budget).length ? budget : undefined,
+    clarification_timeout_seconds: optionalNumber("clarification-minutes", 60),
+    approval_timeout_seconds: optionalNumber("approval-minutes", 60),
+    on_approval_timeout: $("on-approval-timeout").value,
+    report_review_timeout_seconds: optionalNumber("report-review-minutes", 60),
+    on_report_review_timeout: $("on-report-review-timeout").value,
+  });
+}
+
+async function startRun(event) {
+  event.preventDefault();
+  showError("form-error");
+  const request = requestFromForm();
   try {
     const run = await api("POST", "/v1/research", request);
     openRun(run.id, request.question);
@@ -152,7 +182,7 @@ const HANDLERS = {
     $("answers-heading").focus();
   },
   plan(event) {
-    $("plan-queries").replaceChildren(...event.queries.map((q) => planItem(q.query)));
+    $("plan-queries").replaceChildren(...event.queries.map((q, n) => planItem(q.query, n + 1)));
     $("plan-form").hidden = false;
     $("plan-heading").focus();
   },
@@ -182,13 +212,14 @@ const HANDLERS = {
   },
 };
 
-function planItem(text) {
+// Each query's field is named by its number, so a screen reader tells them apart.
+function planItem(text, number) {
   const item = document.createElement("li");
   const input = document.createElement("input");
   input.type = "text";
   input.value = text;
   input.maxLength = 400;
-  input.setAttribute("aria-label", "Search query");
+  input.setAttribute("aria-label", `Search query ${number}`);
   item.append(input);
   return item;
 }
@@ -215,6 +246,8 @@ function sendAnswers(event) {
   }));
   steer("answers", { answers }, () => {
     $("answers-form").hidden = true;
+    // The button that had the focus is gone: keep the keyboard in the run.
+    $("run-heading").focus();
     say("Answers sent.");
   });
 }
@@ -230,6 +263,7 @@ function review(body) {
 function reviewReport(body) {
   steer("report-review", body, (result) => {
     $("draft-form").hidden = true;
+    $("run-heading").focus();
     say(result.decision === "approve" ? "Report approved." : "Report sent back to be revised.");
   });
 }
@@ -315,7 +349,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("save-edit").addEventListener("click", editedPlan);
   $("reject").addEventListener("click", () => review({ decision: "reject", reason: $("reject-reason").value }));
   $("add-query").addEventListener("click", () => {
-    const item = planItem("");
+    const item = planItem("", $("plan-queries").children.length + 1);
     $("plan-queries").append(item);
     item.querySelector("input").focus();
   });
