@@ -5,7 +5,9 @@
 
 const KEY_STORE = "deep-research-api-key";
 const $ = (id) => document.getElementById(id);
-let current = null; // {id, stream: AbortController}
+// The open run: {id, stream: AbortController, signOffs: how many sign-off decisions this
+// page has had accepted, seen: how many the last status showed}.
+let current = null;
 
 function headers(extra = {}) {
   const key = sessionStorage.getItem(KEY_STORE);
@@ -90,7 +92,7 @@ async function startRun(event) {
 
 function openRun(id, question) {
   if (current) current.stream.abort();
-  current = { id, stream: new AbortController() };
+  current = { id, stream: new AbortController(), signOffs: 0, seen: 0 };
   $("run").hidden = false;
   $("run-id").textContent = id;
   $("run-question").textContent = question || "";
@@ -152,11 +154,17 @@ const HANDLERS = {
     $("paused-flag").hidden = !status.paused;
     if (!status.questions_pending.length) $("answers-form").hidden = true;
     if (!status.awaiting_approval) $("plan-form").hidden = true;
-    if (status.awaiting_report_review && $("draft-form").hidden) {
+    // A status read before a decision reached the run still shows the old draft waiting:
+    // the form opens again only for a draft asked about after the page's last decision.
+    current.seen = status.review.filter((r) => r.by === "person").length;
+    const asked = status.awaiting_report_review && current.seen >= current.signOffs;
+    if (asked && $("draft-form").hidden) {
       $("draft").textContent = status.draft_report;
+      $("draft-number").textContent =
+        current.seen === 0 ? "The first draft." : `Draft ${current.seen + 1}, revised after your notes.`;
       $("draft-form").hidden = false;
       $("draft-heading").focus();
-    } else if (!status.awaiting_report_review) {
+    } else if (!asked) {
       $("draft-form").hidden = true;
     }
     if (status.question) $("run-question").textContent = status.question;
@@ -261,7 +269,9 @@ function review(body) {
 }
 
 function reviewReport(body) {
+  const before = current.seen; // decisions on record while this draft was shown
   steer("report-review", body, (result) => {
+    current.signOffs = before + 1;
     $("draft-form").hidden = true;
     $("run-heading").focus();
     say(result.decision === "approve" ? "Report approved." : "Report sent back to be revised.");
