@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from research_shared.injection import screen_title
 from research_shared.models import CitationCheck, SearchFailure, SourceDocument
 
 # [3] or [1, 4] or [2][5]; not markdown links like [text](url) nor footnotes like [^1].
@@ -118,7 +119,7 @@ def check(body: str, summary: str, sources: Sequence[SourceDocument]) -> Checked
     summary, unknown_summary = _drop_unknown(summary, known)
     body, links_body = drop_foreign_links(body, addresses)
     summary, links_summary = drop_foreign_links(summary, addresses)
-    texts = {s.id: _content_words(f"{s.title} {s.snippet} {s.content}") for s in sources}
+    texts = {s.id: _content_words(f"{_title(s)} {s.snippet} {s.content}") for s in sources}
     unsupported = list(
         dict.fromkeys([*unsupported_sentences(body, texts), *unsupported_sentences(summary, texts)])
     )
@@ -160,7 +161,7 @@ def appendix(
     the citation check found unsupported, and passages left out as injected instructions."""
     lines = ["", "## Sources", ""]
     if sources:
-        lines += [f"{s.id}. [{s.title}]({_link(s.url)})" for s in sources]
+        lines += [f"{s.id}. [{_title(s)}]({_link(s.url)})" for s in sources]
     else:
         lines.append("No sources were retrieved.")
     if failures:
@@ -176,18 +177,32 @@ def appendix(
             "",
         ]
         lines += [f"- {sentence}" for sentence in unsupported]
-    flagged = [(s.id, passage) for s in sources for passage in s.suspicious]
+    flagged = [(s.id, passage) for s in sources for passage in _flagged(s)]
     if flagged:
         lines += [
             "",
             "## Possible injected instructions",
             "",
-            "These passages of retrieved text address the reader with instructions; they "
-            "were left out of what the report could quote.",
+            "These passages of retrieved text (titles included) address the reader with "
+            "instructions; they were left out of what any model read and what the report "
+            "could quote.",
             "",
         ]
         lines += [f"- source {n}: `{passage.replace('`', chr(39))}`" for n, passage in flagged]
     return "\n".join(lines) + "\n"
+
+
+def _title(source: SourceDocument) -> str:
+    # The search worker withholds a flagged title already; this keeps the rule for sources
+    # from anywhere else.
+    return screen_title(source.title, source.url).text
+
+
+def _flagged(source: SourceDocument) -> list[str]:
+    """The source's passages left out, and its title if the rule flags it."""
+    return list(
+        dict.fromkeys([*screen_title(source.title, source.url).suspicious, *source.suspicious])
+    )
 
 
 def _content_words(text: str) -> set[str]:
