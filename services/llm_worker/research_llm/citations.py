@@ -48,6 +48,7 @@ SUPPORT_THRESHOLD = 0.5
 """Least share of a cited sentence's content words found in a source it cites."""
 MIN_CONTENT_WORDS = 3
 """Sentences with fewer content words are not judged: too little to measure."""
+_APPENDIX_START = "\n## Sources\n"
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ def appendix(
 ) -> str:
     """The sources list the citations resolve to, the searches that failed, the sentences
     the citation check found unsupported, and passages left out as injected instructions."""
-    lines = ["", "## Sources", ""]
+    lines = _APPENDIX_START.split("\n")
     if sources:
         lines += [f"{s.id}. [{_title(s)}]({_link(s.url)})" for s in sources]
     else:
@@ -236,6 +237,12 @@ def appendix(
         ]
         lines += [f"- source {n}: `{passage.replace('`', chr(39))}`" for n, passage in flagged]
     return "\n".join(lines) + "\n"
+
+
+def body_of(report_markdown: str) -> str:
+    """A report without the appendix `appendix` adds (which opens with its sources list)."""
+    head, found, _ = report_markdown.rpartition(_APPENDIX_START)
+    return head if found else report_markdown
 
 
 def _title(source: SourceDocument) -> str:
