@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,16 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
 from research_llm.agents import UNTRUSTED_DATA_RULE, Prompt, read_prompt
-from research_shared.models import ResearchReport, ResearchStatus, SearchQuery, Source
-from research_shared.names import STATUS_QUERY, WORKFLOW_TYPE
+from research_shared import retry
+from research_shared.models import (
+    ClarificationState,
+    Phase,
+    ResearchReport,
+    ResearchStatus,
+    SearchQuery,
+    Source,
+)
+from research_shared.names import ANSWER_UPDATE, STATUS_QUERY, WORKFLOW_TYPE
 from research_shared.settings import DEFAULT_MODEL_PRICES
 from tests.helpers.corpus import INJECTED, PORT_DOCUMENTS, PORT_QUESTION
 from tests.helpers.durability import (
@@ -142,6 +152,64 @@ def llm_steps(history: WorkflowHistory, queue: str) -> list[str]:
     return steps
 
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+MODEL_STEP_PRESETS = {
+    "triage": retry.TRIAGE,
+    "clarify": retry.CLARIFY,
+    "plan": retry.PLAN,
+    "reflect": retry.REFLECT,
+    "synthesize": retry.SYNTHESIZE,
+    "review": retry.REVIEW,
+    "revise": retry.REVISE,
+}
+# A model step with a deadline in hours would hold a run that long before anyone hears of it.
+MODEL_STEP_DEADLINE_CEILING = timedelta(hours=1)
+Timeouts = tuple[timedelta, timedelta, timedelta]
+
+
+def documented_timeouts() -> dict[str, Timeouts]:
+    """The README's table of retries and timeouts: start-to-close, schedule-to-close and
+    heartbeat of each activity."""
+    section = README.read_text(encoding="utf-8").split("### Retries and timeouts\n", 1)[1]
+    rows: dict[str, Timeouts] = {}
+    for line in section.split("\n\n", 2)[1].splitlines():
+        row = re.fullmatch(r"\| `(\w+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \|.*", line)
+        if row is not None:
+            rows[row[1]] = (duration(row[2]), duration(row[3]), duration(row[4]))
+    return rows
+
+
+def duration(text: str) -> timedelta:
+    number, unit = text.split()
+    return timedelta(**{{"s": "seconds", "min": "minutes"}[unit]: int(number)})
+
+
+def model_steps_and_timeouts(history: WorkflowHistory, queue: str) -> list[str]:
+    """The model steps the run scheduled, in order, after checking that each carried its own
+    preset's timeouts, that the README states them, and that none may take an hour."""
+    documented = documented_timeouts()
+    steps = []
+    for event in history.events:
+        if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            continue
+        attrs = event.activity_task_scheduled_event_attributes
+        if attrs.task_queue.name != queue:
+            continue
+        name = attrs.activity_type.name
+        preset = MODEL_STEP_PRESETS[name]
+        carried = (
+            attrs.start_to_close_timeout.ToTimedelta(),
+            attrs.schedule_to_close_timeout.ToTimedelta(),
+            attrs.heartbeat_timeout.ToTimedelta(),
+        )
+        assert carried == (preset.start_to_close, preset.schedule_to_close, preset.heartbeat), name
+        assert carried == documented[name], f"{name}: the README says {documented[name]}"
+        assert carried[1] < MODEL_STEP_DEADLINE_CEILING, name
+        assert attrs.retry_policy.maximum_attempts == preset.retry.maximum_attempts, name
+        steps.append(name)
+    return steps
+
+
 async def test_three_rounds_a_review_and_a_revision_offline(
     client: Client, offline_llm: WorkerProcesses
 ) -> None:
@@ -151,7 +219,7 @@ async def test_three_rounds_a_review_and_a_revision_offline(
     assert [r.round for r in report.rounds] == [1, 2, 3]
     assert report.rounds[0].gaps and report.rounds[-1].done_reason == "max_rounds 3 reached"
     assert len({Path(s.url).name for s in report.sources}) == len(report.sources) == 3
-    steps = llm_steps(history, offline_llm.env["RESEARCH_LLM_QUEUE"])
+    steps = model_steps_and_timeouts(history, offline_llm.env["RESEARCH_LLM_QUEUE"])
     assert steps == ["plan", "reflect", "reflect", "synthesize", "review", "revise"]
     # The reviewer noted the part the draft left out; the revision quotes it.
     [review] = report.review
@@ -280,7 +348,7 @@ async def test_three_rounds_a_review_and_a_revision_through_the_openai_client(
         ["harbor cranes"],
         ["ballast water"],
     ]
-    steps = llm_steps(history, pools.env["RESEARCH_LLM_QUEUE"])
+    steps = model_steps_and_timeouts(history, pools.env["RESEARCH_LLM_QUEUE"])
     assert steps == [
         "plan",
         "reflect",
@@ -482,6 +550,26 @@ async def test_a_model_without_a_price_is_used_and_its_cost_not_counted(
     assert (status.budget.cost_complete, status.budget.unpriced_models) == (False, [writer])
     assert done.returncode == 0, done.stderr
     assert f"cost not counted for: {writer}" in done.stdout
+
+
+async def test_triage_and_clarify_carry_their_own_timeouts(
+    client: Client, offline_llm: WorkerProcesses
+) -> None:
+    # The offline triage asks about a choice whose criteria the question does not give.
+    question = "Which is better for a port: harbor cranes or ballast water?"
+    request = {"question": question, "clarify": True, "max_rounds": 1, "max_review_rounds": 0}
+    handle = await start(client, offline_llm, request)
+    async with asyncio.timeout(120):
+        status = await handle.query(STATUS_QUERY, result_type=ResearchStatus)
+        while status.phase is not Phase.AWAITING_ANSWERS:
+            await asyncio.sleep(0.2)
+            status = await handle.query(STATUS_QUERY, result_type=ResearchStatus)
+    answers = [{"index": i, "answer": "a busy container port"} for i in status.questions_pending]
+    await handle.execute_update(ANSWER_UPDATE, {"answers": answers}, result_type=ClarificationState)
+    await handle.result()
+    history = await handle.fetch_history()
+    steps = model_steps_and_timeouts(history, offline_llm.env["RESEARCH_LLM_QUEUE"])
+    assert steps == ["triage", "clarify", "plan", "synthesize"]
 
 
 async def test_a_completed_run_leaves_an_audit_that_verifies(
