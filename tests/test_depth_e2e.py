@@ -414,7 +414,7 @@ async def test_injected_instructions_never_reach_a_model(
 
     sources = {s.id: s for s in report.sources}
     sent = requests_by_step(scripted_openai)
-    assert sorted(sent) == sorted([PLAN_STEP, REFLECT_STEP, WRITE_STEP, REVIEW_STEP, REVISE_STEP])
+    assert set(sent) == {PLAN_STEP, REFLECT_STEP, WRITE_STEP, REVIEW_STEP, REVISE_STEP}
     for step in (REFLECT_STEP, WRITE_STEP, REVIEW_STEP, REVISE_STEP):
         [body] = sent[step]
         read = delimited(body, sources)
@@ -480,7 +480,7 @@ class CitingScript(Script):
 UNSUPPORTED = "Quantum computers will replace every harbor pilot by next year [{n}]."
 
 
-async def test_a_draft_that_lies_is_returned_honest(
+async def test_a_draft_citing_what_nobody_retrieved_is_cleaned_and_counted(
     client: Client, pools: WorkerProcesses, scripted_openai: FakeOpenAIServer
 ) -> None:
     scripted_openai.responder = CitingScript()
@@ -490,23 +490,26 @@ async def test_a_draft_that_lies_is_returned_honest(
     [tides] = report.sources
     assert Path(tides.url).name == "tides.md" and tides.id == 1
     body, _, appendix = report.report_markdown.partition("\n## Sources\n")
+    # The unknown ids and the link to a page nobody retrieved are gone (the link's text
+    # stays); the unsupported sentence stays, for the appendix to flag.
     assert body == (
         "# Ports\n\n"
         "- Tide tables list the times of high and low water for each day at a port [1].\n"
+        f"- {UNSUPPORTED.format(n=1)}\n"
         "- Tide tables come from long records of the water level [1].\n"
         "- See a rumour about cranes for more.\n"
     )
     assert report.summary == "Tide tables list high and low water at a port [1]."
     assert "rumours.example" not in report.model_dump_json()
-    # What was taken out is counted in the result: [99], [42] and the link; three
-    # citations are left.
+    # The counts reach the result: [99], [42] and the link removed; four citations kept,
+    # one of them for a sentence its source does not support.
     assert report.stats.citations_removed == 3
+    assert report.stats.citations == 4
     assert report.stats.unsupported_sentences == 1
-    assert report.stats.citations == 3
-    # The unsupported sentence is listed for the reader, and nowhere else.
-    listed = appendix.split("\n## Sentences the cited sources do not support\n")[1]
-    assert f"- {UNSUPPORTED.format(n=1)}" in listed
-    assert report.report_markdown.count("Quantum computers") == 1
+    flagged = appendix.split("\n## Sentences the cited sources do not support\n")[1]
+    assert [line for line in flagged.splitlines() if line.startswith("- ")] == [
+        f"- {UNSUPPORTED.format(n=1)}"
+    ]
 
 
 async def test_a_model_without_a_price_is_used_and_its_cost_not_counted(

@@ -11,9 +11,7 @@ Whatever the writer produced, before a report leaves the LLM worker:
   lexical measure: the share of the sentence's content words (lowercased, three letters or
   more, stop words left out, a final plural `s` dropped) that occur in a cited source's
   title, excerpt or text. A sentence below `SUPPORT_THRESHOLD` for every source it cites is
-  unsupported: it is taken out of the report and the summary, where its citation would
-  claim a support its source does not give, and the appendix lists it for the reader to
-  weigh (a paraphrase the measure misjudges is kept there, not lost).
+  unsupported: it stays in the report, and the appendix lists it for the reader to weigh.
 """
 
 from __future__ import annotations
@@ -49,6 +47,7 @@ SUPPORT_THRESHOLD = 0.5
 MIN_CONTENT_WORDS = 3
 """Sentences with fewer content words are not judged: too little to measure."""
 _APPENDIX_START = "\n## Sources\n"
+_LINE_MARKER = re.compile(r"^(?:[-*+>]|\d+[.)]|#{1,6})\s+")
 
 
 @dataclass(frozen=True)
@@ -123,9 +122,9 @@ def check(body: str, summary: str, sources: Sequence[SourceDocument]) -> Checked
     body, links_body = drop_foreign_links(body, addresses)
     summary, links_summary = drop_foreign_links(summary, addresses)
     texts = {s.id: _content_words(f"{_title(s)} {s.snippet} {s.content}") for s in sources}
-    body, unsupported_body = _take_out_unsupported(body, texts)
-    summary, unsupported_summary = _take_out_unsupported(summary, texts)
-    unsupported = list(dict.fromkeys([*unsupported_body, *unsupported_summary]))
+    unsupported = list(
+        dict.fromkeys([*unsupported_sentences(body, texts), *unsupported_sentences(summary, texts)])
+    )
     citations = sum(len(m.group(1).split(",")) for m in _CITATION.finditer(body + "\n" + summary))
     return Checked(
         body=body,
@@ -140,63 +139,20 @@ def check(body: str, summary: str, sources: Sequence[SourceDocument]) -> Checked
 
 def unsupported_sentences(markdown: str, source_words: dict[int, set[str]]) -> list[str]:
     """Cited sentences whose cited sources hold too few of their content words."""
-    return _take_out_unsupported(markdown, source_words)[1]
-
-
-# What may open a line before its first sentence: indentation, a list marker, a heading's or
-# a quote's marks. Taking that sentence out keeps them, so the markdown around stays whole.
-_LINE_PREFIX = re.compile(r"[ \t]*(?:(?:[-*+]|\d+[.)]|#{1,6}|>)[ \t]*)?")
-
-
-def _take_out_unsupported(
-    markdown: str, source_words: dict[int, set[str]]
-) -> tuple[str, list[str]]:
-    """The markdown without its unsupported cited sentences, and those sentences.
-
-    A line left with nothing but its markers is dropped, and so is the blank line that a
-    paragraph taken out whole would leave twice.
-    """
     found: list[str] = []
-    lines: list[str] = []
-    for line in markdown.split("\n"):
-        kept, position = "", 0
-        for match in _SENTENCE.finditer(line):
-            sentence = match.group()
-            if not _unsupported(sentence, source_words):
-                continue
-            marks = _LINE_PREFIX.match(sentence) if match.start() == 0 else None
-            prefix = marks.group() if marks is not None else ""
-            found.append(sentence[len(prefix) :].strip())
-            kept += _after(kept, line[position : match.start()]) + prefix
-            position = match.end()
-        if not position:
-            lines.append(line)
+    for match in _SENTENCE.finditer(markdown):
+        # Listed on its own, without the list or heading marker its line opened with.
+        sentence = _LINE_MARKER.sub("", match.group().strip())
+        ids = cited_ids(sentence)
+        if not ids:
             continue
-        kept += _after(kept, line[position:])
-        if _LINE_PREFIX.fullmatch(kept) is None:
-            lines.append(kept.rstrip())
-    if not found:
-        return markdown, found
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)), found
-
-
-def _after(kept: str, text: str) -> str:
-    # Where the line has only its markers and their space so far, the space that followed
-    # what was taken out would open the rest twice.
-    only_marks = _LINE_PREFIX.fullmatch(kept) is not None and kept[-1:] in ("", " ", "\t")
-    return text.lstrip() if only_marks else text
-
-
-def _unsupported(sentence: str, source_words: dict[int, set[str]]) -> bool:
-    ids = cited_ids(sentence)
-    if not ids:
-        return False
-    words = _content_words(_CITATION.sub(" ", sentence))
-    if len(words) < MIN_CONTENT_WORDS:
-        return False
-    return max(len(words & source_words.get(i, set())) / len(words) for i in ids) < (
-        SUPPORT_THRESHOLD
-    )
+        words = _content_words(_CITATION.sub(" ", sentence))
+        if len(words) < MIN_CONTENT_WORDS:
+            continue
+        best = max(len(words & source_words.get(i, set())) / len(words) for i in ids)
+        if best < SUPPORT_THRESHOLD:
+            found.append(sentence)
+    return found
 
 
 def appendix(
@@ -219,8 +175,8 @@ def appendix(
             "",
             "## Sentences the cited sources do not support",
             "",
-            "Fewer than half of their content words occur in the sources they cite, so they "
-            "were taken out of the report above; read them with care.",
+            "Fewer than half of their content words occur in the sources they cite; read "
+            "them with care.",
             "",
         ]
         lines += [f"- {sentence}" for sentence in unsupported]
