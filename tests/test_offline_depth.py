@@ -73,18 +73,27 @@ async def test_reflection_is_done_when_the_notes_cover_the_question() -> None:
 
 
 async def test_reflection_ends_when_every_query_was_searched() -> None:
-    output = await reflect(
+    question = "How do zorblax fliggers work?"
+    nothing = "no source was gathered in this round"
+    # Nothing gathered, and the one query the question suggests (its concept, which is also
+    # the planner's whole plan) not searched yet: it is offered, and research goes on.
+    unsearched = await reflect(
+        ReflectInput(question=question, round=2, max_queries=2, searched=["q0", "q1", "q2"])
+    )
+    assert (unsearched.done, unsearched.reason, unsearched.gaps) == (False, nothing, [nothing])
+    assert [(s.query, s.reason) for s in unsearched.follow_up_searches] == [
+        ("zorblax fliggers", "fills the gap: nothing on \u201czorblax fliggers\u201d")
+    ]
+    # Once it was searched (however it was spelled), nothing is left to offer: done, with
+    # the gap still named.
+    searched = await reflect(
         ReflectInput(
-            question="How do zorblax fliggers work?",
-            round=2,
-            max_queries=2,
-            searched=[f"q{n}" for n in range(3)],
-            notes=[],
+            question=question, round=3, max_queries=2, searched=["q0", "Zorblax  FLIGGERS"]
         )
     )
-    assert output.gaps == ["no source was gathered in this round"]
-    # The planner's queries are offered until all were searched.
-    assert output.done or all(q.query not in {"q0", "q1", "q2"} for q in output.follow_up_searches)
+    assert searched.done
+    assert searched.reason == "every query the question suggests was searched already"
+    assert searched.gaps == [nothing] and searched.follow_up_searches == []
 
 
 async def review(draft: str, summary: str = "Tides matter [1].", **fields: object) -> ReviewOutput:

@@ -192,6 +192,12 @@ INVALID_SETTINGS: list[tuple[str, dict[str, str], list[str]]] = [
     ("orchestrator", {"RESEARCH_LOG_LEVEL": "LOUD"}, ["RESEARCH_LOG_LEVEL='LOUD'"]),
     ("orchestrator", {"TEMPORAL_TLS": "perhaps"}, ["TEMPORAL_TLS='perhaps'"]),
     ("llm", {"RESEARCH_CONNECT_RETRY_SECONDS": "-1"}, ["RESEARCH_CONNECT_RETRY_SECONDS"]),
+    ("llm", {"RESEARCH_MODEL_PRICES": "gpt-4.1=2"}, ["RESEARCH_MODEL_PRICES='gpt-4.1=2'", "JSON"]),
+    (
+        "llm",
+        {"RESEARCH_MODEL_PRICES": '{"house": {"input_per_million": -1, "output_per_million": 1}}'},
+        ['RESEARCH_MODEL_PRICES["house"]["input_per_million"]=-1', "greater than or equal to 0"],
+    ),
 ]
 
 

@@ -19,6 +19,10 @@ suspicious when it matches any of `PATTERNS`:
   variables;
 - the role markers of chat templates: `<|im_start|>`, `<|system|>`, `[INST]`, `<<SYS>>`.
 
+A page's title is retrieved text too, and is screened by the same rule, whole: a title that
+matches is replaced by the page's address (as an empty title already is) and listed with the
+page's flagged passages, so no part of it reaches a model or the report's list of sources.
+
 It misses what it does not name, and can flag a page that discusses prompt injection: a
 flagged passage is only left out of what may be quoted, and listed, never hidden.
 """
@@ -84,3 +88,14 @@ def screen(text: str) -> Screened:
         else:
             kept.append(sentence)
     return Screened("".join(kept), found)
+
+
+def screen_title(title: str, url: str) -> Screened:
+    """The title to show for the page at `url`, and the title itself if the rule flags it.
+
+    A title is one line, and too short to keep a part of: a flagged one is withheld whole.
+    """
+    line = " ".join(title.split())
+    if is_suspicious(line):
+        return Screened(url, [line[:MAX_LISTED_CHARS]])
+    return Screened(line or url, [])

@@ -7,10 +7,17 @@ Values are chosen for the work each step does:
 - `web_search` is short and cheap to repeat: a tight start-to-close, a short heartbeat
   timeout so a dead search worker is noticed in seconds, and a schedule-to-close that
   bounds how long one failing search may hold up the run before it is reported as failed.
-- the model steps (`triage`, `clarify`, `plan`, `synthesize`) wait on a model: a longer
-  start-to-close, a short heartbeat timeout (the LLM worker heartbeats while it waits),
-  fewer attempts because each one costs tokens, and a schedule-to-close that bounds the
-  step as a whole, rate-limit waits included, so no provider can stall a run for hours.
+- the model steps (`triage`, `clarify`, `plan`, `reflect`, `synthesize`, `review`,
+  `revise`) wait on a model: a start-to-close sized to how much the step reads and writes,
+  a short heartbeat timeout (the LLM worker heartbeats every few seconds while it waits,
+  so 15 s is several missed beats, and a dead worker is noticed in seconds, not at the
+  end of the start-to-close), fewer attempts because each one costs tokens, and a
+  schedule-to-close that bounds the step as a whole, rate-limit waits included, so no
+  provider can stall a run for hours. Every model step has a preset of its own, so one
+  step's deadline cannot move with another's.
+
+tests/test_depth_e2e.py checks these numbers in a real run's history against the table in
+the README, and that no model step may take an hour.
 """
 
 from __future__ import annotations
@@ -76,7 +83,27 @@ _MODEL_RETRY = RetryPolicy(
 )
 
 # Each model step's schedule-to-close leaves room for every attempt to run most of its
-# start-to-close plus the backoff between them; past it the step fails and says so.
+# start-to-close plus the backoff between them (2 + 4 + 8 + 16 s over five attempts); past
+# it the step fails and says so.
+
+# Triage reads the question alone and answers yes or no with a reason.
+TRIAGE = ActivityPreset(
+    start_to_close=timedelta(minutes=2),
+    heartbeat=timedelta(seconds=15),
+    schedule_to_close=timedelta(minutes=10),
+    retry=_MODEL_RETRY,
+)
+
+# Clarify reads the question alone and writes at most five short questions: triage's size.
+CLARIFY = ActivityPreset(
+    start_to_close=timedelta(minutes=2),
+    heartbeat=timedelta(seconds=15),
+    schedule_to_close=timedelta(minutes=10),
+    retry=_MODEL_RETRY,
+)
+
+# The plan reads the question and the answers and writes up to twenty queries with reasons:
+# more output than triage, still no retrieved text.
 PLAN = ActivityPreset(
     start_to_close=timedelta(minutes=3),
     heartbeat=timedelta(seconds=15),
@@ -84,6 +111,19 @@ PLAN = ActivityPreset(
     retry=_MODEL_RETRY,
 )
 
+# A reflection reads one short note per source (at most 80 notes of 300 characters, a few
+# thousand tokens, never whole pages) and answers with a verdict, gaps and a few queries. It
+# runs between rounds, with the run waiting on it: triage's deadlines, which that much
+# reading and writing fits well inside.
+REFLECT = ActivityPreset(
+    start_to_close=timedelta(minutes=2),
+    heartbeat=timedelta(seconds=15),
+    schedule_to_close=timedelta(minutes=10),
+    retry=_MODEL_RETRY,
+)
+
+# The writer reads every source's text (up to 64 KB a search, tens of thousands of tokens)
+# and writes the whole report: the longest step, minutes at a slow provider.
 SYNTHESIZE = ActivityPreset(
     start_to_close=timedelta(minutes=10),
     heartbeat=timedelta(seconds=15),
@@ -91,20 +131,25 @@ SYNTHESIZE = ActivityPreset(
     retry=_MODEL_RETRY,
 )
 
-# Triage and clarify are short model calls: plan's policy, a shorter start-to-close.
-TRIAGE = ActivityPreset(
-    start_to_close=timedelta(minutes=2),
-    heartbeat=PLAN.heartbeat,
-    schedule_to_close=timedelta(minutes=10),
-    retry=PLAN.retry,
+# A review reads as much as the writer (every source and the draft) but writes only a
+# verdict and a few notes; reading is the fast part of a model call, so half the writer's
+# start-to-close, and 25 minutes for its five attempts as plan has 15 for its five.
+REVIEW = ActivityPreset(
+    start_to_close=timedelta(minutes=5),
+    heartbeat=timedelta(seconds=15),
+    schedule_to_close=timedelta(minutes=25),
+    retry=_MODEL_RETRY,
 )
-CLARIFY = TRIAGE
 
-# Reflection and review read notes and a draft and answer briefly: plan's preset.
-REFLECT = PLAN
-REVIEW = PLAN
-# A revision writes a whole report again: synthesize's preset.
-REVISE = SYNTHESIZE
+# A revision reads what the writer read plus the draft and the notes, and writes the whole
+# report again: the writer's deadlines, for the same work.
+REVISE = ActivityPreset(
+    start_to_close=timedelta(minutes=10),
+    heartbeat=timedelta(seconds=15),
+    schedule_to_close=timedelta(minutes=40),
+    retry=_MODEL_RETRY,
+)
+
 # Writing the audit manifest is a few store writes; retried for a while, as a store outage
 # passes, then reported. It does not heartbeat: its heartbeat timeout is its start-to-close.
 RECORD_AUDIT = ActivityPreset(

@@ -9,11 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import json
 import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Self, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
     BaseModel,
@@ -25,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from research_shared.names import LLM_QUEUE, ORCHESTRATOR_QUEUE, SEARCH_QUEUE
 
@@ -237,7 +238,9 @@ class LlmSettings(BaseSettings):
         allow_inf_nan=False,
         description="Activities per second on the LLM queue, for the whole fleet.",
     )
-    model_prices: dict[str, ModelPrice] = Field(
+    # Read as text and decoded below, so that text which is not JSON is a settings error
+    # naming the variable, as every other bad value is, not pydantic-settings' own exception.
+    model_prices: Annotated[dict[str, ModelPrice], NoDecode] = Field(
         default_factory=dict,
         description="JSON object of model name -> {input_per_million, output_per_million}, "
         "merged over the built-in table.",
@@ -246,6 +249,26 @@ class LlmSettings(BaseSettings):
     def price_table(self) -> dict[str, ModelPrice]:
         """The built-in prices with this worker's own over them."""
         return {**DEFAULT_MODEL_PRICES, **self.model_prices}
+
+    @field_validator("model_prices", mode="before")
+    @classmethod
+    def _prices_from_json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON ({exc.msg} at position {exc.pos})") from None
+
+    @field_validator("model_prices")
+    @classmethod
+    def _plain_model_names(cls, value: dict[str, ModelPrice]) -> dict[str, ModelPrice]:
+        # The table is looked up by the exact name a step runs; " gpt-4.1" would never match,
+        # and the cost it was meant to count would silently go uncounted.
+        for name in value:
+            if not name.strip() or name != name.strip():
+                raise ValueError(f"model name {name!r} is blank or has surrounding spaces")
+        return value
 
     @model_validator(mode="after")
     def _openai_has_an_endpoint(self) -> Self:
@@ -554,6 +577,10 @@ def describe_settings_error(err: ValidationError) -> str | None:
             problems.append(rule)  # a rule across fields names its variables itself
             continue
         variable, field = _variable(cls, str(error["loc"][0]))
-        shown = "" if _is_secret(field) else f"={_shown(error['input'])}"
-        problems.append(f"{variable}{shown}: {rule}")
+        # Inside a JSON value, where: RESEARCH_MODEL_PRICES["gpt-4.1"]["input_per_million"].
+        where = "".join(f"[{json.dumps(part)}]" for part in error["loc"][1:])
+        # A missing key has no value of its own; its input is the object that lacks it.
+        hidden = _is_secret(field) or error["type"] == "missing"
+        shown = "" if hidden else f"={_shown(error['input'])}"
+        problems.append(f"{variable}{where}{shown}: {rule}")
     return "invalid settings: " + "; ".join(problems)

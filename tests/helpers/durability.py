@@ -360,7 +360,7 @@ def model_prompt(body: dict[str, Any]) -> dict[str, Any]:
     """The facts the agent was given (the JSON first line of the user message)."""
     text = model_input_text(body)
     try:
-        facts: dict[str, Any] = read_prompt(text)[0]
+        facts: dict[str, Any] = read_prompt(text).facts
     except ValueError:
         return {}
     return facts

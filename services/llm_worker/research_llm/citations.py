@@ -10,8 +10,8 @@ Whatever the writer produced, before a report leaves the LLM worker:
 - every cited sentence is checked for support in the text of the sources it cites, by a
   lexical measure: the share of the sentence's content words (lowercased, three letters or
   more, stop words left out, a final plural `s` dropped) that occur in a cited source's
-  text. A sentence below `SUPPORT_THRESHOLD` for every source it cites is unsupported: it
-  stays in the report, and the appendix lists it for the reader to weigh.
+  title, excerpt or text. A sentence below `SUPPORT_THRESHOLD` for every source it cites is
+  unsupported: it stays in the report, and the appendix lists it for the reader to weigh.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from research_shared.injection import screen_title
 from research_shared.models import CitationCheck, SearchFailure, SourceDocument
 
 # [3] or [1, 4] or [2][5]; not markdown links like [text](url) nor footnotes like [^1].
@@ -45,6 +46,8 @@ SUPPORT_THRESHOLD = 0.5
 """Least share of a cited sentence's content words found in a source it cites."""
 MIN_CONTENT_WORDS = 3
 """Sentences with fewer content words are not judged: too little to measure."""
+_APPENDIX_START = "\n## Sources\n"
+_LINE_MARKER = re.compile(r"^(?:[-*+>]|\d+[.)]|#{1,6})\s+")
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ def check(body: str, summary: str, sources: Sequence[SourceDocument]) -> Checked
     summary, unknown_summary = _drop_unknown(summary, known)
     body, links_body = drop_foreign_links(body, addresses)
     summary, links_summary = drop_foreign_links(summary, addresses)
-    texts = {s.id: _content_words(f"{s.title} {s.snippet} {s.content}") for s in sources}
+    texts = {s.id: _content_words(f"{_title(s)} {s.snippet} {s.content}") for s in sources}
     unsupported = list(
         dict.fromkeys([*unsupported_sentences(body, texts), *unsupported_sentences(summary, texts)])
     )
@@ -138,7 +141,8 @@ def unsupported_sentences(markdown: str, source_words: dict[int, set[str]]) -> l
     """Cited sentences whose cited sources hold too few of their content words."""
     found: list[str] = []
     for match in _SENTENCE.finditer(markdown):
-        sentence = match.group().strip()
+        # Listed on its own, without the list or heading marker its line opened with.
+        sentence = _LINE_MARKER.sub("", match.group().strip())
         ids = cited_ids(sentence)
         if not ids:
             continue
@@ -158,9 +162,9 @@ def appendix(
 ) -> str:
     """The sources list the citations resolve to, the searches that failed, the sentences
     the citation check found unsupported, and passages left out as injected instructions."""
-    lines = ["", "## Sources", ""]
+    lines = _APPENDIX_START.split("\n")
     if sources:
-        lines += [f"{s.id}. [{s.title}]({_link(s.url)})" for s in sources]
+        lines += [f"{s.id}. [{_title(s)}]({_link(s.url)})" for s in sources]
     else:
         lines.append("No sources were retrieved.")
     if failures:
@@ -176,18 +180,38 @@ def appendix(
             "",
         ]
         lines += [f"- {sentence}" for sentence in unsupported]
-    flagged = [(s.id, passage) for s in sources for passage in s.suspicious]
+    flagged = [(s.id, passage) for s in sources for passage in _flagged(s)]
     if flagged:
         lines += [
             "",
             "## Possible injected instructions",
             "",
-            "These passages of retrieved text address the reader with instructions; they "
-            "were left out of what the report could quote.",
+            "These passages of retrieved text (titles included) address the reader with "
+            "instructions; they were left out of what any model read and what the report "
+            "could quote.",
             "",
         ]
         lines += [f"- source {n}: `{passage.replace('`', chr(39))}`" for n, passage in flagged]
     return "\n".join(lines) + "\n"
+
+
+def body_of(report_markdown: str) -> str:
+    """A report without the appendix `appendix` adds (which opens with its sources list)."""
+    head, found, _ = report_markdown.rpartition(_APPENDIX_START)
+    return head if found else report_markdown
+
+
+def _title(source: SourceDocument) -> str:
+    # The search worker withholds a flagged title already; this keeps the rule for sources
+    # from anywhere else.
+    return screen_title(source.title, source.url).text
+
+
+def _flagged(source: SourceDocument) -> list[str]:
+    """The source's passages left out, and its title if the rule flags it."""
+    return list(
+        dict.fromkeys([*screen_title(source.title, source.url).suspicious, *source.suspicious])
+    )
 
 
 def _content_words(text: str) -> set[str]:

@@ -25,7 +25,7 @@ from research_search.providers import (
     SearchProvider,
 )
 from research_shared import audit, metrics
-from research_shared.injection import MAX_LISTED, screen
+from research_shared.injection import MAX_LISTED, screen, screen_title
 from research_shared.models import (
     MAX_HIT_CONTENT_CHARS,
     MAX_SNIPPET_CHARS,
@@ -272,12 +272,13 @@ def bounded_result(
     """The result of a search, cut down to what the event history can always take.
 
     At most `max_results` hits; passages that look like injected instructions taken out of
-    the text and listed; each field capped as the contract says; a hit whose address is
-    empty or too long to cite is left out. Every hit kept is first granted its title,
-    address and snippet, and room for the snippet again as its text; what is left of the
-    text budget then goes to the hits' contents in rank order, so when pages are large the
-    best hits keep their full text, one is cut, and the rest fall back to their snippets.
-    Only if even that does not fit are hits left out, from the tail.
+    the text and listed, and a title that does replaced by the address and listed; each
+    field capped as the contract says; a hit whose address is empty or too long to cite is
+    left out. Every hit kept is first granted its title, address and snippet, and room for
+    the snippet again as its text; what is left of the text budget then goes to the hits'
+    contents in rank order, so when pages are large the best hits keep their full text, one
+    is cut, and the rest fall back to their snippets. Only if even that does not fit are
+    hits left out, from the tail.
     """
     capped: list[SearchHit] = []
     dropped = 0
@@ -286,12 +287,16 @@ def bounded_result(
         if len(capped) >= max_results or not url or len(url) > MAX_URL_CHARS:
             dropped += 1
             continue
-        # Passages that address the reader with instructions never reach a model step.
+        # Passages that address the reader with instructions never reach a model step; a
+        # flagged title is listed first, so the cap on listed passages never hides it.
+        title = screen_title(hit.title, url)
         content, snippet = screen(hit.content), screen(hit.snippet)
-        suspicious = list(dict.fromkeys([*content.suspicious, *snippet.suspicious]))
+        suspicious = list(
+            dict.fromkeys([*title.suspicious, *content.suspicious, *snippet.suspicious])
+        )
         capped.append(
             SearchHit(
-                title=(hit.title.strip() or url)[:MAX_TITLE_CHARS],
+                title=title.text[:MAX_TITLE_CHARS],
                 url=url,
                 snippet=snippet.text[:MAX_SNIPPET_CHARS],
                 content=content.text[:MAX_HIT_CONTENT_CHARS],

@@ -154,10 +154,10 @@ def _all_input_text(system_instructions: str | None, input: str | list[TResponse
 
 def _parse_prompt(text: str) -> dict[str, Any]:
     """The facts of a prompt of `research_llm.agents`, each data block put back where its
-    id says: a source's text as its `content`, a note's as its `note`, the draft as
-    `draft_markdown`."""
+    id says: a source's title and address, and its text as its `content` (a note's as its
+    `note`); the draft as `draft_markdown` and `summary`."""
     try:
-        payload, blocks, draft = read_prompt(text)
+        read = read_prompt(text)
     except json.JSONDecodeError as exc:
         raise OfflineModelError(
             "the offline model expects the prompt built by research_llm.agents; its first "
@@ -165,15 +165,20 @@ def _parse_prompt(text: str) -> dict[str, Any]:
         ) from None
     except ValueError as exc:
         raise OfflineModelError(f"the offline model cannot read the prompt: {exc}") from None
+    payload = read.facts
     for key, field in (("sources", "content"), ("notes", "note")):
         items = payload.get(key)
         if not isinstance(items, list):
             continue
         for item in items:
-            if isinstance(item, dict) and isinstance(item.get("id"), int):
-                item.setdefault(field, blocks.get(item["id"], ""))
-    if draft is not None:
-        payload["draft_markdown"] = draft
+            if not isinstance(item, dict) or not isinstance(item.get("id"), int):
+                continue
+            block = read.sources.get(item["id"])
+            if block is not None:
+                item.update(title=block.title, url=block.url, **{field: block.text})
+    if read.draft is not None:
+        payload["draft_markdown"] = read.draft.report
+        payload["summary"] = read.draft.summary
     return payload
 
 
