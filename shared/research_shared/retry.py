@@ -7,10 +7,11 @@ Values are chosen for the work each step does:
 - `web_search` is short and cheap to repeat: a tight start-to-close, a short heartbeat
   timeout so a dead search worker is noticed in seconds, and a schedule-to-close that
   bounds how long one failing search may hold up the run before it is reported as failed.
-- the model steps (`triage`, `clarify`, `plan`, `synthesize`) wait on a model: a longer
-  start-to-close, a short heartbeat timeout (the LLM worker heartbeats while it waits),
-  fewer attempts because each one costs tokens, and a schedule-to-close that bounds the
-  step as a whole, rate-limit waits included, so no provider can stall a run for hours.
+- the model steps (`triage`, `clarify`, `plan`, `reflect`, `synthesize`, `review`,
+  `revise`) wait on a model: a longer start-to-close, a short heartbeat timeout (the LLM
+  worker heartbeats while it waits), fewer attempts because each one costs tokens, and a
+  schedule-to-close that bounds the step as a whole, rate-limit waits included, so no
+  provider can stall a run for hours.
 """
 
 from __future__ import annotations
