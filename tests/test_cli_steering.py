@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
+import signal
 import sys
 from typing import Any
 
@@ -176,3 +178,40 @@ async def test_deep_runs_are_steered_from_the_cli(
         assert code == 0 and "finish sent" in out
         finished = await second.result()
     assert finished["outcome_reason"] == "finished on request: enough"
+
+
+async def test_ctrl_c_at_a_prompt_ends_the_command(
+    client: Client, dev_server: DevServer, task_queue: str
+) -> None:
+    """Ctrl-C while `run` asks its questions ends the command at once, though no line was
+    typed (the run itself goes on: it is durable)."""
+    stubs = Stubs(gate=asyncio.Event())
+    primary, secondary = pty.openpty()  # a terminal: `run` asks its questions there
+    async with running_workers(client, task_queue, stubs):
+        proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "research_cli", "run", "What is x?", "--clarify"),
+            env={
+                **os.environ,
+                "TEMPORAL_ADDRESS": dev_server.address,
+                "RESEARCH_ORCHESTRATOR_QUEUE": task_queue,
+            },
+            stdin=secondary,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        os.close(secondary)
+        try:
+            assert proc.stderr is not None
+            seen = b""
+            async with asyncio.timeout(60):
+                while b"A few questions first" not in seen:
+                    line = await proc.stderr.readline()
+                    assert line, seen.decode()
+                    seen += line
+            proc.send_signal(signal.SIGINT)
+            assert await asyncio.wait_for(proc.wait(), 60) == 128 + signal.SIGINT
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            os.close(primary)
