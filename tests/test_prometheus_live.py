@@ -40,6 +40,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from research_cli.embedded import free_port, stop_process
+from research_cli.supervisor import ProcessSpec, spawn
 from research_shared.models import Outcome, Phase, ResearchReport, ResearchRequest, ResearchStatus
 from research_shared.names import (
     ORCHESTRATOR_QUEUE,
@@ -222,8 +223,9 @@ def stack(dev_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> It
         )
         port = free_port()
         log_file = folder / "prometheus.log"
-        with log_file.open("wb") as log:
-            process = subprocess.Popen(
+        process = spawn(
+            ProcessSpec(
+                "prometheus",
                 [
                     require("prometheus"),
                     f"--config.file={config}",
@@ -231,10 +233,9 @@ def stack(dev_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> It
                     f"--web.listen-address=127.0.0.1:{port}",
                     "--log.level=warn",
                 ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+                log_file,
             )
+        )
         prometheus = Prometheus(process, port, log_file)
         try:
             wait_until_ready(prometheus)

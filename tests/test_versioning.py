@@ -29,7 +29,7 @@ from research_shared.names import REVIEW_PLAN_UPDATE, STATUS_QUERY, WORKFLOW_TYP
 from tests.helpers.processes import DevServer, WorkerProcesses
 from tests.helpers.temporal_cli import temporal_cli
 from tests.helpers.versioned_orchestrator_v2 import SERVED_BY, DeepResearchWorkflowV2
-from tests.helpers.worker_commands import start_module
+from tests.helpers.worker_commands import module_spec
 
 pytestmark = pytest.mark.e2e
 
@@ -145,8 +145,13 @@ async def test_old_runs_finish_on_their_version_while_new_runs_take_the_new_one(
         **versioned.pool_env["orchestrator"],
         "RESEARCH_BUILD_ID": V2,
     }
-    versioned.procs["orchestrator-v2"] = start_module(
-        "tests.helpers.versioned_orchestrator_v2", env, tmp_path / "orchestrator-v2.log"
+    versioned.supervisor.start(
+        module_spec(
+            "orchestrator-v2",
+            "tests.helpers.versioned_orchestrator_v2",
+            env,
+            tmp_path / "orchestrator-v2.log",
+        )
     )
     await set_current_version(dev_server, deployment, V2)
     # The runbook's drain check finds the old run among version 1's open runs.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import sys
 import time
 import uuid
 from collections import Counter
@@ -29,7 +28,6 @@ from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
-from research_cli.supervisor import ProcessSpec
 from research_llm.agents import read_prompt
 from research_shared.models import ResearchReport
 from research_shared.names import WORKFLOW_TYPE
@@ -37,8 +35,8 @@ from tests.helpers.fakes.faultserver import Call
 from tests.helpers.fakes.openai_server import FakeOpenAIServer, Responder
 from tests.helpers.fakes.tavily_server import FakeTavilyServer
 from tests.helpers.processes import WorkerProcesses
+from tests.helpers.worker_commands import module_spec
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PLANNER_MODEL = "planner-model"
 WRITER_MODEL = "writer-model"
 REPORT_BODY = "# Report\n\nWork resumes where it stopped [1]."
@@ -146,14 +144,7 @@ class ResearchStack:
 
     def _spawn_module(self, name: str, module: str) -> None:
         self.workers.supervisor.start(
-            ProcessSpec(
-                name,
-                [sys.executable, "-m", module],
-                log_file=self.workers.log_file(name),
-                env=self.workers.full_env(),
-                # The module lives in the tests package, importable from the repository root.
-                cwd=REPO_ROOT,
-            )
+            module_spec(name, module, self.workers.full_env(), self.workers.log_file(name))
         )
 
     async def kill(self, pool: str) -> float:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from research_cli.embedded import free_port
+from research_cli.supervisor import ProcessSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 THIS_VENV_BIN = Path(sys.executable).parent
@@ -142,18 +143,16 @@ def wait_for_status(
     raise AssertionError(f"{path} answered {last}, not {want}, for {within:g}s:\n{_tail(log_file)}")
 
 
-def start_module(module: str, env: Mapping[str, str], log_file: Path) -> subprocess.Popen[bytes]:
-    """Run `python -m module` (a module of the tests package) as a worker process."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", module],
-            env=dict(env),
-            cwd=REPO_ROOT,  # the tests package is importable from the repository root
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+def module_spec(name: str, module: str, env: Mapping[str, str], log_file: Path) -> ProcessSpec:
+    """`python -m module` (a module of the tests package) as a process the project's
+    supervisor starts, named `name`, its output in `log_file`."""
+    return ProcessSpec(
+        name,
+        [sys.executable, "-m", module],
+        log_file=log_file,
+        env=dict(env),
+        cwd=REPO_ROOT,  # the tests package is importable from the repository root
+    )
 
 
 def _tail(log_file: Path | None, lines: int = 40) -> str:
