@@ -696,6 +696,44 @@ def test_prod_runs_each_orchestrator_build_as_its_own_versioned_deployment() -> 
         assert "RESEARCH_BUILD_ID" not in settings, pool.pool
 
 
+# -- what the ServiceMonitor scrapes -------------------------------------------------------------
+
+# The port each ServiceMonitor endpoint of a pool scrapes, and the setting that opens it.
+SCRAPED_PORTS = {"metrics": "RESEARCH_METRICS_PORT", "sdk-metrics": "RESEARCH_SDK_METRICS_PORT"}
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=POOL_IDS)
+def test_every_pool_service_exposes_the_ports_the_service_monitor_scrapes(pool: Pool) -> None:
+    """Through the rendered prod overlay (the one with components/monitoring): the
+    ServiceMonitor selects the pool's Service, which names both scraped ports, each reaching a
+    container port of the pool's pods on which the pool's settings serve that metrics."""
+    docs = render("prod")
+    (monitor,) = objects(docs, "ServiceMonitor")
+    scraped = {e["port"] for e in monitor["spec"]["endpoints"]}
+    assert set(SCRAPED_PORTS) <= scraped
+    deployment = deployment_of(docs, pool)
+    pod = deployment["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    settings = config_values(docs, container)
+    (service,) = [
+        s
+        for s in objects(docs, "Service")
+        if selects(s["spec"].get("selector") or {}, pod["metadata"]["labels"])
+    ]
+    assert selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    service_ports = {p.get("name"): p for p in service["spec"]["ports"]}
+    container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for name, setting in SCRAPED_PORTS.items():
+        assert name in service_ports, f"Service/{service['metadata']['name']} has no {name} port"
+        target = service_ports[name]["targetPort"]
+        number = container_ports[target] if isinstance(target, str) else target
+        assert number == int(settings[setting]), (name, number, settings[setting])
+
+
 # -- the KEDA release each overlay needs --------------------------------------------------------
 
 # The temporal scaler's trigger parameters, by the KEDA release that first reads them, from
