@@ -24,13 +24,14 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from research_shared import errors
-from research_shared.models import MAX_QUERY_CHARS, Phase
+from research_shared.models import MAX_QUERY_CHARS, Phase, ResearchStatus
 from research_shared.names import (
     ANSWER_UPDATE,
     CANCEL_SIGNAL,
@@ -148,6 +149,20 @@ async def test_valid_text_with_newlines_and_tabs_is_accepted(
     assert result["question"] == question["question"]
 
 
+async def waiting_for_its_plan(
+    client: Client, server: DevServer, queue: str
+) -> tuple[WorkflowHandle[Any, Any], ResearchStatus]:
+    """A run started with the `temporal` CLI, waiting for its plan to be reviewed."""
+    workflow_id = await start_with_cli(
+        server,
+        queue,
+        "--input",
+        json.dumps({"question": "What is x?", "approve_plan": True, "max_searches": 2}),
+    )
+    handle = client.get_workflow_handle(workflow_id)
+    return handle, await wait_for(handle, Phase.AWAITING_APPROVAL)
+
+
 async def update_with_cli(
     server: DevServer, workflow_id: str, name: str, *input_args: str
 ) -> subprocess.CompletedProcess[str]:
@@ -235,14 +250,8 @@ async def test_bad_update_is_refused_and_changes_nothing(
     expected: str,
 ) -> None:
     async with running_workers(client, task_queue, Stubs()):
-        workflow_id = await start_with_cli(
-            dev_server,
-            task_queue,
-            "--input",
-            json.dumps({"question": "What is x?", "approve_plan": True, "max_searches": 2}),
-        )
-        handle = client.get_workflow_handle(workflow_id)
-        before = await wait_for(handle, Phase.AWAITING_APPROVAL)
+        handle, before = await waiting_for_its_plan(client, dev_server, task_queue)
+        workflow_id = handle.id
 
         line = refusal(
             await update_with_cli(dev_server, workflow_id, name, "--input", json.dumps(arg))
@@ -262,11 +271,8 @@ async def test_undecodable_update_is_refused(
 ) -> None:
     """Sent raw through the Python client, since the `temporal` CLI sends only valid JSON."""
     async with running_workers(client, task_queue, Stubs()):
-        workflow_id = await start_with_cli(
-            dev_server, task_queue, "--input", json.dumps({"question": "x", "approve_plan": True})
-        )
-        handle = client.get_workflow_handle(workflow_id)
-        await wait_for(handle, Phase.AWAITING_APPROVAL)
+        handle, _ = await waiting_for_its_plan(client, dev_server, task_queue)
+        workflow_id = handle.id
         raw = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=b'{"decision": "\xff"}'))
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(REVIEW_PLAN_UPDATE, raw)
@@ -356,14 +362,8 @@ async def test_malformed_stop_signal_still_stops_the_run_and_logs_once(
     warning, outcome, reason = expected
     caplog.set_level(logging.WARNING, logger="temporalio.workflow")
     async with running_workers(client, task_queue, Stubs()):
-        workflow_id = await start_with_cli(
-            dev_server,
-            task_queue,
-            "--input",
-            json.dumps({"question": "What is x?", "approve_plan": True, "max_searches": 2}),
-        )
-        handle = client.get_workflow_handle(workflow_id)
-        await wait_for(handle, Phase.AWAITING_APPROVAL)
+        handle, _ = await waiting_for_its_plan(client, dev_server, task_queue)
+        workflow_id = handle.id
 
         sent = await signal_with_cli(dev_server, workflow_id, name, payload)
         assert sent.returncode == 0, sent.stderr

@@ -26,7 +26,7 @@ from temporalio.workflow import NondeterminismError
 
 from research_shared.models import Outcome, Phase, ResearchReport, ResearchRequest, ResearchStatus
 from research_shared.names import REVIEW_PLAN_UPDATE, STATUS_QUERY, WORKFLOW_TYPE
-from tests.helpers.processes import DevServer, WorkerProcesses
+from tests.helpers.processes import OFFLINE_PROVIDERS, DevServer, WorkerProcesses, own_queues
 from tests.helpers.temporal_cli import temporal_cli
 from tests.helpers.versioned_orchestrator_v2 import SERVED_BY, DeepResearchWorkflowV2
 from tests.helpers.worker_commands import module_spec
@@ -49,11 +49,8 @@ def versioned(
         log_dir=tmp_path / "logs",
         env={
             "RESEARCH_DATA_DIR": str(session_data_dir),
-            "RESEARCH_SEARCH_PROVIDER": "local",
-            "RESEARCH_LLM_PROVIDER": "offline",
-            "RESEARCH_ORCHESTRATOR_QUEUE": f"versioned-orchestrator-{suffix}",
-            "RESEARCH_SEARCH_QUEUE": f"versioned-search-{suffix}",
-            "RESEARCH_LLM_QUEUE": f"versioned-llm-{suffix}",
+            **OFFLINE_PROVIDERS,
+            **own_queues("versioned"),
         },
         pool_env={
             "orchestrator": {
