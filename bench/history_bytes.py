@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.helpers.durability import PLANNER_MODEL, WRITER_MODEL, distinct_queries, scripted_model
 from tests.helpers.fakes.openai_server import FakeOpenAIServer
 from tests.helpers.fakes.tavily_server import FakeTavilyServer
-from tests.helpers.processes import WorkerProcesses
+from tests.helpers.processes import WorkerProcesses, own_queues
 
 from research_cli.embedded import free_port, start_dev_server, stop_process, wait_for_server
 from research_cli.main import exit_without_finalizing
@@ -46,11 +46,7 @@ async def one_run(address: str, folder: Path, store: str) -> dict[str, Any]:
     payloads = open_payloads(PayloadSettings(payload_store=store))
     client = await wait_for_server(address, data_converter=payloads.converter)
     tag = uuid.uuid4().hex[:6]
-    queues = {
-        "RESEARCH_ORCHESTRATOR_QUEUE": f"hist-orch-{tag}",
-        "RESEARCH_SEARCH_QUEUE": f"hist-search-{tag}",
-        "RESEARCH_LLM_QUEUE": f"hist-llm-{tag}",
-    }
+    queues = own_queues("hist")
     research = ResearchClient(client, task_queue=queues["RESEARCH_ORCHESTRATOR_QUEUE"])
     with (
         FakeTavilyServer(page_chars=PAGE_CHARS) as tavily,

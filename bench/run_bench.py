@@ -57,7 +57,7 @@ from research_cli.embedded import (
     worker_spec,
 )
 from research_cli.main import exit_without_finalizing
-from research_cli.supervisor import ProcessError, ProcessSpec, Supervisor, cancel_on_sigterm
+from research_cli.supervisor import ProcessError, ProcessSpec, StopSignals, Supervisor
 from research_shared.client import ResearchClient
 from research_shared.models import MAX_SEARCHES, MIN_SEARCHES, ResearchRequest
 from research_shared.payloads import open_payloads
@@ -523,7 +523,7 @@ async def bench(args: argparse.Namespace, procs: Processes, data_dir: Path) -> d
     """Start everything, warm up, time both kinds, and return the figures."""
     # Other work on the machine skews every figure; the load before we start shows how much.
     load_before = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    cancel_on_sigterm()
+    StopSignals().install()
 
     server = None
     if args.address:

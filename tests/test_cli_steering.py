@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
 import re
+import signal
 import sys
 import uuid
 from pathlib import Path
@@ -248,3 +250,40 @@ async def test_a_person_signs_the_report_off_at_the_terminal(
     assert scheduled.count("revise") == 1 and "review" not in scheduled
     written = tmp_path / "reports" / f"{handle.id}.md"
     assert written.read_text(encoding="utf-8") == report.report_markdown
+
+
+async def test_ctrl_c_at_a_prompt_ends_the_command(
+    client: Client, dev_server: DevServer, task_queue: str
+) -> None:
+    """Ctrl-C while `run` asks its questions ends the command at once, though no line was
+    typed (the run itself goes on: it is durable)."""
+    stubs = Stubs(gate=asyncio.Event())
+    primary, secondary = pty.openpty()  # a terminal: `run` asks its questions there
+    async with running_workers(client, task_queue, stubs):
+        proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "research_cli", "run", "What is x?", "--clarify"),
+            env={
+                **os.environ,
+                "TEMPORAL_ADDRESS": dev_server.address,
+                "RESEARCH_ORCHESTRATOR_QUEUE": task_queue,
+            },
+            stdin=secondary,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        os.close(secondary)
+        try:
+            assert proc.stderr is not None
+            seen = b""
+            async with asyncio.timeout(60):
+                while b"A few questions first" not in seen:
+                    line = await proc.stderr.readline()
+                    assert line, seen.decode()
+                    seen += line
+            proc.send_signal(signal.SIGINT)
+            assert await asyncio.wait_for(proc.wait(), 60) == 128 + signal.SIGINT
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            os.close(primary)

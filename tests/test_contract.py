@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
-from typing import Any, get_type_hints
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -15,7 +15,6 @@ from temporalio import activity
 from research_llm.activities import LlmActivities
 from research_llm.citations import appendix, cited_ids, drop_unknown_citations
 from research_search.activities import SearchActivities
-from research_shared import stubs
 from research_shared.logs import redact_secrets
 from research_shared.models import SearchFailure, SourceDocument
 from research_shared.settings import (
@@ -26,32 +25,28 @@ from research_shared.settings import (
     TemporalSettings,
 )
 from research_shared.temporal_client import tls_config
+from tests.helpers.contract import activity_name, io_types, stub_activities
 
 
-def _io_types(fn: Any) -> tuple[Any, Any]:
-    hints = get_type_hints(fn)
-    params = [p for p in inspect.signature(fn).parameters if p != "self"]
-    assert len(params) == 1, f"{fn.__name__} must take one model, not {params}"
-    return hints[params[0]], hints["return"]
+def _real_activities() -> dict[str, list[Any]]:
+    """The activity methods of the two workers' activity classes, by registered name."""
+    found: dict[str, list[Any]] = {}
+    for owner in (LlmActivities, SearchActivities):
+        for _, fn in inspect.getmembers(owner, inspect.isfunction):
+            if activity._Definition.from_callable(fn) is not None:
+                found.setdefault(activity_name(fn), []).append(fn)
+    return found
 
 
-@pytest.mark.parametrize(
-    ("stub", "real"),
-    [
-        (stubs.triage, LlmActivities.triage),
-        (stubs.clarify, LlmActivities.clarify),
-        (stubs.plan, LlmActivities.plan),
-        (stubs.synthesize, LlmActivities.synthesize),
-        (stubs.reflect, LlmActivities.reflect),
-        (stubs.review, LlmActivities.review),
-        (stubs.revise, LlmActivities.revise),
-        (stubs.web_search, SearchActivities.web_search),
-    ],
-)
-def test_stub_matches_real_activity(stub: Any, real: Any) -> None:
-    stub_defn = activity._Definition.must_from_callable(stub)
-    assert stub_defn.name == getattr(real, "__temporal_activity_definition").name
-    assert _io_types(stub) == _io_types(real)
+@pytest.mark.parametrize("stub", stub_activities(), ids=activity_name)
+def test_stub_matches_real_activity(stub: Any) -> None:
+    real = _real_activities().get(activity_name(stub), [])
+    assert len(real) == 1, f"{activity_name(stub)} is implemented {len(real)} times"
+    assert io_types(stub) == io_types(real[0])
+
+
+def test_every_real_activity_has_a_stub() -> None:
+    assert set(_real_activities()) == {activity_name(stub) for stub in stub_activities()}
 
 
 def test_orchestrator_imports_no_provider_code() -> None:

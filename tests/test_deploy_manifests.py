@@ -13,13 +13,14 @@ CRDs). `scripts/test.sh` installs kubectl when it is missing; without it these t
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import re
 import shutil
 import subprocess
 import tempfile
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -716,6 +717,179 @@ def test_prod_runs_each_orchestrator_build_as_its_own_versioned_deployment() -> 
             docs, deployment_of(docs, pool)["spec"]["template"]["spec"]["containers"][0]
         )
         assert "RESEARCH_BUILD_ID" not in settings, pool.pool
+
+
+# -- what the ServiceMonitor scrapes -------------------------------------------------------------
+
+# The port each ServiceMonitor endpoint of a pool scrapes, and the setting that opens it.
+SCRAPED_PORTS = {"metrics": "RESEARCH_METRICS_PORT", "sdk-metrics": "RESEARCH_SDK_METRICS_PORT"}
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=POOL_IDS)
+def test_every_pool_service_exposes_the_ports_the_service_monitor_scrapes(pool: Pool) -> None:
+    """Through the rendered prod overlay (the one with components/monitoring): the
+    ServiceMonitor selects the pool's Service, which names both scraped ports, each reaching a
+    container port of the pool's pods on which the pool's settings serve that metrics."""
+    docs = render("prod")
+    (monitor,) = objects(docs, "ServiceMonitor")
+    scraped = {e["port"] for e in monitor["spec"]["endpoints"]}
+    assert set(SCRAPED_PORTS) <= scraped
+    deployment = deployment_of(docs, pool)
+    pod = deployment["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    settings = config_values(docs, container)
+    (service,) = [
+        s
+        for s in objects(docs, "Service")
+        if selects(s["spec"].get("selector") or {}, pod["metadata"]["labels"])
+    ]
+    assert selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    service_ports = {p.get("name"): p for p in service["spec"]["ports"]}
+    container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for name, setting in SCRAPED_PORTS.items():
+        assert name in service_ports, f"Service/{service['metadata']['name']} has no {name} port"
+        target = service_ports[name]["targetPort"]
+        number = container_ports[target] if isinstance(target, str) else target
+        assert number == int(settings[setting]), (name, number, settings[setting])
+
+
+# -- the KEDA release each overlay needs --------------------------------------------------------
+
+# The temporal scaler's trigger parameters, by the KEDA release that first reads them, from
+# KEDA's own sources (pkg/scalers/temporal.go at v2.17.0, temporal_scaler.go at v2.18.0 and
+# v2.20.0). KEDA drops a parameter it does not read without a word (unless
+# KEDA_CHECK_UNEXPECTED_SCALERS_PARAMS is enabled), so a misspelt or too new one would
+# silently change what a pool scales on.
+TEMPORAL_SCALER_SINCE = {
+    **dict.fromkeys(
+        (
+            "endpoint",
+            "namespace",
+            "activationTargetQueueSize",
+            "targetQueueSize",
+            "taskQueue",
+            "queueTypes",
+            "buildId",
+            "selectAllActive",
+            "selectUnversioned",
+            "minConnectTimeout",
+            "unsafeSsl",
+        ),
+        (2, 17),
+    ),
+    "tlsServerName": (2, 18),
+    "workerDeploymentName": (2, 20),
+    "workerDeploymentBuildId": (2, 20),
+}
+# Those read from the scaled workload's environment too, as `<name>FromEnv`.
+TEMPORAL_SCALER_FROM_ENV = {
+    "endpoint",
+    "namespace",
+    "taskQueue",
+    "buildId",
+    "workerDeploymentName",
+    "workerDeploymentBuildId",
+}
+# KEDA 2.19.0 fixed the temporal scaler's TLS with an API key (its changelog, #7367): the
+# TriggerAuthentication every ScaledObject here uses.
+KEDA_FOR_API_KEY_TLS = (2, 19)
+DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+
+
+def keda_release_needed(docs: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """The oldest KEDA release that reads every temporal trigger of `docs` as written."""
+    needed = (2, 17)
+    for scaled in objects(list(docs), "ScaledObject"):
+        for trigger in scaled["spec"]["triggers"]:
+            if trigger["type"] != "temporal":
+                continue
+            if "authenticationRef" in trigger:
+                needed = max(needed, KEDA_FOR_API_KEY_TLS)
+            for key in trigger["metadata"]:
+                name = key.removesuffix("FromEnv")
+                where = f"ScaledObject/{scaled['metadata']['name']}: {key}"
+                assert name in TEMPORAL_SCALER_SINCE, (
+                    f"{where}: KEDA's temporal scaler reads no {key}"
+                )
+                assert name == key or name in TEMPORAL_SCALER_FROM_ENV, f"{where}: not from env"
+                needed = max(needed, TEMPORAL_SCALER_SINCE[name])
+    return needed
+
+
+def keda_named(text: str, where: str) -> tuple[int, int]:
+    """The release in the one "KEDA X.Y or newer" that `text` says."""
+    found = {(int(a), int(b)) for a, b in re.findall(r"KEDA (\d+)\.(\d+) or\s+newer", text)}
+    assert len(found) == 1, f"{where} names {sorted(found) or 'no'} KEDA release"
+    return found.pop()
+
+
+def deploy_doc_section(heading: str) -> str:
+    text = DEPLOY_DOC.read_text(encoding="utf-8")
+    section = text[text.index(heading) + len(heading) :]
+    return section[: section.index("\n#")]
+
+
+def test_docs_name_the_keda_release_each_overlay_needs() -> None:
+    keda = keda_release_needed(render_variant(Variant("dev", keda=True, edited=True)))
+    versioned = keda_release_needed(render("prod"))
+    assert keda == KEDA_FOR_API_KEY_TLS
+    assert versioned == (2, 20)
+    for where, text, needed in [
+        (
+            "components/keda",
+            "\n".join(header_lines(K8S / "components" / "keda" / "kustomization.yaml")),
+            keda,
+        ),
+        (
+            "docs/deploy.md, Autoscaling with KEDA",
+            deploy_doc_section("## Autoscaling with KEDA"),
+            keda,
+        ),
+        (
+            "components/worker-versioning",
+            "\n".join(
+                header_lines(K8S / "components" / "worker-versioning" / "kustomization.yaml")
+            ),
+            versioned,
+        ),
+        (
+            "docs/deploy.md, Versioned orchestrator deployments",
+            deploy_doc_section("## Versioned orchestrator deployments"),
+            versioned,
+        ),
+        ("docs/deploy.md, Prod overlay", deploy_doc_section("### Prod overlay"), versioned),
+    ]:
+        assert keda_named(text, where) == needed, where
+
+
+@pytest.mark.parametrize(
+    ("metadata", "complaint"),
+    [
+        ({"taskQueue": "q", "enableTLS": "true"}, "reads no enableTLS"),
+        ({"taskQueue": "q", "workerDeploymentBuildID": "1"}, "reads no workerDeploymentBuildID"),
+        ({"queueTypesFromEnv": "X"}, "not from env"),
+    ],
+)
+def test_a_temporal_parameter_keda_does_not_read_is_refused(
+    metadata: dict[str, str], complaint: str
+) -> None:
+    scaled = {
+        "kind": "ScaledObject",
+        "metadata": {"name": "x"},
+        "spec": {"triggers": [{"type": "temporal", "metadata": metadata}]},
+    }
+    with pytest.raises(AssertionError, match=complaint):
+        keda_release_needed([scaled])
+
+
+def header_lines(path: Path) -> list[str]:
+    """The comment lines a file starts with."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return list(itertools.takewhile(lambda line: line.startswith("#"), lines))
 
 
 # -- Dockerfiles --------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ from tests.helpers.durability import (
     model_step,
 )
 from tests.helpers.fakes.openai_server import FakeOpenAIServer
-from tests.helpers.processes import DevServer, WorkerProcesses
+from tests.helpers.processes import DevServer, WorkerProcesses, own_queues
 
 QUESTION = PORT_QUESTION
 LOCK_QUESTION = "How do lock gates keep the water of a dock steady?"
@@ -93,15 +93,12 @@ def pools(
 ) -> Iterator[WorkerProcesses]:
     """The orchestrator and the search pool over the test's corpus, on queues of their own;
     each test starts the model pool it needs."""
-    suffix = uuid.uuid4().hex[:6]
     data = tmp_path_factory.mktemp("depth-data")
     workers = WorkerProcesses(
         address=dev_server.address,
         log_dir=tmp_path_factory.mktemp("depth-logs"),
         env={
-            "RESEARCH_ORCHESTRATOR_QUEUE": f"depth-orch-{suffix}",
-            "RESEARCH_SEARCH_QUEUE": f"depth-search-{suffix}",
-            "RESEARCH_LLM_QUEUE": f"depth-llm-{suffix}",
+            **own_queues("depth"),
             "RESEARCH_SEARCH_PROVIDER": "local",
             "RESEARCH_CORPUS_DIR": str(corpus),
             "RESEARCH_DATA_DIR": str(data),

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -22,16 +24,19 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from research_shared import errors
-from research_shared.models import MAX_QUERY_CHARS, Outcome, Phase, ResearchReport
+from research_shared.models import MAX_QUERY_CHARS, Outcome, Phase, ResearchReport, ResearchStatus
 from research_shared.names import (
     ANSWER_UPDATE,
+    CANCEL_SIGNAL,
     EDIT_SEARCHES_UPDATE,
+    FINISH_NOW_SIGNAL,
     REVIEW_PLAN_UPDATE,
     REVIEW_REPORT_UPDATE,
     WORKFLOW_TYPE,
@@ -151,6 +156,20 @@ async def test_valid_text_with_newlines_and_tabs_is_accepted(
     assert result["question"] == question["question"]
 
 
+async def waiting_for_its_plan(
+    client: Client, server: DevServer, queue: str
+) -> tuple[WorkflowHandle[Any, Any], ResearchStatus]:
+    """A run started with the `temporal` CLI, waiting for its plan to be reviewed."""
+    workflow_id = await start_with_cli(
+        server,
+        queue,
+        "--input",
+        json.dumps({"question": "What is x?", "approve_plan": True, "max_searches": 2}),
+    )
+    handle = client.get_workflow_handle(workflow_id)
+    return handle, await wait_for(handle, Phase.AWAITING_APPROVAL)
+
+
 async def update_with_cli(
     server: DevServer, workflow_id: str, name: str, *input_args: str
 ) -> subprocess.CompletedProcess[str]:
@@ -238,14 +257,8 @@ async def test_bad_update_is_refused_and_changes_nothing(
     expected: str,
 ) -> None:
     async with running_workers(client, task_queue, Stubs()):
-        workflow_id = await start_with_cli(
-            dev_server,
-            task_queue,
-            "--input",
-            json.dumps({"question": "What is x?", "approve_plan": True, "max_searches": 2}),
-        )
-        handle = client.get_workflow_handle(workflow_id)
-        before = await wait_for(handle, Phase.AWAITING_APPROVAL)
+        handle, before = await waiting_for_its_plan(client, dev_server, task_queue)
+        workflow_id = handle.id
 
         line = refusal(
             await update_with_cli(dev_server, workflow_id, name, "--input", json.dumps(arg))
@@ -265,11 +278,8 @@ async def test_undecodable_update_is_refused(
 ) -> None:
     """Sent raw through the Python client, since the `temporal` CLI sends only valid JSON."""
     async with running_workers(client, task_queue, Stubs()):
-        workflow_id = await start_with_cli(
-            dev_server, task_queue, "--input", json.dumps({"question": "x", "approve_plan": True})
-        )
-        handle = client.get_workflow_handle(workflow_id)
-        await wait_for(handle, Phase.AWAITING_APPROVAL)
+        handle, _ = await waiting_for_its_plan(client, dev_server, task_queue)
+        workflow_id = handle.id
         raw = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=b'{"decision": "\xff"}'))
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(REVIEW_PLAN_UPDATE, raw)
@@ -558,3 +568,94 @@ async def test_deep_run_update_that_is_not_json_is_refused(
         after = await status_of(handle)
         assert (after.phase, after.queries, after.review) == (phase, before.queries, before.review)
         await handle.terminate("test done")
+
+
+def signal_with_cli(
+    server: DevServer, workflow_id: str, name: str, payload: str
+) -> Awaitable[subprocess.CompletedProcess[str]]:
+    return temporal_cli(
+        server,
+        "workflow",
+        "signal",
+        "--workflow-id",
+        workflow_id,
+        "--name",
+        name,
+        "--input",
+        payload,
+    )
+
+
+CANCELLED_WITHOUT_REASON = (
+    "cancel signal with an invalid reason; cancelling without it",
+    "cancelled",
+    "cancelled by request",
+)
+FINISHED_WITHOUT_REASON = (
+    "finish signal with an invalid reason; finishing without it",
+    "completed",
+    "finished on request: no reason given",
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "problem", "expected"),
+    [
+        (
+            CANCEL_SIGNAL,
+            '{"reason": 5}',
+            "reason: Input should be a valid string",
+            CANCELLED_WITHOUT_REASON,
+        ),
+        (
+            CANCEL_SIGNAL,
+            '{"reason": "enough", "surprise": 1}',
+            "surprise: Extra inputs are not permitted",
+            CANCELLED_WITHOUT_REASON,
+        ),
+        (
+            FINISH_NOW_SIGNAL,
+            '{"reason": "enough\\u0000"}',
+            "control character U+0000",
+            FINISHED_WITHOUT_REASON,
+        ),
+        (
+            FINISH_NOW_SIGNAL,
+            '"enough for today"',
+            "Input should be a valid dictionary",
+            FINISHED_WITHOUT_REASON,
+        ),
+    ],
+)
+async def test_malformed_stop_signal_still_stops_the_run_and_logs_once(
+    client: Client,
+    dev_server: DevServer,
+    task_queue: str,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    payload: str,
+    problem: str,
+    expected: tuple[str, str, str],
+) -> None:
+    """A signal cannot be refused: a `cancel` or `finish_now` whose reason is malformed does
+    what it asks without the reason, and the orchestrator says so in one warning naming the
+    problem."""
+    warning, outcome, reason = expected
+    caplog.set_level(logging.WARNING, logger="temporalio.workflow")
+    async with running_workers(client, task_queue, Stubs()):
+        handle, _ = await waiting_for_its_plan(client, dev_server, task_queue)
+        workflow_id = handle.id
+
+        sent = await signal_with_cli(dev_server, workflow_id, name, payload)
+        assert sent.returncode == 0, sent.stderr
+        async with asyncio.timeout(30):
+            result = await handle.result()
+    assert (result["outcome"], result["outcome_reason"]) == (outcome, reason)
+    assert result["partial"] is True
+    logged = [
+        record
+        for record in caplog.records
+        if record.getMessage().startswith(warning) and workflow_id in record.getMessage()
+    ]
+    assert len(logged) == 1, [r.getMessage() for r in caplog.records]
+    assert problem in str(getattr(logged[0], "problem", "")), vars(logged[0])

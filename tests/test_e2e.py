@@ -39,7 +39,7 @@ from tests.helpers.fakes.openai_server import FakeOpenAIServer
 from tests.helpers.fakes.tavily_server import FakeTavilyServer
 from tests.helpers.metrics import Series, series, values
 from tests.helpers.metrics import scrape as metrics_scrape
-from tests.helpers.processes import DevServer, WorkerProcesses
+from tests.helpers.processes import OFFLINE_PROVIDERS, DevServer, WorkerProcesses, own_queues
 from tests.helpers.temporal_cli import start_with_cli
 
 pytestmark = pytest.mark.e2e
@@ -58,8 +58,7 @@ def offline_workers(
         log_dir=tmp_path_factory.mktemp("offline-logs"),
         env={
             "RESEARCH_DATA_DIR": str(session_data_dir),
-            "RESEARCH_SEARCH_PROVIDER": "local",
-            "RESEARCH_LLM_PROVIDER": "offline",
+            **OFFLINE_PROVIDERS,
         },
         pool_env={
             pool: {"RESEARCH_METRICS_PORT": str(free_port())}
@@ -307,11 +306,7 @@ async def research_on_own_pools(
     Returns the report, the (stopped) pools for their logs, and the run's workflow id.
     """
     suffix = uuid.uuid4().hex[:6]
-    queues = {
-        "RESEARCH_ORCHESTRATOR_QUEUE": f"orch-{suffix}",
-        "RESEARCH_SEARCH_QUEUE": f"search-{suffix}",
-        "RESEARCH_LLM_QUEUE": f"llm-{suffix}",
-    }
+    queues = own_queues("own")
     workers = WorkerProcesses(address=dev_server.address, log_dir=log_dir, env={**queues, **env})
     workflow_id = f"own-pools-{suffix}"
     try:

@@ -102,14 +102,25 @@ def test_demo_researches_and_leaves_nothing_running(tmp_path: Path) -> None:
     assert processes_of(data_dir) == []
 
 
+def with_sigint_ignored(args: list[str]) -> list[str]:
+    """`args` started as a shell without job control starts a background job (`dev &` in a
+    script, a test suite run in the background): with SIGINT ignored, which the program
+    inherits."""
+    return ["bash", "-c", 'trap "" INT; exec "$@"', "bash", *args]
+
+
 def test_dev_runs_until_ctrl_c_then_stops_everything(tmp_path: Path) -> None:
+    """SIGINT stops `dev` and everything it started, even when it inherited SIGINT ignored
+    (asyncio's own Ctrl-C handling would leave it ignored, and `dev` running for ever)."""
     data_dir = tmp_path / "data"
     port = free_port()
     api_port = free_port()
     dev = subprocess.Popen(
-        command(
-            *("dev", "--data-dir", str(data_dir), "--port", str(port), "--ui-port", "0"),
-            *("--api-port", str(api_port)),
+        with_sigint_ignored(
+            command(
+                *("dev", "--data-dir", str(data_dir), "--port", str(port), "--ui-port", "0"),
+                *("--api-port", str(api_port)),
+            )
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -145,7 +156,7 @@ def test_dev_runs_until_ctrl_c_then_stops_everything(tmp_path: Path) -> None:
             assert run_id in {r["id"] for r in json.load(answer)["runs"]}
 
         dev.send_signal(signal.SIGINT)
-        assert dev.wait(timeout=60) in (0, 130)
+        assert dev.wait(timeout=90) == 128 + signal.SIGINT
     finally:
         if dev.poll() is None:
             dev.kill()
@@ -233,11 +244,15 @@ def wait_for_output(proc: subprocess.Popen[str], marker: str, within: float) -> 
 
 
 def assert_sigterm_stops_everything(
-    args: list[str], data_dir: Path, cwd: Path, until_up: Callable[[subprocess.Popen[str]], None]
+    args: list[str],
+    data_dir: Path,
+    cwd: Path,
+    until_up: Callable[[subprocess.Popen[str]], None],
+    processes: int,
 ) -> None:
     """Start the command, wait with `until_up` for its stack to be up, SIGTERM it, and check
-    that it exits as a stopped program does and that the server and workers it started
-    are gone."""
+    that it exits as a stopped program does and that the `processes` it started (the
+    server, the workers, the API) are gone."""
     proc = subprocess.Popen(
         command(*args),
         stdout=subprocess.PIPE,
@@ -250,7 +265,7 @@ def assert_sigterm_stops_everything(
     try:
         until_up(proc)
         started = set(processes_of(data_dir)) - {proc.pid}
-        assert len(started) == 4, "the server and three workers"
+        assert len(started) == processes, started
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=90) == 128 + signal.SIGTERM
@@ -261,6 +276,14 @@ def assert_sigterm_stops_everything(
         kill_leftovers(data_dir)
     assert left == []
     assert still_running(started) == set()
+
+
+def api_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
 
 
 def still_running(pids: set[int]) -> set[int]:
@@ -277,10 +300,11 @@ def still_running(pids: set[int]) -> set[int]:
 
 
 def test_dev_stops_everything_on_sigterm(tmp_path: Path) -> None:
-    """SIGTERM, what a process manager sends, stops the server and the workers as Ctrl-C
-    does."""
+    """SIGTERM, what a process manager sends, stops the server, the three workers and the API
+    as Ctrl-C does."""
     data_dir = tmp_path / "data"
     logs = [data_dir / "logs" / f"{pool}.log" for pool in ("orchestrator", "search", "llm")]
+    api_port = free_port()
 
     def polling() -> bool:
         return all(log.exists() and "worker started" in log.read_text() for log in logs)
@@ -288,14 +312,16 @@ def test_dev_stops_everything_on_sigterm(tmp_path: Path) -> None:
     def until_up(dev: subprocess.Popen[str]) -> None:
         lines = wait_for_output(dev, "Ctrl-C stops everything", 60)
         assert "Ctrl-C stops everything" in lines[-1], lines
+        assert any(f"HTTP API on http://127.0.0.1:{api_port}" in line for line in lines), lines
         deadline = time.monotonic() + 120
-        while not polling() and time.monotonic() < deadline:
+        while not (polling() and api_ready(api_port)) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert polling(), "the three workers did not start polling"
+        assert api_ready(api_port), "the API did not answer"
 
     args = ["dev", "--data-dir", str(data_dir), "--port", str(free_port()), "--ui-port", "0"]
-    args += ["--api-port", "0"]
-    assert_sigterm_stops_everything(args, data_dir, tmp_path, until_up)
+    args += ["--api-port", str(api_port)]
+    assert_sigterm_stops_everything(args, data_dir, tmp_path, until_up, processes=5)
 
 
 def test_demo_stops_everything_on_sigterm(tmp_path: Path) -> None:
@@ -308,4 +334,4 @@ def test_demo_stops_everything_on_sigterm(tmp_path: Path) -> None:
         assert "waiting for the plan" in lines[-1], lines
 
     args = ["demo", "--approve-plan", "--data-dir", str(data_dir), "--port", str(free_port())]
-    assert_sigterm_stops_everything(args, data_dir, tmp_path, until_up)
+    assert_sigterm_stops_everything(args, data_dir, tmp_path, until_up, processes=4)

@@ -36,7 +36,7 @@ from research_shared.models import ResearchReport
 from research_shared.names import WORKFLOW_TYPE
 from research_shared.payloads import open_payloads
 from research_shared.settings import PayloadSettings, describe_settings_error
-from tests.helpers.processes import DevServer, WorkerProcesses
+from tests.helpers.processes import DevServer, WorkerProcesses, own_queues
 
 KEY_A, KEY_B = os.urandom(32), os.urandom(32)
 QUESTION = "How do zlib and gzip compress data, and when should I use each?"
@@ -106,11 +106,7 @@ def encrypted_run(
 ) -> Iterator[dict[str, Any]]:
     """The three pools with KEY_A on their own queues, and the id of one completed run."""
     suffix = uuid.uuid4().hex[:6]
-    queues = {
-        "RESEARCH_ORCHESTRATOR_QUEUE": f"enc-orch-{suffix}",
-        "RESEARCH_SEARCH_QUEUE": f"enc-search-{suffix}",
-        "RESEARCH_LLM_QUEUE": f"enc-llm-{suffix}",
-    }
+    queues = own_queues("enc")
     workers = WorkerProcesses(
         address=dev_server.address,
         log_dir=tmp_path_factory.mktemp("encrypted-logs"),

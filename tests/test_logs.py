@@ -26,7 +26,7 @@ from temporalio.client import Client, WorkflowHandle
 from research_shared.models import Outcome, ResearchReport, ResearchRequest
 from research_shared.names import WORKFLOW_TYPE
 from research_shared.temporal_client import CORE_LOGGER
-from tests.helpers.processes import DevServer, WorkerProcesses
+from tests.helpers.processes import OFFLINE_PROVIDERS, DevServer, WorkerProcesses, own_queues
 
 pytestmark = pytest.mark.e2e
 
@@ -47,19 +47,15 @@ def json_workers(
 ) -> Iterator[WorkerProcesses]:
     """The three pools with their default log format (JSON, stderr being no terminal) on
     queues of their own."""
-    suffix = uuid.uuid4().hex[:8]
     workers = WorkerProcesses(
         address=dev_server.address,
         log_dir=tmp_path_factory.mktemp("json-logs"),
         env={
             "RESEARCH_DATA_DIR": str(session_data_dir),
-            "RESEARCH_SEARCH_PROVIDER": "local",
-            "RESEARCH_LLM_PROVIDER": "offline",
+            **OFFLINE_PROVIDERS,
             # The default, auto: the workers' stderr is a file here, as in a container.
             "RESEARCH_LOG_FORMAT": "auto",
-            "RESEARCH_ORCHESTRATOR_QUEUE": f"logs-orchestrator-{suffix}",
-            "RESEARCH_SEARCH_QUEUE": f"logs-search-{suffix}",
-            "RESEARCH_LLM_QUEUE": f"logs-llm-{suffix}",
+            **own_queues("logs"),
         },
         # At DEBUG the SDK's Rust core has something to say (its INFO lines), so the
         # orchestrator shows that the core's lines are forwarded through the same formatter.

@@ -31,7 +31,7 @@ from research_shared.store import (
     StoreError,
 )
 from tests.helpers.fakes.tavily_server import FakeTavilyServer
-from tests.helpers.processes import DevServer, WorkerProcesses
+from tests.helpers.processes import DevServer, WorkerProcesses, own_queues
 from tests.helpers.s3 import S3_ENV, S3Server, start_s3_server
 
 LIFECYCLE = Path(__file__).resolve().parents[1] / "deploy" / "s3" / "lifecycle.json"
@@ -168,11 +168,7 @@ async def test_a_run_on_s3_keeps_page_text_out_of_its_history(
     payloads = open_payloads(settings)
     client: Client = await wait_for_server(dev_server.address, data_converter=payloads.converter)
     suffix = uuid.uuid4().hex[:6]
-    queues = {
-        "RESEARCH_ORCHESTRATOR_QUEUE": f"s3-orch-{suffix}",
-        "RESEARCH_SEARCH_QUEUE": f"s3-search-{suffix}",
-        "RESEARCH_LLM_QUEUE": f"s3-llm-{suffix}",
-    }
+    queues = own_queues("s3")
     with FakeTavilyServer(page_chars=PAGE_CHARS) as tavily:
         assert isinstance(tavily, FakeTavilyServer)
         workers = WorkerProcesses(

@@ -18,6 +18,7 @@ import pytest
 from temporalio.client import Client
 
 from research_cli.embedded import free_port, start_dev_server, stop_process, wait_for_server
+from research_cli.supervisor import Supervisor
 from research_shared.models import ResearchRequest, ResearchStatus
 from research_shared.names import STATUS_QUERY, WORKFLOW_TYPE
 from tests.helpers.processes import DevServer, WorkerProcesses
@@ -25,7 +26,7 @@ from tests.helpers.wedged_worker import BLOCK_WORKFLOW
 from tests.helpers.worker_commands import (
     http_status,
     http_text,
-    start_module,
+    module_spec,
     wait_for_status,
     worker_env,
 )
@@ -108,7 +109,8 @@ async def test_a_wedged_event_loop_fails_liveness(
     )
     log = tmp_path / "wedged.log"
     release = tmp_path / "release"
-    proc = start_module("tests.helpers.wedged_worker", env, log)
+    supervisor = Supervisor()
+    proc = supervisor.start(module_spec("wedged", "tests.helpers.wedged_worker", env, log))
     try:
         await asyncio.to_thread(wait_for_status, port, "/readyz", 200, 60, proc, log)
         assert await asyncio.to_thread(http_status, port, "/healthz") == 200
@@ -128,4 +130,4 @@ async def test_a_wedged_event_loop_fails_liveness(
         await asyncio.to_thread(wait_for_status, port, "/readyz", 200, 60, proc, log)
     finally:
         release.touch()
-        await asyncio.to_thread(stop_process, proc, 15)
+        await asyncio.to_thread(supervisor.stop_all, 15)

@@ -12,10 +12,10 @@ the alerts watch has happened once. Then every panel's query must return series,
 selector of every alert must, and Prometheus must evaluate every rule without error: a panel
 that can never show data fails here.
 
-The second test reads the search pool's two KEDA triggers the way KEDA does (the task
-queue's backlog from Temporal, the in-flight query from Prometheus) and shows the pair is
-idle only when nothing waits and nothing runs: idle, a run waiting for a person, a search
-in flight, searches waiting for a pool that is not running.
+The second test reads each activity pool's two KEDA triggers (search, LLM) the way KEDA
+does (the task queue's backlog from Temporal, the in-flight query from Prometheus) and shows
+the pair is idle only when nothing waits and nothing runs: idle, a run waiting for a person,
+a search or a model step in flight, work waiting for a pool that is not running.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from research_cli.embedded import free_port, stop_process
+from research_cli.supervisor import ProcessSpec, spawn
 from research_shared.models import Outcome, Phase, ResearchReport, ResearchRequest, ResearchStatus
 from research_shared.names import (
+    LLM_QUEUE,
     ORCHESTRATOR_QUEUE,
     REVIEW_PLAN_UPDATE,
     SEARCH_QUEUE,
@@ -64,7 +66,7 @@ OBSERVABILITY = ROOT / "deploy" / "observability"
 SCRAPE_CONFIG = OBSERVABILITY / "prometheus" / "prometheus.yml"
 RULES = OBSERVABILITY / "prometheus" / "alerts.yml"
 DASHBOARD = OBSERVABILITY / "grafana-dashboard.json"
-SEARCH_SCALER = ROOT / "deploy" / "k8s" / "components" / "keda" / "scaledobject-search-worker.yaml"
+KEDA = ROOT / "deploy" / "k8s" / "components" / "keda"
 POOLS = ("orchestrator", "search", "llm")
 SERVICE_OF = {"orchestrator": "orchestrator-worker", "search": "search-worker", "llm": "llm-worker"}
 # What the dashboard's variables stand for here: every namespace and queue, and a rate
@@ -222,8 +224,9 @@ def stack(dev_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> It
         )
         port = free_port()
         log_file = folder / "prometheus.log"
-        with log_file.open("wb") as log:
-            process = subprocess.Popen(
+        process = spawn(
+            ProcessSpec(
+                "prometheus",
                 [
                     require("prometheus"),
                     f"--config.file={config}",
@@ -231,10 +234,9 @@ def stack(dev_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> It
                     f"--web.listen-address=127.0.0.1:{port}",
                     "--log.level=warn",
                 ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+                log_file,
             )
+        )
         prometheus = Prometheus(process, port, log_file)
         try:
             wait_until_ready(prometheus)
@@ -338,7 +340,7 @@ async def test_every_panel_and_alert_reads_series_of_the_live_stack(
 
 @dataclass(frozen=True)
 class Triggers:
-    """The search pool's two KEDA triggers, as components/keda declares them."""
+    """A pool's two KEDA triggers, as components/keda declares them."""
 
     queue: str
     backlog_activation: int
@@ -346,8 +348,9 @@ class Triggers:
     in_flight_activation: float
 
     @classmethod
-    def load(cls) -> Triggers:
-        scaled = yaml.safe_load(SEARCH_SCALER.read_text(encoding="utf-8"))
+    def load(cls, pool: str) -> Triggers:
+        scaler = KEDA / f"scaledobject-{SERVICE_OF[pool]}.yaml"
+        scaled = yaml.safe_load(scaler.read_text(encoding="utf-8"))
         backlog, in_flight = scaled["spec"]["triggers"]
         assert (backlog["type"], in_flight["type"]) == ("temporal", "prometheus")
         assert backlog["metadata"]["queueTypes"] == "activity"
@@ -414,11 +417,23 @@ async def wait_for_phase(client: Client, workflow_id: str, phase: Phase) -> None
             await asyncio.sleep(0.2)
 
 
-async def test_the_search_pool_reads_idle_only_when_nothing_waits_and_nothing_runs(
-    client: Client, stack: Stack
+def slow_work_of(pool: str, question: str) -> Fault:
+    """A fault that keeps the pool's work for `question` running for seconds: each of its
+    searches (search), or its synthesis (llm)."""
+    if pool == "search":
+        return Fault(delay=8.0, times=len(PLAN), match=is_search)
+    return Fault(
+        delay=8.0,
+        match=lambda _path, body: model_step(body) == WRITE_STEP and question in json.dumps(body),
+    )
+
+
+@pytest.mark.parametrize(("pool", "queue"), [("search", SEARCH_QUEUE), ("llm", LLM_QUEUE)])
+async def test_a_pool_reads_idle_only_when_nothing_waits_and_nothing_runs(
+    client: Client, stack: Stack, pool: str, queue: str
 ) -> None:
-    triggers = Triggers.load()
-    assert triggers.queue == SEARCH_QUEUE
+    triggers = Triggers.load(pool)
+    assert triggers.queue == queue
     stack.tavily.clear_faults()
     stack.openai.clear_faults()
 
@@ -426,28 +441,30 @@ async def test_the_search_pool_reads_idle_only_when_nothing_waits_and_nothing_ru
     assert (await wait_for_reading(client, stack, triggers, "idle"))[2] is False
 
     # A run waiting for a person to review its plan: still nothing for the pool.
+    question = f"How do timers survive restarts ({pool})?"
     waiting_run = f"keda-waits-{uuid.uuid4().hex[:8]}"
     await client.start_workflow(
         WORKFLOW_TYPE,
-        ResearchRequest(question="How do timers survive restarts?", approve_plan=True),
+        ResearchRequest(question=question, approve_plan=True),
         id=waiting_run,
         task_queue=ORCHESTRATOR_QUEUE,
     )
     await wait_for_phase(client, waiting_run, Phase.AWAITING_APPROVAL)
     assert (await wait_for_reading(client, stack, triggers, "idle"))[2] is False
 
-    # Approved: its searches run, slowly (the provider takes seconds to answer). The backlog
-    # is empty, since the pool took them at once: only the in-flight trigger sees the work.
-    stack.tavily.inject(Fault(delay=8.0, times=len(PLAN), match=is_search))
+    # Approved: its work runs, slowly (the provider takes seconds to answer). The backlog
+    # is empty, since the pool took the work at once: only the in-flight trigger sees it.
+    provider = stack.tavily if pool == "search" else stack.openai
+    provider.inject(slow_work_of(pool, question))
     handle = client.get_workflow_handle(waiting_run, result_type=ResearchReport)
     await handle.execute_update(REVIEW_PLAN_UPDATE, {"decision": "approve"})
     assert (await wait_for_reading(client, stack, triggers, "running"))[2] is True
     assert (await handle.result()).outcome is Outcome.COMPLETED
-    stack.tavily.clear_faults()
+    provider.clear_faults()
 
-    # The pool is gone and a run needs searches: nothing runs, so only the backlog sees it,
+    # The pool is gone and a run needs it: nothing runs, so only the backlog sees the work,
     # and wakes the pool.
-    stack.workers.kill("search")
+    stack.workers.kill(pool)
     unserved = f"keda-backlog-{uuid.uuid4().hex[:8]}"
     pending = await client.start_workflow(
         WORKFLOW_TYPE,
@@ -457,6 +474,6 @@ async def test_the_search_pool_reads_idle_only_when_nothing_waits_and_nothing_ru
         result_type=ResearchReport,
     )
     assert (await wait_for_reading(client, stack, triggers, "waiting"))[2] is True
-    await asyncio.to_thread(stack.workers.start, "search")
+    await asyncio.to_thread(stack.workers.start, pool)
     assert (await pending.result()).outcome is Outcome.COMPLETED
     assert (await wait_for_reading(client, stack, triggers, "idle"))[2] is False

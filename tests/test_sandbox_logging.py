@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,17 +22,17 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from research_cli.embedded import stop_process
+from research_cli.supervisor import Supervisor
 from tests.helpers.processes import DevServer
 from tests.helpers.sandbox_probe_workflows import (
     FAILS_ONCE_WORKFLOW,
     FIRST_TASK_ERROR,
     TYPED_INPUT_WORKFLOW,
 )
+from tests.helpers.worker_commands import module_spec
 
 pytestmark = pytest.mark.e2e
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 READY_WITHIN_SECONDS = 60.0
 FAILURES_WITHIN_SECONDS = 60.0
 FAILED_ACTIVATION = "Failed activation on workflow"
@@ -54,14 +52,18 @@ BROKEN_LOGGING = (
 
 @dataclass
 class ProbeWorker:
-    """A running `tests.helpers.sandbox_logging_worker` and the file its stderr goes to."""
+    """A running `tests.helpers.sandbox_logging_worker`, under the project's supervisor.
 
-    process: subprocess.Popen[bytes]
-    stderr_file: Path
+    The worker writes its log lines to stderr and nothing to stdout; the supervisor puts
+    both in one file, so "stderr" below is that file, where nothing else may appear.
+    """
+
+    supervisor: Supervisor
+    name: str
     task_queue: str
 
     def stderr(self) -> str:
-        return self.stderr_file.read_text(errors="replace")
+        return self.supervisor.output(self.name)
 
     def wait_for(self, text: str, count: int, within: float) -> None:
         """Wait until stderr holds `text` `count` times; fail with stderr if it does not."""
@@ -69,16 +71,20 @@ class ProbeWorker:
         while time.monotonic() < deadline:
             if self.stderr().count(text) >= count:
                 return
-            if self.process.poll() is not None:
+            if self.name in self.supervisor.exited():
                 raise AssertionError(f"the probe worker exited:\n{self.stderr()}")
             time.sleep(0.1)
         raise AssertionError(f"{text!r} x{count} not logged in {within:g}s:\n{self.stderr()}")
+
+    def stop(self) -> None:
+        """SIGTERM, and wait: stopping the worker flushes whatever it still had to say."""
+        self.supervisor.stop(self.name, timeout=15)
 
 
 @pytest.fixture
 def start_probe(dev_server: DevServer, tmp_path: Path) -> Iterator[Callable[[str], ProbeWorker]]:
     """Starts the probe worker with a log format; every worker started is stopped after."""
-    started: list[subprocess.Popen[bytes]] = []
+    supervisor = Supervisor()
 
     def start(fmt: str) -> ProbeWorker:
         queue = f"sandbox-logging-{uuid.uuid4().hex[:10]}"
@@ -90,26 +96,17 @@ def start_probe(dev_server: DevServer, tmp_path: Path) -> Iterator[Callable[[str
             "RESEARCH_LOG_FORMAT": fmt,
             "RESEARCH_GRACEFUL_SHUTDOWN_SECONDS": "2",
         }
-        stderr_file = tmp_path / f"probe-{fmt}.stderr"
-        with stderr_file.open("wb") as err:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "tests.helpers.sandbox_logging_worker"],
-                env=env,
-                cwd=REPO_ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                start_new_session=True,
-            )
-        started.append(process)
-        worker = ProbeWorker(process, stderr_file, queue)
+        name = f"probe-{fmt}"
+        module = "tests.helpers.sandbox_logging_worker"
+        supervisor.start(module_spec(name, module, env, tmp_path / f"{name}.log"))
+        worker = ProbeWorker(supervisor, name, queue)
         worker.wait_for("worker started", 1, READY_WITHIN_SECONDS)
         return worker
 
     try:
         yield start
     finally:
-        for process in started:
-            stop_process(process, timeout=15)
+        supervisor.stop_all(timeout=15)
 
 
 async def exercise(client: Client, probe: ProbeWorker) -> None:
@@ -137,8 +134,7 @@ async def exercise(client: Client, probe: ProbeWorker) -> None:
         )
     finally:
         await undecodable.terminate("the test has seen what it needed")
-    # Stopping the worker flushes whatever it still had to say.
-    await asyncio.to_thread(stop_process, probe.process, 15)
+    await asyncio.to_thread(probe.stop)
 
 
 def assert_logging_held(stderr: str) -> None:

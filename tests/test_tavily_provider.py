@@ -89,6 +89,14 @@ async def _failure(provider: TavilySearch, query: str = "temporal replay") -> Ap
     return caught.value
 
 
+def _assert_failure(error: ApplicationError, error_type: str, non_retryable: bool) -> None:
+    """The provider's one error: its type and retryability, naming Tavily and not the key."""
+    assert error.type == error_type
+    assert error.non_retryable is non_retryable
+    assert "Tavily" in error.message
+    assert KEY not in error.message
+
+
 def _requests(outcome: str) -> float:
     value = REGISTRY.get_sample_value(
         "research_provider_requests_total", {"provider": "tavily", "outcome": outcome}
@@ -275,12 +283,7 @@ async def test_fault_maps_to_one_request_and_one_error(
     server.inject(dataclasses.replace(fault))
     before = _requests(error_type)
 
-    error = await _failure(tavily)
-
-    assert error.type == error_type
-    assert error.non_retryable is non_retryable
-    assert "Tavily" in error.message
-    assert KEY not in error.message
+    _assert_failure(await _failure(tavily), error_type, non_retryable)
     # One attempt, one request: retrying belongs to Temporal, not to the client.
     assert len(server.calls_to("/search")) == 1
     assert server.calls_to("/extract") == []
@@ -395,10 +398,7 @@ async def test_extract_failure_maps_like_a_search_failure(
 
     error = await _failure(tavily)
 
-    assert error.type == error_type
-    assert error.non_retryable is non_retryable
-    assert "Tavily" in error.message
-    assert KEY not in error.message
+    _assert_failure(error, error_type, non_retryable)
     assert error.__cause__ is None
     if fault.retry_after is not None:
         assert error.next_retry_delay == timedelta(seconds=fault.retry_after)

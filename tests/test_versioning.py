@@ -26,10 +26,10 @@ from temporalio.workflow import NondeterminismError
 
 from research_shared.models import Outcome, Phase, ResearchReport, ResearchRequest, ResearchStatus
 from research_shared.names import REVIEW_PLAN_UPDATE, STATUS_QUERY, WORKFLOW_TYPE
-from tests.helpers.processes import DevServer, WorkerProcesses
+from tests.helpers.processes import OFFLINE_PROVIDERS, DevServer, WorkerProcesses, own_queues
 from tests.helpers.temporal_cli import temporal_cli
 from tests.helpers.versioned_orchestrator_v2 import SERVED_BY, DeepResearchWorkflowV2
-from tests.helpers.worker_commands import start_module
+from tests.helpers.worker_commands import module_spec
 
 pytestmark = pytest.mark.e2e
 
@@ -49,11 +49,8 @@ def versioned(
         log_dir=tmp_path / "logs",
         env={
             "RESEARCH_DATA_DIR": str(session_data_dir),
-            "RESEARCH_SEARCH_PROVIDER": "local",
-            "RESEARCH_LLM_PROVIDER": "offline",
-            "RESEARCH_ORCHESTRATOR_QUEUE": f"versioned-orchestrator-{suffix}",
-            "RESEARCH_SEARCH_QUEUE": f"versioned-search-{suffix}",
-            "RESEARCH_LLM_QUEUE": f"versioned-llm-{suffix}",
+            **OFFLINE_PROVIDERS,
+            **own_queues("versioned"),
         },
         pool_env={
             "orchestrator": {
@@ -145,8 +142,13 @@ async def test_old_runs_finish_on_their_version_while_new_runs_take_the_new_one(
         **versioned.pool_env["orchestrator"],
         "RESEARCH_BUILD_ID": V2,
     }
-    versioned.procs["orchestrator-v2"] = start_module(
-        "tests.helpers.versioned_orchestrator_v2", env, tmp_path / "orchestrator-v2.log"
+    versioned.supervisor.start(
+        module_spec(
+            "orchestrator-v2",
+            "tests.helpers.versioned_orchestrator_v2",
+            env,
+            tmp_path / "orchestrator-v2.log",
+        )
     )
     await set_current_version(dev_server, deployment, V2)
     # The runbook's drain check finds the old run among version 1's open runs.

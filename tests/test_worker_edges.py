@@ -21,6 +21,7 @@ from research_shared.settings import TAVILY_MAX_TIMEOUT_SECONDS, describe_settin
 from tests.helpers.processes import DevServer
 from tests.helpers.worker_commands import (
     THIS_VENV_BIN,
+    CoreInstall,
     core_install,
     error_lines,
     run_worker,
@@ -34,9 +35,15 @@ FAKE_TAVILY_KEY = "not-a-real-key"
 
 
 @pytest.fixture(scope="module")
-def core_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bin folder of a fresh venv where `pip install -e .` put the core dependencies only."""
-    bin_dir = core_install(tmp_path_factory.mktemp("core-venv"))
+def core(tmp_path_factory: pytest.TempPathFactory) -> CoreInstall:
+    """A fresh venv where `pip install -e .` put the core dependencies only."""
+    return core_install(tmp_path_factory.mktemp("core-venv"))
+
+
+@pytest.fixture(scope="module")
+def core_bin(core: CoreInstall) -> Path:
+    """The bin folder of the core install, checked to hold no optional package."""
+    bin_dir = core.bin_dir
     done = subprocess.run(
         [
             str(bin_dir / "python"),
@@ -50,6 +57,14 @@ def core_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert done.stdout.strip() == "", f"the core install has optional packages: {done.stdout}"
     return bin_dir
+
+
+def test_installing_the_project_prints_no_warning(core: CoreInstall) -> None:
+    """Building the project (setuptools reading pyproject.toml) and installing it warns of
+    nothing: no deprecated metadata, no pip complaint."""
+    warnings = [line for line in core.output.splitlines() if "warning" in line.lower()]
+    assert not warnings, "\n".join(warnings)
+    assert "Successfully installed" in core.output
 
 
 def test_llm_worker_without_its_extra_names_the_extra(core_bin: Path, tmp_path: Path) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from pydantic import ValidationError
 
 from research_cli.embedded import POOLS, EmbeddedError
-from research_cli.supervisor import EXIT_SIGTERM, cancel_on_sigterm
+from research_cli.supervisor import StopSignals
 from research_cli.texts import text_problem
 from research_shared.client import (
     ResearchClient,
@@ -224,10 +226,42 @@ async def follow(
         result.cancel()
 
 
+async def read_line(text: str) -> str:
+    """`input(text)` in a daemon thread of its own.
+
+    A thread of asyncio's default executor would hold the process at exit until a line is
+    typed, so a Ctrl-C at a prompt would cancel the command and then wait; this thread is
+    left behind with the prompt.
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def settle(line: str | None, error: BaseException | None) -> None:
+        if answer.done():  # the prompt was cancelled
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(line or "")
+
+    def read() -> None:
+        line, error = None, None
+        try:
+            line = input(text)
+        except Exception as err:  # EOFError, UnicodeDecodeError: the caller's to judge
+            error = err
+        # The loop is closed when the command ended while this thread waited.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, line, error)
+
+    threading.Thread(target=read, name="prompt", daemon=True).start()
+    return await answer
+
+
 async def prompt(text: str, what: str) -> str:
     """A line typed at the terminal ("" at end of input), refused if it is not clean text."""
     try:
-        line = await asyncio.to_thread(input, text)
+        line = await read_line(text)
     except EOFError:
         return ""
     except UnicodeDecodeError as err:
@@ -853,13 +887,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def until_sigterm(command: Callable[[argparse.Namespace], Awaitable[int]], args: Any) -> int:
-    cancel_on_sigterm()
+async def until_stopped(
+    command: Callable[[argparse.Namespace], Awaitable[int]], args: Any, stop: StopSignals
+) -> int:
+    stop.install()
     return await command(args)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stop = StopSignals()
     try:
         if args.command == "worker":
             return cmd_worker(args)
@@ -884,7 +921,7 @@ def main(argv: list[str] | None = None) -> int:
             "audit": cmd_audit,
             "codec-server": cmd_codec_server,
         }[args.command]
-        return asyncio.run(until_sigterm(command, args))
+        return asyncio.run(until_stopped(command, args, stop))
     except CliError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.code
@@ -895,11 +932,12 @@ def main(argv: list[str] | None = None) -> int:
         # Reading a run's payloads needs the key that wrote them and the store holding them.
         print(f"error: cannot read the run's payloads: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt:  # Ctrl-C before the command's task ran, or a second signal
+        return stop.exit_code if stop.received else 130
     except asyncio.CancelledError:
-        # SIGTERM cancelled the command, whose `finally` blocks have stopped what it started.
-        return EXIT_SIGTERM
+        # SIGINT or SIGTERM cancelled the command, whose `finally` blocks have stopped what it
+        # started.
+        return stop.exit_code
 
 
 def exit_without_finalizing(code: int) -> NoReturn:

@@ -18,9 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NoReturn
 
-# The shell's convention for "ended by signal N": 128 + N.
-EXIT_SIGTERM = 128 + signal.SIGTERM
-
 
 class ProcessError(RuntimeError):
     """A supervised process exited when it should not have, or keeps exiting. The message
@@ -109,13 +106,41 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     stop_processes([proc], timeout)
 
 
-def cancel_on_sigterm() -> None:
-    """Make SIGTERM cancel the running task, as Ctrl-C does: its `finally` blocks then stop
-    what it started. What a process manager sends to stop a program is SIGTERM, whose
-    default action would end this process and leave its children running."""
-    task = asyncio.current_task()
-    if task is not None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+@dataclass
+class StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM (what a process manager sends) cancel the running task, so
+    its `finally` blocks stop what it started; `exit_code` then says which signal it was.
+
+    Both are handled by the event loop whatever this process inherited. A program started in
+    the background by a shell without job control inherits SIGINT ignored, and asyncio's own
+    Ctrl-C handling leaves an ignored SIGINT ignored: `kill -INT` would then do nothing. The
+    default action of SIGTERM would end this process and leave its children running.
+
+    A second signal raises `KeyboardInterrupt`, as asyncio's own handling does: the way out
+    of a command whose cancelled work cannot end (a prompt's thread waiting for a line). The
+    embedded stack's stop runs without the loop, so a second Ctrl-C does not cut it short.
+    """
+
+    received: signal.Signals | None = None
+
+    def install(self) -> None:
+        """Handle the signals for the task that calls this (a coroutine under the loop)."""
+        task = asyncio.current_task()
+        assert task is not None, "install() runs inside a task"
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop, sig, task)
+
+    def _stop(self, sig: signal.Signals, task: asyncio.Task[object]) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = sig
+        task.cancel()
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for a program ended by the signal: 128 + its number."""
+        return 128 + (self.received or signal.SIGTERM)
 
 
 @dataclass

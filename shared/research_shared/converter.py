@@ -30,7 +30,7 @@ and the workflow task is retried until then.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from temporalio.api.common.v1 import Payload
@@ -85,6 +85,14 @@ class ContractPayloadConverter(PydanticPayloadConverter):
             ) from None
 
 
+def _chain(failure: Failure) -> Iterator[Failure]:
+    """`failure` and each of its causes, outermost first."""
+    current: Failure | None = failure
+    while current is not None:
+        yield current
+        current = current.cause if current.HasField("cause") else None
+
+
 class RedactingFailureConverter(DefaultFailureConverter):
     """The SDK's failure encoding, with every message and stack trace in the chain redacted."""
 
@@ -92,11 +100,9 @@ class RedactingFailureConverter(DefaultFailureConverter):
         self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure
     ) -> None:
         super().to_failure(exception, payload_converter, failure)
-        current: Failure | None = failure
-        while current is not None:
+        for current in _chain(failure):
             current.message = redact(current.message)
             current.stack_trace = redact(current.stack_trace)
-            current = current.cause if current.HasField("cause") else None
 
 
 class EncryptedFailureConverter(RedactingFailureConverter):
@@ -110,8 +116,7 @@ class EncryptedFailureConverter(RedactingFailureConverter):
         self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure
     ) -> None:
         super().to_failure(exception, payload_converter, failure)
-        current: Failure | None = failure
-        while current is not None:
+        for current in _chain(failure):
             if not current.HasField("encoded_attributes"):
                 current.encoded_attributes.CopyFrom(
                     payload_converter.to_payloads(
@@ -120,7 +125,6 @@ class EncryptedFailureConverter(RedactingFailureConverter):
                 )
                 current.message = "Encoded failure"
                 current.stack_trace = ""
-            current = current.cause if current.HasField("cause") else None
 
 
 def data_converter(

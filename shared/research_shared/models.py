@@ -626,7 +626,7 @@ class AuditSource(_Contract):
 
 
 class AuditModelStep(_Contract):
-    """One model step (triage, clarify, plan, synthesize) of a run."""
+    """One model step (triage, clarify, plan, reflect, synthesize, review, revise) of a run."""
 
     step: str
     model: str = ""

@@ -9,8 +9,9 @@ behind, and the next attempt of the same step finds it; a different step, query 
 finds nothing and calls. Only successful answers are recorded: a failure is meant to be
 tried again.
 
-This module knows no HTTP library: the search worker (httpx, for Tavily) and the LLM worker
-(the OpenAI client's httpx2) each wrap their client's `send` around `CallRecorder`. Outside
+This module knows no HTTP library: `RecordingSend` is mixed into an httpx-style client, the
+search worker's httpx client for Tavily and the LLM worker's httpx2 client for OpenAI, each
+adding only how its library builds a response. Outside
 an activity (a worker's start-up checks, tests calling a provider directly) nothing is
 recorded. One window remains: a process that dies between the answer arriving and its
 record being written (one local write or one PUT) pays again; docs/payloads.md says so.
@@ -21,7 +22,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import structlog
 from temporalio import activity
@@ -41,6 +44,39 @@ class RecordedAnswer:
     status: int
     headers: dict[str, str]
     body: bytes
+
+
+class HttpCall(Protocol):
+    """What the recorder reads of a request: httpx's and httpx2's alike."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def url(self) -> object: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+
+class HttpAnswer(Protocol):
+    """What the recorder reads of a response: httpx's and httpx2's alike."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def is_success(self) -> bool: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+
+Answer = TypeVar("Answer", bound=HttpAnswer)
+Request = TypeVar("Request", bound=HttpCall)
 
 
 class CallRecorder:
@@ -98,4 +134,56 @@ class CallRecorder:
         await self._records.put_json(
             key,
             {"status": status, "headers": kept, "body": base64.b64encode(body).decode()},
+        )
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        send: Callable[[], Awaitable[Answer]],
+        replay: Callable[[RecordedAnswer], Answer],
+    ) -> Answer:
+        """The answer to one call: an earlier attempt's, rebuilt by `replay`, when it recorded
+        one; else `send()`'s, recorded when it is a success. Outside an activity or without
+        a store, just `send()`."""
+        key = self.key_for(method, url, body)
+        if key is None:
+            return await send()
+        recorded = await self.recall(key)
+        if recorded is not None:
+            return replay(recorded)
+        response = await send()
+        if response.is_success:
+            await self.remember(key, response.status_code, dict(response.headers), response.content)
+        return response
+
+
+class RecordingSend(Generic[Request, Answer]):
+    """Mixed in before an httpx-style async client (httpx's, httpx2's): its `send` goes
+    through a `CallRecorder` when one is given; streamed calls are never recorded.
+
+    Wrapping `send`, not the transport, keeps the client's own proxy handling (HTTPS_PROXY
+    mounts transports of its own, which a wrapped default transport would not see).
+    """
+
+    def __init__(self, *args: Any, recorder: CallRecorder | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._recorder = recorder
+
+    def replayed(self, request: Request, answer: RecordedAnswer) -> Answer:
+        """The library's response holding a recorded answer to `request`."""
+        raise NotImplementedError
+
+    async def send(self, request: Request, **kwargs: Any) -> Answer:
+        # The send of the client class this is mixed into, next in the resolution order.
+        client_send: Callable[..., Awaitable[Answer]] = cast(Any, super()).send
+        if self._recorder is None or kwargs.get("stream"):
+            return await client_send(request, **kwargs)
+        return await self._recorder.call(
+            request.method,
+            str(request.url),
+            request.content,
+            lambda: client_send(request, **kwargs),
+            lambda answer: self.replayed(request, answer),
         )

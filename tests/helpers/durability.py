@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import sys
 import time
 import uuid
 from collections import Counter
@@ -29,20 +28,27 @@ from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
-from research_cli.supervisor import ProcessSpec
 from research_llm.agents import read_prompt
 from research_shared.models import ResearchReport
 from research_shared.names import WORKFLOW_TYPE
 from tests.helpers.fakes.faultserver import Call
 from tests.helpers.fakes.openai_server import FakeOpenAIServer, Responder
 from tests.helpers.fakes.tavily_server import FakeTavilyServer
-from tests.helpers.processes import WorkerProcesses
+from tests.helpers.processes import WorkerProcesses, own_queues
+from tests.helpers.worker_commands import module_spec
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PLANNER_MODEL = "planner-model"
 WRITER_MODEL = "writer-model"
 REPORT_BODY = "# Report\n\nWork resumes where it stopped [1]."
 REPORT_SUMMARY = "It resumes [1]."
+# The writer's answer of the scripted models: a short report citing source 1.
+REPORT_ANSWER = json.dumps(
+    {
+        "report_markdown": REPORT_BODY,
+        "summary": REPORT_SUMMARY,
+        "follow_up_questions": ["What happens on the next crash?"],
+    }
+)
 
 
 def scripted_model(queries: Sequence[str]) -> Responder:
@@ -51,19 +57,12 @@ def scripted_model(queries: Sequence[str]) -> Responder:
     The step is told apart by the model name, which the LLM worker takes from its settings.
     """
     plan = json.dumps({"searches": [{"query": q, "reason": f"covers {q}"} for q in queries]})
-    report = json.dumps(
-        {
-            "report_markdown": REPORT_BODY,
-            "summary": REPORT_SUMMARY,
-            "follow_up_questions": ["What happens on the next crash?"],
-        }
-    )
 
     def answer(body: dict[str, Any]) -> str:
         later = after_the_draft(body)
         if later is not None:
             return later
-        return plan if body.get("model") == PLANNER_MODEL else report
+        return plan if body.get("model") == PLANNER_MODEL else REPORT_ANSWER
 
     return answer
 
@@ -146,14 +145,7 @@ class ResearchStack:
 
     def _spawn_module(self, name: str, module: str) -> None:
         self.workers.supervisor.start(
-            ProcessSpec(
-                name,
-                [sys.executable, "-m", module],
-                log_file=self.workers.log_file(name),
-                env=self.workers.full_env(),
-                # The module lives in the tests package, importable from the repository root.
-                cwd=REPO_ROOT,
-            )
+            module_spec(name, module, self.workers.full_env(), self.workers.log_file(name))
         )
 
     async def kill(self, pool: str) -> float:
@@ -200,12 +192,7 @@ def research_stack(
 
     Pools are not started here: each test starts the pools it needs, as it needs them.
     """
-    suffix = uuid.uuid4().hex[:8]
-    queues = {
-        "RESEARCH_ORCHESTRATOR_QUEUE": f"dur-orch-{suffix}",
-        "RESEARCH_SEARCH_QUEUE": f"dur-search-{suffix}",
-        "RESEARCH_LLM_QUEUE": f"dur-llm-{suffix}",
-    }
+    queues = own_queues("dur")
     with (
         FakeTavilyServer() as tavily,
         FakeOpenAIServer(responder=scripted_model(queries)) as model,
@@ -435,13 +422,6 @@ def scripted_steps(
     stack each search their own queries. Triage asks for clarification exactly when there
     are `clarifying_questions`, and the clarifier returns them.
     """
-    report = json.dumps(
-        {
-            "report_markdown": REPORT_BODY,
-            "summary": REPORT_SUMMARY,
-            "follow_up_questions": ["What happens on the next crash?"],
-        }
-    )
 
     def answer(body: dict[str, Any]) -> str:
         later = after_the_draft(body)
@@ -456,7 +436,7 @@ def scripted_steps(
         if step == PLAN_STEP:
             queries = plans.get(str(model_prompt(body).get("question")), ())
             return json.dumps({"searches": [{"query": q, "reason": "scripted"} for q in queries]})
-        return report
+        return REPORT_ANSWER
 
     return answer
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +89,21 @@ class WorkerProcesses:
         self.supervisor.stop_all(timeout=15)
 
 
+# The offline providers: the local corpus and the offline model.
+OFFLINE_PROVIDERS = {"RESEARCH_SEARCH_PROVIDER": "local", "RESEARCH_LLM_PROVIDER": "offline"}
+
+
+def own_queues(prefix: str) -> dict[str, str]:
+    """Queue settings, by variable name, for three queues no other test polls:
+    `<prefix>-orchestrator-<random>`, `<prefix>-search-<random>`, `<prefix>-llm-<random>`."""
+    tag = uuid.uuid4().hex[:8]
+    return {
+        "RESEARCH_ORCHESTRATOR_QUEUE": f"{prefix}-orchestrator-{tag}",
+        "RESEARCH_SEARCH_QUEUE": f"{prefix}-search-{tag}",
+        "RESEARCH_LLM_QUEUE": f"{prefix}-llm-{tag}",
+    }
+
+
 def offline_pools(
     address: str, log_dir: Path, data_dir: Path, queues: dict[str, str] | None = None
 ) -> WorkerProcesses:
@@ -98,8 +114,7 @@ def offline_pools(
         log_dir=log_dir,
         env={
             "RESEARCH_DATA_DIR": str(data_dir),
-            "RESEARCH_SEARCH_PROVIDER": "local",
-            "RESEARCH_LLM_PROVIDER": "offline",
+            **OFFLINE_PROVIDERS,
             **(queues or {}),
         },
     )

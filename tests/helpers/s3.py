@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from research_cli.embedded import free_port, stop_process
+from research_cli.supervisor import ProcessSpec, spawn
 
 # moto accepts any credentials; these keep botocore from looking for real ones.
 S3_ENV = {
@@ -40,13 +41,9 @@ def start_s3_server(log_file: Path, within: float = 60.0) -> S3Server:
     command = Path(sys.executable).with_name("moto_server")
     assert command.exists(), f"{command} is missing: install the test extra (moto[server])"
     port = free_port()
-    with log_file.open("ab") as out:
-        process = subprocess.Popen(
-            [str(command), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = spawn(
+        ProcessSpec("moto_server", [str(command), "-H", "127.0.0.1", "-p", str(port)], log_file)
+    )
     server = S3Server(process, port)
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:

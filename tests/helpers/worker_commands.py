@@ -11,9 +11,11 @@ import urllib.error
 import urllib.request
 import venv
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from research_cli.embedded import free_port
+from research_cli.supervisor import ProcessSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 THIS_VENV_BIN = Path(sys.executable).parent
@@ -61,11 +63,21 @@ def error_lines(done: subprocess.CompletedProcess[str]) -> list[str]:
     return done.stderr.strip().splitlines()
 
 
-def core_install(folder: Path) -> Path:
-    """A fresh venv with the project installed with no extras; returns its bin folder.
+@dataclass(frozen=True)
+class CoreInstall:
+    """A venv holding the project with no extras, and all that `pip install -e .` printed."""
 
-    The core dependencies come from PyPI through pip's own cache, so only the first run
-    downloads them.
+    bin_dir: Path
+    output: str
+
+
+def core_install(folder: Path) -> CoreInstall:
+    """A fresh venv with the project installed with no extras.
+
+    pip runs verbose so that the build backend's own output (setuptools' deprecation
+    warnings about the project's metadata) is in `output`: at its default level pip hides
+    it. It runs isolated from the pip configuration of the machine, which is no part of the
+    project and may add warnings of its own (an index location that does not exist).
     """
     venv.EnvBuilder(with_pip=True, clear=True).create(folder)
     bin_dir = folder / "bin"
@@ -75,10 +87,11 @@ def core_install(folder: Path) -> Path:
             str(bin_dir / "python"),
             "-m",
             "pip",
+            "--isolated",
             "install",
+            "--verbose",
             "--disable-pip-version-check",
             "--no-input",
-            "--quiet",
             "-e",
             str(REPO_ROOT),
         ],
@@ -88,8 +101,9 @@ def core_install(folder: Path) -> Path:
         timeout=900,
         check=False,
     )
-    assert done.returncode == 0, f"pip install -e {REPO_ROOT} failed:\n{done.stderr}"
-    return bin_dir
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"pip install -e {REPO_ROOT} failed:\n{output[-5000:]}"
+    return CoreInstall(bin_dir, output)
 
 
 def http_status(port: int, path: str) -> int:
@@ -129,18 +143,16 @@ def wait_for_status(
     raise AssertionError(f"{path} answered {last}, not {want}, for {within:g}s:\n{_tail(log_file)}")
 
 
-def start_module(module: str, env: Mapping[str, str], log_file: Path) -> subprocess.Popen[bytes]:
-    """Run `python -m module` (a module of the tests package) as a worker process."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", module],
-            env=dict(env),
-            cwd=REPO_ROOT,  # the tests package is importable from the repository root
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+def module_spec(name: str, module: str, env: Mapping[str, str], log_file: Path) -> ProcessSpec:
+    """`python -m module` (a module of the tests package) as a process the project's
+    supervisor starts, named `name`, its output in `log_file`."""
+    return ProcessSpec(
+        name,
+        [sys.executable, "-m", module],
+        log_file=log_file,
+        env=dict(env),
+        cwd=REPO_ROOT,  # the tests package is importable from the repository root
+    )
 
 
 def _tail(log_file: Path | None, lines: int = 40) -> str:

@@ -1,1 +1,2 @@
-"""The LLM worker: hosts `triage`, `clarify`, `plan` and `synthesize` on the LLM task queue."""
+"""The LLM worker: hosts `triage`, `clarify`, `plan`, `reflect`, `synthesize`, `review` and
+`revise` on the LLM task queue."""

@@ -1,1 +1,1 @@
-"""The search worker: hosts `web_search` on the search task queue."""
+"""The search worker: hosts `web_search` and `record_audit` on the search task queue."""

@@ -1,4 +1,4 @@
-"""Entry point of the search pool: hosts `web_search` only."""
+"""Entry point of the search pool: hosts `web_search` and `record_audit` only."""
 
 from __future__ import annotations
 

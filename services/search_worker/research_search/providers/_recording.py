@@ -1,42 +1,18 @@
-"""An httpx client that records each successful answer under its call's idempotency key and,
-on a retried attempt, replays it instead of calling (`research_shared.recorded_calls`)."""
+"""The httpx client of the Tavily provider, recording each successful answer under its call's
+idempotency key and, on a retried attempt, replaying it instead of calling
+(`research_shared.recorded_calls`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
-from research_shared.recorded_calls import CallRecorder
+from research_shared.recorded_calls import RecordedAnswer, RecordingSend
 
 
-class RecordingAsyncClient(httpx.AsyncClient):
-    """`httpx.AsyncClient` whose `send` goes through a `CallRecorder` when one is given.
+class RecordingAsyncClient(RecordingSend[httpx.Request, httpx.Response], httpx.AsyncClient):
+    """`httpx.AsyncClient` whose `send` goes through a `CallRecorder` when one is given."""
 
-    Wrapping `send`, not the transport, keeps httpx's own proxy handling (HTTPS_PROXY mounts
-    transports of its own, which a wrapped default transport would not see).
-    """
-
-    def __init__(self, *args: Any, recorder: CallRecorder | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._recorder = recorder
-
-    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        recorder = self._recorder
-        key = None
-        if recorder is not None and not kwargs.get("stream"):
-            key = recorder.key_for(request.method, str(request.url), request.content)
-        if key is None:
-            return await super().send(request, **kwargs)
-        assert recorder is not None
-        recorded = await recorder.recall(key)
-        if recorded is not None:
-            return httpx.Response(
-                recorded.status, headers=recorded.headers, content=recorded.body, request=request
-            )
-        response = await super().send(request, **kwargs)
-        if response.is_success:
-            await recorder.remember(
-                key, response.status_code, dict(response.headers), response.content
-            )
-        return response
+    def replayed(self, request: httpx.Request, answer: RecordedAnswer) -> httpx.Response:
+        return httpx.Response(
+            answer.status, headers=answer.headers, content=answer.body, request=request
+        )
