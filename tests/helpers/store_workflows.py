@@ -1,6 +1,6 @@
-"""Small workflows for the tests of the search queue and the payload store: one schedules
-many `web_search` activities at once (rate limits), one writes an audit manifest through
-`record_audit`, one echoes a payload that its history then references (gc)."""
+"""Small workflows for the tests of the queues and the payload store: two schedule many
+`web_search` or `triage` activities at once (rate limits), one writes an audit manifest
+through `record_audit`, one echoes a payload that its history then references (gc)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from research_shared import retry, stubs
-    from research_shared.models import RecordAuditInput, RecordAuditResult, WebSearchInput
+    from research_shared.models import (
+        RecordAuditInput,
+        RecordAuditResult,
+        TriageInput,
+        WebSearchInput,
+    )
 
 
 @workflow.defn(name="FanOutSearches")
@@ -28,6 +33,26 @@ class FanOutSearches:
                     **retry.WEB_SEARCH.options(),
                 )
                 for query in queries
+            )
+        )
+        return len(results)
+
+
+@workflow.defn(name="FanOutModelCalls")
+class FanOutModelCalls:
+    """Runs a `triage` model step for each of `questions` on `queue`, all scheduled at once."""
+
+    @workflow.run
+    async def run(self, questions: list[str], queue: str) -> int:
+        results = await asyncio.gather(
+            *(
+                workflow.execute_activity(
+                    stubs.triage,
+                    TriageInput(question=question),
+                    task_queue=queue,
+                    **retry.TRIAGE.options(),
+                )
+                for question in questions
             )
         )
         return len(results)
