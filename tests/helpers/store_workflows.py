@@ -1,10 +1,12 @@
 """Small workflows for the tests of the queues and the payload store: two schedule many
 `web_search` or `triage` activities at once (rate limits), one writes an audit manifest
-through `record_audit`, one echoes a payload that its history then references (gc)."""
+through `record_audit`, one echoes a payload that its history then references, and one
+holds an activity whose heartbeat details only its pending state references (gc)."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from temporalio import workflow
 
@@ -76,3 +78,24 @@ class Echo:
     @workflow.run
     async def run(self, text: str) -> str:
         return text
+
+
+HOLD_ACTIVITY = "hold_with_details"
+"""The activity `HoldWithDetails` runs; each test registers its own."""
+
+
+@workflow.defn(name="HoldWithDetails")
+class HoldWithDetails:
+    """Runs one `hold_with_details` activity on `queue`, which heartbeats once and waits:
+    until it returns, its details are referenced by nothing but the pending activity."""
+
+    @workflow.run
+    async def run(self, queue: str) -> str:
+        result: str = await workflow.execute_activity(
+            HOLD_ACTIVITY,
+            task_queue=queue,
+            start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(minutes=5),
+            result_type=str,
+        )
+        return result
