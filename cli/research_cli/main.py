@@ -878,7 +878,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gc.add_argument("--json", action="store_true")
 
-    audit = sub.add_parser("audit", help="print a completed run's audit manifest and verify it")
+    audit = sub.add_parser("audit", help="print a run's audit manifest and verify it")
     audit.add_argument("workflow_id")
     audit.add_argument("--json", action="store_true")
 

@@ -266,7 +266,7 @@ async def check_audit(
         raise StoreCommandError(str(err)) from None
     if reading is None:
         raise StoreCommandError(
-            f"no audit manifest for {workflow_id} in {records.url} (has the run completed?)", 2
+            f"no audit manifest for {workflow_id} in {records.url} (has the run ended?)", 2
         )
     history = None
     if research is not None:
