@@ -36,6 +36,7 @@ from research_shared.models import ResearchReport
 from research_shared.names import WORKFLOW_TYPE
 from research_shared.payloads import open_payloads
 from research_shared.settings import PayloadSettings, describe_settings_error
+from research_shared.store import is_reference
 from tests.helpers.processes import DevServer, WorkerProcesses, own_queues
 
 KEY_A, KEY_B = os.urandom(32), os.urandom(32)
@@ -217,10 +218,11 @@ async def test_the_codec_server_decodes_the_history_for_the_ui(
         task_queue=encrypted_run["queues"]["RESEARCH_ORCHESTRATOR_QUEUE"],
         result_type=ResearchReport,
     )
-    await handle.result()
+    report = await handle.result()
     history = await plain.get_workflow_handle(handle.id).fetch_history()
     start = history.events[0].workflow_execution_started_event_attributes.input
     body = json_format.MessageToJson(start).encode()
+    bearer = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
     for path, headers in (
         ("/decode", {"Authorization": f"Bearer {TOKEN}"}),
@@ -238,10 +240,40 @@ async def test_the_codec_server_decodes_the_history_for_the_ui(
         decoded = json_format.Parse(answer, Payloads())
         assert json.loads(decoded.payloads[0].data)["question"] == QUESTION
 
+    # Payloads stored aside (search results, the writer's input): the history holds only
+    # references; the server fetches each from the store and decrypts it.
+    stored = [p for e in history.events for p in payloads_in(e) if is_reference(p)]
+    assert stored, "nothing of this run was stored aside"
+    aside = json_format.MessageToJson(Payloads(payloads=stored)).encode()
+    status, _, answer = call(codec_server, "POST", "/decode", aside, bearer)
+    assert status == 200, answer
+    opened = json_format.Parse(answer, Payloads()).payloads
+    assert len(opened) == len(stored)
+    assert {p.metadata["encoding"] for p in opened} == {b"json/plain"}
+    texts = [p.data.decode() for p in opened]
+    assert any(source.url in text for text in texts for source in report.sources)
+
     assert call(codec_server, "POST", "/decode", body)[0] == 401
     assert call(codec_server, "POST", "/decode", body, {"Authorization": "Bearer wrong"})[0] == 401
+    # The browser asks first, without credentials, from the UI's origin: it may send the
+    # token and a JSON body. Another origin is told nothing.
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type,x-namespace",
+    }
     status, headers, _ = call(
-        codec_server, "OPTIONS", "/decode", headers={"Origin": "http://evil.example"}
+        codec_server,
+        "OPTIONS",
+        f"/{TOKEN}/decode",
+        headers={"Origin": "http://localhost:8233", **preflight},
+    )
+    assert status == 204
+    assert headers["Access-Control-Allow-Origin"] == "http://localhost:8233"
+    assert "POST" in headers["Access-Control-Allow-Methods"]
+    allowed = {h.strip().lower() for h in headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"authorization", "content-type", "x-namespace"} <= allowed
+    status, headers, _ = call(
+        codec_server, "OPTIONS", "/decode", headers={"Origin": "http://evil.example", **preflight}
     )
     assert status == 204 and "Access-Control-Allow-Origin" not in headers
 
