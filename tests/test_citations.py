@@ -28,6 +28,7 @@ def test_ids_not_retrieved_are_removed_and_counted() -> None:
     assert checked.body == "Tides matter [1]. Cranes lift [2]."
     assert checked.summary == "It works ."
     assert checked.check.citations_removed == 3
+    assert checked.check.removed_source_ids == [7, 9, 8]  # each id once, body first
     assert checked.check.citations == 2
 
 

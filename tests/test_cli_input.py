@@ -53,6 +53,7 @@ TEXT_ARGUMENTS: list[tuple[tuple[str, ...], str]] = [
     (("approve", "some-run", "--replace", "0"), "--replace query for 0"),
     (("cancel", "some-run", "--reason"), "--reason"),
     (("status",), "workflow id"),
+    (("run", "a question", "--fairness-key"), "--fairness-key"),
 ]
 
 
@@ -98,6 +99,15 @@ def test_newline_and_tab_are_text() -> None:
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("error: cannot reach Temporal at 127.0.0.1:")
     assert result.stderr.count("\n") == 1
+
+
+def test_a_fairness_key_beyond_temporals_limit_is_one_line() -> None:
+    result = deep_research("run", "a question", "--fairness-key", "k" * 65)
+    assert_refused(
+        result,
+        "invalid research request: fairness_key: the fairness key has 65 characters; "
+        "the limit is 64",
+    )
 
 
 def test_replace_needs_a_query_number() -> None:

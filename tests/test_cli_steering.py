@@ -140,10 +140,17 @@ async def test_deep_runs_are_steered_from_the_cli(
             "9",
             "--priority",
             "2",
+            "--fairness-key",
+            "tenant-7",
         )
         assert code == 0, err
         run_id = out.strip()
         handle = client.get_workflow_handle(run_id)
+        started = (await handle.fetch_history()).events[0]
+        [sent] = await client.data_converter.decode(
+            started.workflow_execution_started_event_attributes.input.payloads
+        )
+        assert (sent["priority"], sent["fairness_key"]) == (2, "tenant-7")
         status = await wait_for(handle, Phase.SEARCHING)
         assert status.budget.lines[0].name == "max_searches_total"
 

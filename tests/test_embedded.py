@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -10,13 +12,18 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload, Payloads
 
 from research_cli.embedded import free_port
+from research_shared.encryption import EncryptionCodec, Keyring
 
 pytestmark = pytest.mark.e2e
 
@@ -167,6 +174,80 @@ def test_dev_runs_until_ctrl_c_then_stops_everything(tmp_path: Path) -> None:
     while processes_of(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert processes_of(data_dir) == []
+
+
+def when_served(request: urllib.request.Request, within: float = 60.0) -> tuple[Any, bytes]:
+    """The headers and body of the answer, once the server behind `request` listens (the UI
+    and the codec server come up beside the dev server, not before it answers)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.headers, answer.read()
+        except urllib.error.URLError as err:
+            if isinstance(err, urllib.error.HTTPError) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_dev_with_a_key_gives_the_ui_a_codec_server(tmp_path: Path) -> None:
+    """`deep-research dev` with an encryption key starts the codec server and hands its
+    endpoint to the Temporal UI (`--ui-codec-endpoint`): the UI's own settings name it, and
+    it decrypts a payload sealed with that key for the UI's origin. The token in the
+    endpoint is printed nowhere."""
+    data_dir = tmp_path / "data"
+    key = os.urandom(32)
+    ui_port = free_port()
+    env = {**os.environ, "RESEARCH_ENCRYPTION_KEY": base64.b64encode(key).decode()}
+    env.pop("RESEARCH_PAYLOAD_STORE", None)  # the stack's own folder
+    dev = subprocess.Popen(
+        command(
+            *("dev", "--data-dir", str(data_dir), "--port", str(free_port())),
+            *("--ui-port", str(ui_port), "--api-port", "0"),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        lines = wait_for_output(dev, "Ctrl-C stops everything", 90)
+        assert "Ctrl-C stops everything" in lines[-1], lines
+        assert any("decrypts payloads through the codec server" in line for line in lines)
+        ui = f"http://127.0.0.1:{ui_port}"
+        endpoint = json.loads(when_served(urllib.request.Request(f"{ui}/api/v1/settings"))[1])[
+            "Codec"
+        ]["Endpoint"]
+        assert endpoint.startswith("http://127.0.0.1:"), endpoint
+        token = endpoint.rsplit("/", 1)[-1]
+        assert len(token) >= 16 and not any(token in line for line in lines)
+        # Besides `dev`: the server, three workers and the codec server.
+        assert len(set(processes_of(data_dir)) - {dev.pid}) == 5
+
+        sealed = asyncio.run(
+            EncryptionCodec(Keyring([key])).encode(
+                [Payload(metadata={"encoding": b"json/plain"}, data=b'{"question": "sealed"}')]
+            )
+        )
+        request = urllib.request.Request(
+            f"{endpoint}/decode",
+            data=json_format.MessageToJson(Payloads(payloads=sealed)).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "Origin": ui},
+        )
+        headers, body = when_served(request)
+        assert headers["Access-Control-Allow-Origin"] == ui
+        [opened] = json_format.Parse(body, Payloads()).payloads
+        assert json.loads(opened.data) == {"question": "sealed"}
+
+        dev.send_signal(signal.SIGINT)
+        assert dev.wait(timeout=60) in (0, 130)
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+        kill_leftovers(data_dir)
+    assert wait_for_exit(data_dir) == []
 
 
 def test_dev_on_a_busy_port_is_one_line(tmp_path: Path) -> None:

@@ -36,6 +36,8 @@ from research_shared.models import ResearchReport
 from research_shared.names import WORKFLOW_TYPE
 from research_shared.payloads import open_payloads
 from research_shared.settings import PayloadSettings, describe_settings_error
+from research_shared.store import is_reference
+from tests.helpers.durability import research_stack
 from tests.helpers.processes import DevServer, WorkerProcesses, own_queues
 
 KEY_A, KEY_B = os.urandom(32), os.urandom(32)
@@ -217,10 +219,11 @@ async def test_the_codec_server_decodes_the_history_for_the_ui(
         task_queue=encrypted_run["queues"]["RESEARCH_ORCHESTRATOR_QUEUE"],
         result_type=ResearchReport,
     )
-    await handle.result()
+    report = await handle.result()
     history = await plain.get_workflow_handle(handle.id).fetch_history()
     start = history.events[0].workflow_execution_started_event_attributes.input
     body = json_format.MessageToJson(start).encode()
+    bearer = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
     for path, headers in (
         ("/decode", {"Authorization": f"Bearer {TOKEN}"}),
@@ -238,10 +241,40 @@ async def test_the_codec_server_decodes_the_history_for_the_ui(
         decoded = json_format.Parse(answer, Payloads())
         assert json.loads(decoded.payloads[0].data)["question"] == QUESTION
 
+    # Payloads stored aside (search results, the writer's input): the history holds only
+    # references; the server fetches each from the store and decrypts it.
+    stored = [p for e in history.events for p in payloads_in(e) if is_reference(p)]
+    assert stored, "nothing of this run was stored aside"
+    aside = json_format.MessageToJson(Payloads(payloads=stored)).encode()
+    status, _, answer = call(codec_server, "POST", "/decode", aside, bearer)
+    assert status == 200, answer
+    opened = json_format.Parse(answer, Payloads()).payloads
+    assert len(opened) == len(stored)
+    assert {p.metadata["encoding"] for p in opened} == {b"json/plain"}
+    texts = [p.data.decode() for p in opened]
+    assert any(source.url in text for text in texts for source in report.sources)
+
     assert call(codec_server, "POST", "/decode", body)[0] == 401
     assert call(codec_server, "POST", "/decode", body, {"Authorization": "Bearer wrong"})[0] == 401
+    # The browser asks first, without credentials, from the UI's origin: it may send the
+    # token and a JSON body. Another origin is told nothing.
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type,x-namespace",
+    }
     status, headers, _ = call(
-        codec_server, "OPTIONS", "/decode", headers={"Origin": "http://evil.example"}
+        codec_server,
+        "OPTIONS",
+        f"/{TOKEN}/decode",
+        headers={"Origin": "http://localhost:8233", **preflight},
+    )
+    assert status == 204
+    assert headers["Access-Control-Allow-Origin"] == "http://localhost:8233"
+    assert "POST" in headers["Access-Control-Allow-Methods"]
+    allowed = {h.strip().lower() for h in headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"authorization", "content-type", "x-namespace"} <= allowed
+    status, headers, _ = call(
+        codec_server, "OPTIONS", "/decode", headers={"Origin": "http://evil.example", **preflight}
     )
     assert status == 204 and "Access-Control-Allow-Origin" not in headers
 
@@ -276,3 +309,64 @@ async def test_reading_a_run_with_the_wrong_key_is_one_line(
     assert "Traceback" not in done.stderr
     [line] = done.stderr.strip().splitlines()
     assert f"encrypted with key {key_id(KEY_A)}, which is not among the configured keys" in line
+
+
+@pytest.mark.e2e
+async def test_every_object_the_store_holds_is_sealed(
+    dev_server: DevServer, tmp_path: Path
+) -> None:
+    """A run with a key, on providers that answer over HTTP (so answers are recorded), that
+    also reuses a search of an earlier run: payloads stored aside, recorded answers, page
+    text, cached searches and the audit manifest are all in the store, and not one of its
+    files holds the question, a query, a page's text or the report in the clear."""
+    root = tmp_path / "store"
+    key = b64(KEY_A)
+    queries = [f"sealed search about harbours {n}" for n in range(2)]
+    payloads = open_payloads(PayloadSettings(payload_store=f"file://{root}", encryption_key=key))
+    client = await wait_for_server(dev_server.address, data_converter=payloads.converter)
+    with research_stack(dev_server.address, tmp_path / "logs", queries) as stack:
+        stack.workers.env.update(
+            {
+                "RESEARCH_PAYLOAD_STORE": f"file://{root}",
+                "RESEARCH_ENCRYPTION_KEY": key,
+                # Small enough that the plan and the search results go aside too.
+                "RESEARCH_PAYLOAD_STORE_THRESHOLD": "512",
+            }
+        )
+        await stack.start_pools("orchestrator", "search", "llm")
+        reports = []
+        for reuse in (0, 600):
+            reports.append(
+                await client.execute_workflow(
+                    WORKFLOW_TYPE,
+                    {
+                        "question": QUESTION,
+                        "max_searches": 2,
+                        "max_rounds": 1,
+                        "reuse_searches_within_seconds": reuse,
+                    },
+                    id=f"sealed-{uuid.uuid4().hex[:8]}",
+                    task_queue=stack.orchestrator_queue,
+                    result_type=ResearchReport,
+                )
+            )
+        pages = [
+            result["raw_content"]
+            for call in stack.tavily.calls_to("/extract")
+            for result in call.answer["results"]
+        ]
+    assert reports[1].stats.searches_cached == 2
+
+    files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    kinds = {name.split("/", 1)[0] for name in files}
+    assert {"payloads", "calls", "content", "searches", "audit"} <= kinds, kinds
+    report = reports[0]
+    lines = [line for line in report.report_markdown.splitlines() if len(line) > 20]
+    plain = [QUESTION, *queries, report.summary, *lines[:3]]
+    plain += [s.title for s in report.sources]
+    plain += [page[len(page) // 2 :][:40] for page in pages]
+    assert pages and all(len(text) >= 8 for text in plain), plain
+    for name, data in files.items():
+        for text in plain:
+            assert text.encode() not in data, (name, text)
+    await payloads.aclose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -94,6 +95,66 @@ async def test_search_worker_killed_after_tavily_answered_does_not_search_again(
         assert stack.searched([query]) == {query: 1}
         assert "provider answer reused" in stack.workers.new_log("search")
     assert attempts_of(await handle.fetch_history(), "web_search") == [2]
+
+
+async def recorded_calls(store: FileObjectStore, workflow_id: str) -> int:
+    return len([o async for o in store.scan(f"{layout.CALLS}{segment(workflow_id)}/")])
+
+
+async def test_search_worker_killed_after_the_page_was_extracted_does_not_extract_again(
+    client: Client, dev_server: DevServer, payload_store: str, tmp_path: Path
+) -> None:
+    """Page extraction is a paid call too: the search worker is cut off from Temporal just
+    before Tavily's /extract answer leaves, then killed once the answer is recorded; the
+    retried attempt reuses it."""
+    [query] = distinct_queries(1, "killed after the extraction")
+    store = session_store(payload_store)
+    host, port = dev_server.address.rsplit(":", 1)
+    with (
+        research_stack(dev_server.address, tmp_path / "logs", [query]) as stack,
+        FreezableProxy((host, int(port))) as proxy,
+    ):
+
+        def cut_off_temporal(call: Call) -> None:
+            if call.path == "/extract":
+                proxy.freeze()  # the attempt can tell Temporal nothing from now on
+
+        stack.tavily.before_answer = cut_off_temporal
+        stack.workers.pool_env["search"] = {"TEMPORAL_ADDRESS": proxy.address}
+        await stack.start_pools("orchestrator", "search", "llm")
+        async with asyncio.timeout(TEST_BUDGET_SECONDS):
+            handle = await start(
+                client,
+                stack,
+                max_searches=1,
+                results_per_search=1,
+                max_rounds=1,
+                max_review_rounds=0,
+            )
+            await asyncio.to_thread(stack.tavily.wait_answered, lambda c: c.path == "/extract")
+            # Every answer so far recorded (the planner's, the search's, the page's).
+            answered = len(stack.model.calls) + len(stack.tavily.calls)
+            await stack.wait_for(
+                lambda: _at_least(recorded_calls(store, handle.id), answered),
+                "the extraction to be recorded",
+            )
+            await stack.kill("search")
+            # As a dead pod's connections close at the server (see the LLM test below).
+            proxy.stop()
+            stack.tavily.before_answer = None
+            stack.workers.pool_env["search"] = {}
+            await stack.start_pools("search")
+            report = await handle.result()
+
+        assert report.sources, report
+        assert len(stack.tavily.calls_to("/extract")) == 1
+        assert stack.searched([query]) == {query: 1}
+        assert "provider answer reused" in stack.workers.new_log("search")
+    assert attempts_of(await handle.fetch_history(), "web_search") == [2]
+
+
+async def _at_least(count: Awaitable[int], least: int) -> bool:
+    return await count >= least
 
 
 async def test_llm_worker_killed_after_the_model_answered_does_not_ask_again(

@@ -201,7 +201,7 @@ async def test_a_run_on_s3_keeps_page_text_out_of_its_history(
     assert report.sources and report.stats.searches_succeeded >= 1
     history = await handle.fetch_history()
     inline = [p for event in history.events for p in payloads_in(event)]
-    references = {k for p in inline if (k := referenced_key(p))}
+    references = {k for p in inline if (k := await referenced_key(p, None))}
     # The page text is in the store; the history holds references to it.
     assert not [p for p in inline if PAGE_PHRASE in p.data]
     assert references

@@ -34,6 +34,10 @@ def test_every_scenario_has_a_history() -> None:
     } <= names
     # A token budget searching one at a time, before and since a search reserved the write.
     assert {"token_budget", "strict_budget"} <= names
+    # A report cut short by its review's timeout and a cancelled run: recorded before every
+    # report was audited, and since.
+    assert {"review_timed_out", "cancelled_in_rounds"} <= names
+    assert {"review_timed_out_audited", "cancelled_audited"} <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)

@@ -283,6 +283,7 @@ async def test_every_option_reaches_the_run_and_the_plan_is_rejected_then_approv
         on_approval_timeout="approve",
         report_review_timeout_seconds=1500,
         on_report_review_timeout="end",
+        fairness_key="alice",  # the caller's owner: runs share the pools by owner
     )
 
     await page.get_by_label("Reason to reject").fill("not the module I meant")

@@ -23,16 +23,20 @@ import structlog
 from aiohttp import web
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
-from temporalio.api.sdk.v1.external_storage_pb2 import ExternalStorageReference
 from temporalio.converter import StorageDriverClaim, StorageDriverRetrieveContext
 
 from research_shared.encryption import EncryptionCodec, EncryptionError
 from research_shared.payloads import Payloads as PayloadSetup
-from research_shared.store import DRIVER_NAME, StoreDriver, StoreError
+from research_shared.store import (
+    DRIVER_NAME,
+    StoreDriver,
+    StoreError,
+    UnreadableReference,
+    read_reference,
+)
 
 log = structlog.get_logger(__name__)
 
-_REFERENCE_TYPE = ExternalStorageReference.DESCRIPTOR.full_name.encode()
 _ALLOWED_HEADERS = "Authorization, Content-Type, X-Namespace"
 _MAX_BODY_BYTES = 64 * 1024 * 1024
 
@@ -65,12 +69,12 @@ class PayloadCodecService:
         return await self._codec.encode(payloads)
 
     async def _fetched(self, payload: Payload) -> Payload:
-        if not (
-            payload.metadata.get("encoding") == b"json/protobuf"
-            and payload.metadata.get("messageType") == _REFERENCE_TYPE
-        ):
+        try:
+            reference = await read_reference(payload, self._codec)
+        except UnreadableReference as err:
+            raise CodecError(str(err)) from None
+        if reference is None:
             return payload
-        reference = json_format.Parse(payload.data, ExternalStorageReference())
         if reference.driver_name != DRIVER_NAME or self._driver is None:
             return payload  # not ours, or no store here: show the reference itself
         claim = StorageDriverClaim(claim_data=dict(reference.claim_data))

@@ -34,6 +34,7 @@ from research_shared.settings import PAYLOAD_STORE_OFF, PayloadSettings
 
 __all__ = [
     "API",
+    "FAIRNESS_SETTING",
     "POOLS",
     "SERVER",
     "EmbeddedError",
@@ -51,6 +52,8 @@ __all__ = [
 ]
 
 POOLS = ("orchestrator", "search", "llm")
+FAIRNESS_SETTING = "matching.enableFairness"
+"""The server's dynamic config key that turns fairness keys on (and with them priorities)."""
 SERVER = "server"
 API = "api"
 CODEC = "codec"
@@ -117,11 +120,11 @@ def dev_server_spec(
         # Who started a run through the HTTP API; a cluster registers it once per namespace.
         "--search-attribute",
         f"{OWNER_SEARCH_ATTRIBUTE}=Keyword",
-        # Task priority and fairness keys order what a queue hands out (the matcher that
-        # honours them), and one partition per queue keeps that order across a whole queue,
-        # which is all a single machine needs.
+        # Task priority and fairness keys order what a queue hands out: fairness (off by
+        # default in Temporal 1.32) implies the priority-aware matcher. One partition per
+        # queue keeps that order across a whole queue, which is all a single machine needs.
         "--dynamic-config-value",
-        "matching.useNewMatcher=true",
+        f"{FAIRNESS_SETTING}=true",
         "--dynamic-config-value",
         "matching.numTaskqueueReadPartitions=1",
         "--dynamic-config-value",

@@ -90,6 +90,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         ("workflow id", getattr(args, "workflow_id", None)),
         ("--reject reason", getattr(args, "reject", None)),
         ("--reason", getattr(args, "reason", None)),
+        ("--fairness-key", getattr(args, "fairness_key", None)),
     ]
     texts += [(f"answer {n}", a) for n, a in enumerate(getattr(args, "answers", None) or [], 1)]
     texts += [("--add query", query) for query in getattr(args, "add", None) or []]
@@ -116,7 +117,7 @@ def validated_request(args: argparse.Namespace) -> ResearchRequest:
     fields["clarify"] = clarify
     fields["approve_plan"] = args.approve_plan
     fields["approve_report"] = args.approve_report
-    for name in ("max_rounds", "max_review_rounds", "priority"):
+    for name in ("max_rounds", "max_review_rounds", "priority", "fairness_key"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
     budget = {
@@ -778,6 +779,11 @@ def _add_request_args(p: argparse.ArgumentParser, question_optional: bool = Fals
         "--approve-report", action="store_true", help="wait for the report to be signed off"
     )
     p.add_argument("--priority", type=int, help="1 (first) to 5 (last); default 3")
+    p.add_argument(
+        "--fairness-key",
+        metavar="KEY",
+        help="the tenant this run shares the worker pools as (default: none)",
+    )
     p.add_argument("--max-tokens", type=int, help="budget: model tokens in all")
     p.add_argument("--max-cost", type=float, help="budget: model cost in US dollars")
     p.add_argument("--max-searches-total", type=int, help="budget: searches over all rounds")
@@ -872,7 +878,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gc.add_argument("--json", action="store_true")
 
-    audit = sub.add_parser("audit", help="print a completed run's audit manifest and verify it")
+    audit = sub.add_parser("audit", help="print a run's audit manifest and verify it")
     audit.add_argument("workflow_id")
     audit.add_argument("--json", action="store_true")
 

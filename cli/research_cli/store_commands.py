@@ -18,12 +18,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.sdk.v1.external_storage_pb2 import ExternalStorageReference
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.converter import PayloadCodec
 
 from research_shared import audit
 from research_shared.client import ResearchClient, RunNotFound
@@ -35,13 +34,15 @@ from research_shared.store import (
     FileObjectStore,
     IntegrityError,
     StoreError,
+    UnreadableReference,
     layout,
+    read_reference,
+    retention,
     segment,
 )
 
-_REFERENCE_TYPE = ExternalStorageReference.DESCRIPTOR.full_name.encode()
 DEFAULT_GRACE_SECONDS = 3600
-DEFAULT_SEARCH_CACHE_SECONDS = 7 * 24 * 3600
+DEFAULT_SEARCH_CACHE_SECONDS = retention.SEARCH_CACHE_DAYS * retention.DAY_SECONDS
 
 
 class StoreCommandError(Exception):
@@ -74,15 +75,11 @@ def payloads_in(message: Message) -> Iterator[Payload]:
             yield from payloads_in(value)
 
 
-def referenced_key(payload: Payload) -> str | None:
-    """The store key a reference payload points at; None for any other payload."""
-    if not (
-        payload.metadata.get("encoding") == b"json/protobuf"
-        and payload.metadata.get("messageType") == _REFERENCE_TYPE
-    ):
-        return None
-    reference = json_format.Parse(payload.data, ExternalStorageReference())
-    if reference.driver_name != DRIVER_NAME:
+async def referenced_key(payload: Payload, codec: PayloadCodec | None) -> str | None:
+    """The store key a reference payload points at; None for any other payload and for a
+    reference of another driver. A reference that cannot be read is `UnreadableReference`."""
+    reference = await read_reference(payload, codec)
+    if reference is None or reference.driver_name != DRIVER_NAME:
         return None
     return reference.claim_data.get("key") or None
 
@@ -94,11 +91,25 @@ class References:
     workflows: set[str] = field(default_factory=set)
     keys: set[str] = field(default_factory=set)
 
+    async def add(self, message: Message, codec: PayloadCodec | None, workflow_id: str) -> None:
+        """The objects every payload of `message` points at."""
+        for payload in payloads_in(message):
+            try:
+                key = await referenced_key(payload, codec)
+            except UnreadableReference as err:
+                raise StoreCommandError(
+                    f"gc cannot read the references of workflow {workflow_id}, so it deleted "
+                    f"nothing: {err} (is RESEARCH_ENCRYPTION_KEY set as for the workers?)"
+                ) from None
+            if key:
+                self.keys.add(key)
 
-async def live_references(research: ResearchClient) -> References:
-    """The references of every workflow visibility lists, running or retained, of any type.
-    Only a workflow deleted since the listing is skipped: any other failure stops the
-    collection, since a history not read would leave its payloads unprotected."""
+
+async def live_references(research: ResearchClient, codec: PayloadCodec | None) -> References:
+    """The references of every workflow visibility lists, running or retained, of any type;
+    references the SDK encoded are decoded with `codec`. Only a workflow deleted since the
+    listing is skipped: any other failure stops the collection, since a history not read
+    would leave its payloads unprotected."""
     found = References()
     async for execution in research.executions(every_type=True):
         found.workflows.add(segment(execution.id))
@@ -107,14 +118,13 @@ async def live_references(research: ResearchClient) -> References:
         except RunNotFound:
             continue  # deleted between the listing and now
         for event in history.events:
-            found.keys.update(k for p in payloads_in(event) if (k := referenced_key(p)))
+            await found.add(event, codec, execution.id)
         if execution.status is WorkflowExecutionStatus.RUNNING:
             try:
                 description = await research.describe(execution.id, run_id=execution.run_id)
             except RunNotFound:
                 continue
-            raw = description.raw_description
-            found.keys.update(k for p in payloads_in(raw) if (k := referenced_key(p)))
+            await found.add(description.raw_description, codec, execution.id)
     return found
 
 
@@ -156,7 +166,7 @@ async def collect_garbage(
             "cleaned by its bucket's lifecycle rules, see docs/payloads.md)",
             code=2,
         )
-    refs = await live_references(research)
+    refs = await live_references(research, payloads.converter.payload_codec)
     now = datetime.now(UTC)
     grace = timedelta(seconds=grace_seconds)
     audited = {
@@ -256,7 +266,7 @@ async def check_audit(
         raise StoreCommandError(str(err)) from None
     if reading is None:
         raise StoreCommandError(
-            f"no audit manifest for {workflow_id} in {records.url} (has the run completed?)", 2
+            f"no audit manifest for {workflow_id} in {records.url} (has the run ended?)", 2
         )
     history = None
     if research is not None:

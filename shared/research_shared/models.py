@@ -413,6 +413,11 @@ class CitationCheck(_Contract):
 
     citations: int = 0
     citations_removed: int = 0
+    removed_source_ids: list[int] = Field(
+        default_factory=list,
+        description="The ids the writer cited that no source of this run has, whose "
+        "citations were removed; in order.",
+    )
     unsupported_sentences: list[str] = Field(default_factory=list)
 
 
@@ -642,7 +647,9 @@ class AuditCitations(_Contract):
     cited_source_ids: list[int] = Field(default_factory=list)
     uncited_source_ids: list[int] = Field(default_factory=list)
     removed_citations: list[int] = Field(
-        default_factory=list, description="Citations of sources not retrieved, removed."
+        default_factory=list,
+        description="The ids the writer cited that no source of this run has: their "
+        "citations were removed from the report.",
     )
     citations: int = 0
     citations_removed: int = Field(
@@ -652,7 +659,8 @@ class AuditCitations(_Contract):
 
 
 class AuditManifest(_Contract):
-    """Everything a completed run did, for an auditor: `deep-research audit ID` prints it."""
+    """Everything a run did, for an auditor: `deep-research audit ID` prints it. Every run that
+    returns a report records one, cancelled runs included."""
 
     version: int = 1
     workflow_id: str = ""

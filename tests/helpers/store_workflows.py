@@ -1,16 +1,23 @@
-"""Small workflows for the tests of the search queue and the payload store: one schedules
-many `web_search` activities at once (rate limits), one writes an audit manifest through
-`record_audit`, one echoes a payload that its history then references (gc)."""
+"""Small workflows for the tests of the queues and the payload store: two schedule many
+`web_search` or `triage` activities at once (rate limits), one writes an audit manifest
+through `record_audit`, one echoes a payload that its history then references, and one
+holds an activity whose heartbeat details only its pending state references (gc)."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from research_shared import retry, stubs
-    from research_shared.models import RecordAuditInput, RecordAuditResult, WebSearchInput
+    from research_shared.models import (
+        RecordAuditInput,
+        RecordAuditResult,
+        TriageInput,
+        WebSearchInput,
+    )
 
 
 @workflow.defn(name="FanOutSearches")
@@ -28,6 +35,26 @@ class FanOutSearches:
                     **retry.WEB_SEARCH.options(),
                 )
                 for query in queries
+            )
+        )
+        return len(results)
+
+
+@workflow.defn(name="FanOutModelCalls")
+class FanOutModelCalls:
+    """Runs a `triage` model step for each of `questions` on `queue`, all scheduled at once."""
+
+    @workflow.run
+    async def run(self, questions: list[str], queue: str) -> int:
+        results = await asyncio.gather(
+            *(
+                workflow.execute_activity(
+                    stubs.triage,
+                    TriageInput(question=question),
+                    task_queue=queue,
+                    **retry.TRIAGE.options(),
+                )
+                for question in questions
             )
         )
         return len(results)
@@ -51,3 +78,24 @@ class Echo:
     @workflow.run
     async def run(self, text: str) -> str:
         return text
+
+
+HOLD_ACTIVITY = "hold_with_details"
+"""The activity `HoldWithDetails` runs; each test registers its own."""
+
+
+@workflow.defn(name="HoldWithDetails")
+class HoldWithDetails:
+    """Runs one `hold_with_details` activity on `queue`, which heartbeats once and waits:
+    until it returns, its details are referenced by nothing but the pending activity."""
+
+    @workflow.run
+    async def run(self, queue: str) -> str:
+        result: str = await workflow.execute_activity(
+            HOLD_ACTIVITY,
+            task_queue=queue,
+            start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(minutes=5),
+            result_type=str,
+        )
+        return result

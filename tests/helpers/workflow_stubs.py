@@ -21,6 +21,7 @@ from research_orchestrator.workflows import DeepResearchWorkflow
 from research_shared import routing
 from research_shared.models import (
     AuditManifest,
+    CitationCheck,
     ClarifyInput,
     ClarifyResult,
     LlmUsage,
@@ -99,6 +100,8 @@ class Stubs:
     seen_reviews: list[ReviewInput] = field(default_factory=list)
     seen_revisions: list[ReviseInput] = field(default_factory=list)
     manifests: list[AuditManifest] = field(default_factory=list)
+    citation_check: CitationCheck = field(default_factory=CitationCheck)
+    """What `synthesize` says its citation check found."""
     newer_fields: dict[str, Any] = field(default_factory=dict)
     """Fields a newer worker would add: put into every object of every result when set."""
 
@@ -208,6 +211,7 @@ class Stubs:
                     follow_up_questions=["next?"],
                     cited_source_ids=[s.id for s in input.sources],
                     usage=self._usage(100, 50),
+                    citation_check=self.citation_check,
                 )
             )
 

@@ -130,6 +130,15 @@ def _follow_ups(*queries: str) -> ReflectResult:
     )
 
 
+_REVIEW_TIMES_OUT = {
+    "approve_report": True,
+    "report_review_timeout_seconds": 1,
+    "on_report_review_timeout": "end",
+    "max_review_rounds": 0,
+    "fairness_key": "bob",
+}
+_CANCELLED_IN_ROUNDS = {"search_concurrency": 1, "max_rounds": 2}
+
 SCENARIOS: dict[str, tuple[dict[str, Any], Stubs, Scenario]] = {
     "clarified": ({"clarify": True}, Stubs(), clarified),
     "plan_edited": ({"approve_plan": True}, Stubs(), plan_edited),
@@ -198,6 +207,12 @@ SCENARIOS: dict[str, tuple[dict[str, Any], Stubs, Scenario]] = {
         Stubs(reflections=[_follow_ups("delta")]),
         partly_failed,
     ),
+    # A report cut short by its review's timeout, and a run cancelled while it searched:
+    # recorded before such runs were audited, then (`_audited`) since.
+    "review_timed_out": (_REVIEW_TIMES_OUT, Stubs(), partly_failed),
+    "cancelled_in_rounds": (_CANCELLED_IN_ROUNDS, Stubs(gate=asyncio.Event()), cancelled),
+    "review_timed_out_audited": (_REVIEW_TIMES_OUT, Stubs(), partly_failed),
+    "cancelled_audited": (_CANCELLED_IN_ROUNDS, Stubs(gate=asyncio.Event()), cancelled),
 }
 
 

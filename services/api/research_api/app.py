@@ -22,6 +22,7 @@ from research_api.observability import RequestMetrics
 from research_api.routes import ErrorBody, FieldProblem, ReportNotReady, router
 from research_shared.client import (
     InvalidPageToken,
+    InvalidRequest,
     ResearchClient,
     ResearchClientError,
     RunConflict,
@@ -60,7 +61,7 @@ def _status_of(err: ResearchClientError) -> int:
         return status.HTTP_422_UNPROCESSABLE_CONTENT if err.invalid_input else 409
     if isinstance(err, RunConflict | RunEnded | RunFailed | ReportNotReady):
         return status.HTTP_409_CONFLICT
-    if isinstance(err, InvalidPageToken):
+    if isinstance(err, InvalidPageToken | InvalidRequest):
         return status.HTTP_422_UNPROCESSABLE_CONTENT
     if isinstance(err, TemporalUnavailable | StatusUnavailable):
         return status.HTTP_503_SERVICE_UNAVAILABLE

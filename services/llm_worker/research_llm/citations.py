@@ -75,14 +75,14 @@ def drop_unknown_citations(markdown: str, known: set[int]) -> str:
     return _drop_unknown(markdown, known)[0]
 
 
-def _drop_unknown(markdown: str, known: set[int]) -> tuple[str, int]:
-    removed = 0
+def _drop_unknown(markdown: str, known: set[int]) -> tuple[str, list[int]]:
+    """The text without citations of unknown ids, and the ids removed, one per citation."""
+    removed: list[int] = []
 
     def keep(match: re.Match[str]) -> str:
-        nonlocal removed
-        ids = [p.strip() for p in match.group(1).split(",")]
-        kept = [i for i in ids if int(i) in known]
-        removed += len(ids) - len(kept)
+        ids = [int(p) for p in match.group(1).split(",")]
+        kept = [str(i) for i in ids if i in known]
+        removed.extend(i for i in ids if i not in known)
         return f"[{', '.join(kept)}]" if kept else ""
 
     return _CITATION.sub(keep, markdown), removed
@@ -131,7 +131,8 @@ def check(body: str, summary: str, sources: Sequence[SourceDocument]) -> Checked
         summary=summary,
         check=CitationCheck(
             citations=citations,
-            citations_removed=unknown_body + unknown_summary + links_body + links_summary,
+            citations_removed=len(unknown_body) + len(unknown_summary) + links_body + links_summary,
+            removed_source_ids=list(dict.fromkeys(unknown_body + unknown_summary)),
             unsupported_sentences=unsupported,
         ),
     )

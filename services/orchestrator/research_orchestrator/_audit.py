@@ -60,9 +60,14 @@ def manifest(
     searches: Sequence[AuditSearch],
     sources: Sequence[SourceDocument],
     model_steps: Sequence[AuditModelStep],
-    draft: SynthesisResult,
+    draft: SynthesisResult | None,
 ) -> AuditManifest:
-    """The manifest as the workflow knows it: identity, times and attempts are the activity's."""
+    """The manifest as the workflow knows it: identity, times and attempts are the activity's.
+
+    `draft` is what the report was written from; a run that ended before writing (plan
+    rejected, cancelled) has none, and its manifest then records no citation.
+    """
+    draft = draft if draft is not None else SynthesisResult(report_markdown="", summary="")
     cited = set(draft.cited_source_ids)
     return AuditManifest(
         request=request.model_dump(mode="json"),
@@ -84,6 +89,7 @@ def manifest(
         citations=AuditCitations(
             cited_source_ids=sorted(cited),
             uncited_source_ids=[s.id for s in sources if s.id not in cited],
+            removed_citations=draft.citation_check.removed_source_ids,
             citations=draft.citation_check.citations,
             citations_removed=draft.citation_check.citations_removed,
             unsupported_sentences=draft.citation_check.unsupported_sentences,

@@ -17,7 +17,8 @@ limit is reached nothing new starts and the report is written from what was gath
 People steer a run while it is durable and costs nothing: clarifying answers, the plan
 review, edits of a round's searches and the report review arrive as updates (validated
 before they touch any state); pause, resume, finish-now and cancel as signals. A cancelled
-run still returns a report of what it gathered, marked partial.
+run still returns a report of what it gathered, marked partial. Every run that returns a
+report records an audit manifest last (`record_audit`), cancelled runs included.
 
 Runs started before research went in rounds replay their single pass: the command sequence
 of the deeper research is behind `workflow.patched(ROUNDS_PATCH)`, and the stricter budget
@@ -120,6 +121,9 @@ STRICT_BUDGET_PATCH = "strict-budget"
 rounds and reviews do, and in which a limit once reached stays reached. Earlier runs started
 a search while the limits themselves held, and checked each step afresh (a cost estimate
 from the run's average price per token can fall after a cheap step)."""
+AUDIT_EVERY_REPORT_PATCH = "audit-every-report"
+"""Marks runs that record an audit manifest whatever report they return: one cut short by a
+person or a timeout, or cancelled, as well as one that completed."""
 
 
 class _RunCancelled(Exception):
@@ -189,6 +193,7 @@ class DeepResearchWorkflow:
         self._plan: list[SearchQuery] = []
         self._query_round: dict[int, int] = {}
         self._model_steps: list[AuditModelStep] = []
+        self._delivered: SynthesisResult | None = None
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -200,13 +205,24 @@ class DeepResearchWorkflow:
         self._question = request.question
         self._budget = BudgetTracker(limits=request.budget, started=self._started)
         try:
-            return await self._research(request)
+            report = await self._research(request)
         except _RunCancelled:
-            return self._partial_report(request)
+            report = self._partial_report(request)
         except asyncio.CancelledError:
             # Cancelled through Temporal (`temporal workflow cancel`): same as the signal.
             self._cancel_reason = self._cancel_reason or "the run was cancelled through Temporal"
-            return self._partial_report(request)
+            report = self._partial_report(request)
+        # A completed run has recorded its audit as it finished (AUDIT_PATCH). Every other
+        # report is audited too: a cancelled run may have paid for searches and model calls.
+        if (
+            self._deep
+            and report.outcome is not Outcome.COMPLETED
+            and workflow.patched(AUDIT_EVERY_REPORT_PATCH)
+        ):
+            await self._record_audit(
+                request, report.outcome.value, self._delivered, whatever_happens=True
+            )
+        return report
 
     async def _research(self, request: ResearchRequest) -> ResearchReport:
         self._deep = workflow.patched(ROUNDS_PATCH)
@@ -353,15 +369,23 @@ class DeepResearchWorkflow:
         return report
 
     async def _record_audit(
-        self, request: ResearchRequest, outcome: str, draft: SynthesisResult
+        self,
+        request: ResearchRequest,
+        outcome: str,
+        draft: SynthesisResult | None,
+        *,
+        whatever_happens: bool = False,
     ) -> None:
         """Write the run's audit manifest to the payload store; a run whose audit cannot be
-        recorded still delivers its report, and says why in the log."""
+        recorded still delivers its report, and says why in the log. `whatever_happens`:
+        the run is over (cancelled, or ended early), so neither a pause nor a cancel stops
+        this last write."""
         sources, _ = collect(self._outcomes)
         manifest = _audit.manifest(
             request,
             outcome,
-            self._plan,
+            # The plan as research began; a run that ended before, as it was proposed.
+            self._plan or self._queries,
             [(r.number, [self._queries[i] for i in r.indexes]) for r in self._rounds],
             _audit.search_entries(
                 self._queries, self._query_rounds(), self._outcomes, self._skipped, CANCELLED
@@ -370,17 +394,28 @@ class DeepResearchWorkflow:
             self._model_steps,
             draft,
         )
+        audit_input = RecordAuditInput(manifest=manifest)
+        queue = routing.current().search_queue
         try:
-            await self._activity(
-                stubs.record_audit,
-                RecordAuditInput(manifest=manifest),
-                routing.current().search_queue,
-                retry.RECORD_AUDIT,
-            )
+            if whatever_happens:
+                await workflow.execute_activity(
+                    stubs.record_audit,
+                    audit_input,
+                    task_queue=queue,
+                    priority=self._priority(),
+                    **retry.RECORD_AUDIT.options(),
+                )
+            else:
+                await self._activity(stubs.record_audit, audit_input, queue, retry.RECORD_AUDIT)
         except ActivityError as err:
             cause = err.cause
             reason = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
             workflow.logger.warning("audit manifest not recorded", extra={"reason": reason})
+        except asyncio.CancelledError:
+            # Cancelled through Temporal while the report was already made: deliver it.
+            workflow.logger.warning(
+                "audit manifest not recorded", extra={"reason": "the run was cancelled"}
+            )
 
     def _query_rounds(self) -> dict[int, int]:
         return {i: r.number for r in self._rounds for i in r.indexes}
@@ -960,12 +995,8 @@ class DeepResearchWorkflow:
         self._check_cancelled()
         if self._deep:
             # Interactive runs go first on a shared pool; a tenant's runs share it fairly.
-            assert self._request is not None
-            priority = Priority(
-                priority_key=self._request.priority, fairness_key=self._request.fairness_key
-            )
             handle = workflow.start_activity(
-                stub, arg, task_queue=task_queue, priority=priority, **preset.options()
+                stub, arg, task_queue=task_queue, priority=self._priority(), **preset.options()
             )
         else:
             handle = workflow.start_activity(stub, arg, task_queue=task_queue, **preset.options())
@@ -983,6 +1014,12 @@ class DeepResearchWorkflow:
         finally:
             self._in_flight.discard(handle)
             self._running -= is_search
+
+    def _priority(self) -> Priority:
+        assert self._request is not None
+        return Priority(
+            priority_key=self._request.priority, fairness_key=self._request.fairness_key
+        )
 
     async def _step(
         self,
@@ -1087,6 +1124,7 @@ class DeepResearchWorkflow:
         request to finish cut research short, or the sign-off never came."""
         assert self._budget is not None
         self._citations = draft.citation_check
+        self._delivered = draft
         if not reason and self._finish_reason is not None:
             reason = f"finished on request: {self._finish_reason}"
         reason = reason or self._budget.exhausted

@@ -14,6 +14,7 @@ from research_shared.client._client import (
     run_id_for_key,
 )
 from research_shared.client._errors import (
+    InvalidRequest,
     ResearchClientError,
     RunConflict,
     RunEnded,
@@ -41,6 +42,7 @@ __all__ = [
     "EventType",
     "ExecutionStatus",
     "InvalidPageToken",
+    "InvalidRequest",
     "PendingQuestion",
     "ResearchClient",
     "ResearchClientError",

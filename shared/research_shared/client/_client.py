@@ -5,9 +5,10 @@ caller builds workflow handles by hand, and it turns Temporal's failures into th
 errors of `_errors.py`.
 
 A client may be scoped to an owner: then every run it starts records the owner in the
-`ResearchOwner` search attribute, and it lists, reads and steers only runs of that owner (a
-run of another owner is `RunNotFound`, exactly like a run that does not exist). An unscoped
-client (the CLI, an operator's script) sees every run.
+`ResearchOwner` search attribute and shares the worker pools fairly as that owner (its
+fairness key), and it lists, reads and steers only runs of that owner (a run of another
+owner is `RunNotFound`, exactly like a run that does not exist). An unscoped client (the CLI,
+an operator's script) sees every run, and starts runs with the fairness key they name.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from research_shared import errors
 from research_shared.client._errors import (
+    InvalidRequest,
     ResearchClientError,
     RunConflict,
     RunEnded,
@@ -91,6 +93,7 @@ from research_shared.models import (
     ResearchStatus,
     SearchEdit,
     SearchEditResult,
+    describe_validation_error,
 )
 from research_shared.names import (
     ANSWER_UPDATE,
@@ -231,7 +234,13 @@ class ResearchClient:
         """Start a run. An id names one run: starting it again starts nothing and returns
         `created=False`. An `idempotency_key` names the run too (see `run_id_for_key`): a
         retried start with the same key and request returns the first run; the same key
-        with another request is a `RunConflict`."""
+        with another request is a `RunConflict`.
+
+        A scoped client's runs take its owner as their fairness key, so each owner gets a
+        fair share of the pools however many runs it starts; a request naming another key
+        is an `InvalidRequest`.
+        """
+        request = self._with_fairness_key(request)
         if id is None:
             id = run_id_for_key(self.owner, idempotency_key) if idempotency_key else new_run_id()
         attributes = (
@@ -254,6 +263,24 @@ class ResearchClient:
                 await self._same_run(id, request if idempotency_key else None)
                 return StartedRun(id=id, created=False)
         return StartedRun(id=id, created=True)
+
+    def _with_fairness_key(self, request: ResearchRequest) -> ResearchRequest:
+        if self.owner is None or request.fairness_key == self.owner:
+            return request
+        if request.fairness_key is not None:
+            # A key of the caller's choosing would let one owner take several shares.
+            raise InvalidRequest(
+                f"fairness_key must be left out or be the owner ({self.owner}): runs started "
+                "by an owner share the pools as that owner"
+            )
+        try:
+            return ResearchRequest.model_validate(
+                {**request.model_dump(), "fairness_key": self.owner}
+            )
+        except ValidationError as err:
+            raise InvalidRequest(
+                f"the owner cannot be the run's fairness key: {describe_validation_error(err)}"
+            ) from None
 
     async def _same_run(self, id: str, request: ResearchRequest | None) -> None:
         """Check that the run already under `id` is the one the caller meant to start."""

@@ -26,6 +26,10 @@ class RunConflict(ResearchClientError):
     another owner."""
 
 
+class InvalidRequest(ResearchClientError):
+    """The request cannot be started as it is; nothing was started."""
+
+
 class RunEnded(ResearchClientError):
     """The run has ended, so it can no longer be steered."""
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from research_shared.settings import PayloadSettings
 from research_shared.store import _layout as layout
+from research_shared.store import _retention as retention
 from research_shared.store._driver import DRIVER_NAME, StoreDriver, claim_target
 from research_shared.store._file import FileObjectStore
 from research_shared.store._objects import (
@@ -24,12 +25,19 @@ from research_shared.store._objects import (
     segment,
 )
 from research_shared.store._records import Records
+from research_shared.store._references import (
+    REFERENCE_MARKER,
+    UnreadableReference,
+    is_reference,
+    read_reference,
+)
 
 if TYPE_CHECKING:
     from research_shared.store._s3 import S3ObjectStore
 
 __all__ = [
     "DRIVER_NAME",
+    "REFERENCE_MARKER",
     "FileObjectStore",
     "IntegrityError",
     "ObjectMissing",
@@ -39,9 +47,13 @@ __all__ = [
     "StoreDriver",
     "StoreError",
     "StoredObject",
+    "UnreadableReference",
     "claim_target",
+    "is_reference",
     "layout",
     "open_store",
+    "read_reference",
+    "retention",
     "segment",
 ]
 

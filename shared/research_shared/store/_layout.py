@@ -14,7 +14,7 @@ SEARCHES = "searches/"
 CONTENT = "content/"
 """Retrieved page text, per workflow, by the SHA-256 of its UTF-8: what audits verify."""
 AUDIT = "audit/"
-"""One manifest per completed run: `audit/<workflow>.json`."""
+"""One manifest per run that returned a report: `audit/<workflow>.json`."""
 
 
 def payload_key(sha256: str) -> str:

@@ -1,0 +1,222 @@
+"""Every run that returns a report leaves an audit manifest: one that completed, one cut short
+(a budget, a request to finish, an unreviewed report), one that ended before research (its
+plan rejected) and one cancelled, by signal or through Temporal: a cancelled run may have
+paid for searches and model calls. The manifest names the citations of sources that do not
+exist, which the writer's check removed.
+
+The real workflow against stub activities (`tests.helpers.workflow_stubs`), whose
+`record_audit` keeps the manifest it is given; at the end, real pools and providers over
+HTTP, read back with `deep-research audit`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+
+from research_shared.models import CitationCheck, Outcome, Phase, ResearchReport
+from research_shared.names import (
+    CANCEL_SIGNAL,
+    FINISH_NOW_SIGNAL,
+    REVIEW_PLAN_UPDATE,
+    WORKFLOW_TYPE,
+)
+from tests.helpers.durability import (
+    PLAN_STEP,
+    ResearchStack,
+    model_step,
+    research_stack,
+    search_for,
+)
+from tests.helpers.fakes.faultserver import Fault
+from tests.helpers.processes import DevServer
+from tests.helpers.workflow_stubs import Stubs, running_workers, start, wait_for
+
+Steer = Callable[[WorkflowHandle[Any, ResearchReport], Stubs], Awaitable[None]]
+
+
+async def nothing(handle: WorkflowHandle[Any, ResearchReport], stubs: Stubs) -> None:
+    return None
+
+
+async def searching(stubs: Stubs) -> None:
+    async with asyncio.timeout(20):
+        while not stubs.seen_search_inputs:
+            await asyncio.sleep(0.05)
+
+
+async def finish_while_searching(handle: WorkflowHandle[Any, ResearchReport], stubs: Stubs) -> None:
+    await searching(stubs)
+    await handle.signal(FINISH_NOW_SIGNAL, {"reason": "enough"})
+
+
+async def reject_the_plan(handle: WorkflowHandle[Any, ResearchReport], stubs: Stubs) -> None:
+    await wait_for(handle, Phase.AWAITING_APPROVAL)
+    await handle.execute_update(REVIEW_PLAN_UPDATE, {"decision": "reject", "reason": "off topic"})
+
+
+async def cancel_while_searching(handle: WorkflowHandle[Any, ResearchReport], stubs: Stubs) -> None:
+    await searching(stubs)
+    await handle.signal(CANCEL_SIGNAL, {"reason": "seen enough"})
+
+
+async def cancel_through_temporal(
+    handle: WorkflowHandle[Any, ResearchReport], stubs: Stubs
+) -> None:
+    await searching(stubs)
+    await handle.cancel()
+
+
+# name: (request fields, whether searches wait for a gate, how the run is steered, outcome)
+SCENARIOS: dict[str, tuple[dict[str, Any], bool, Steer, Outcome]] = {
+    "completed": ({}, False, nothing, Outcome.COMPLETED),
+    "budget_reached": (
+        {"max_rounds": 3, "budget": {"max_searches_total": 2}},
+        False,
+        nothing,
+        Outcome.COMPLETED,
+    ),
+    "finished_now": (
+        {"search_concurrency": 1, "max_rounds": 3},
+        True,
+        finish_while_searching,
+        Outcome.COMPLETED,
+    ),
+    "report_review_timed_out": (
+        {
+            "approve_report": True,
+            "report_review_timeout_seconds": 1,
+            "on_report_review_timeout": "end",
+            "max_review_rounds": 0,
+        },
+        False,
+        nothing,
+        Outcome.REPORT_REVIEW_TIMED_OUT,
+    ),
+    "plan_rejected": ({"approve_plan": True}, False, reject_the_plan, Outcome.PLAN_REJECTED),
+    "cancelled": ({"search_concurrency": 1}, True, cancel_while_searching, Outcome.CANCELLED),
+    "cancelled_through_temporal": (
+        {"search_concurrency": 1},
+        True,
+        cancel_through_temporal,
+        Outcome.CANCELLED,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+async def test_every_report_leaves_a_manifest(client: Client, task_queue: str, name: str) -> None:
+    fields, gated, steer, outcome = SCENARIOS[name]
+    check = CitationCheck(citations=3, citations_removed=2, removed_source_ids=[7, 9])
+    stubs = Stubs(gate=asyncio.Event() if gated else None, citation_check=check)
+    async with running_workers(client, task_queue, stubs):
+        handle = await start(client, task_queue, **fields)
+        await steer(handle, stubs)
+        report = await handle.result()
+
+    assert report.outcome is outcome, report.outcome_reason
+    assert stubs.calls[-1] == "record_audit", stubs.calls  # the last thing the run does
+    [manifest] = stubs.manifests
+    assert manifest.outcome == outcome.value
+    assert manifest.request["question"] == report.question
+    assert [q.query for q in manifest.plan] == ["alpha", "beta", "gamma"]
+    assert [s.url for s in manifest.sources] == [s.url for s in report.sources]
+    searched = [s.query for s in manifest.searches if s.outcome == "succeeded"]
+    assert len(searched) == report.stats.searches_succeeded
+    assert set(searched) <= {i.query for i in stubs.seen_search_inputs}
+    if report.partial and outcome is Outcome.COMPLETED:
+        assert report.outcome_reason  # cut short, and still audited
+    wrote = "synthesize" in stubs.calls
+    # The citations are those of the report as delivered; a run that wrote none has none.
+    assert manifest.citations.removed_citations == ([7, 9] if wrote else [])
+    assert manifest.citations.citations_removed == (2 if wrote else 0)
+    if outcome is Outcome.CANCELLED:
+        assert "cancelled" in {s.outcome for s in manifest.searches}
+    if outcome is Outcome.PLAN_REJECTED:
+        assert {s.outcome for s in manifest.searches} == {"skipped"}
+
+
+# -- real pools and providers ------------------------------------------------------------
+
+
+@pytest.mark.e2e
+async def test_the_manifest_counts_retries_and_cache_hits_and_names_the_provider(
+    client: Client, dev_server: DevServer, tmp_path: Path
+) -> None:
+    """A search the provider refused once and a plan the model refused once are retried
+    (two attempts each, from the run's history); a later run that reuses the searches
+    records cache hits. Both manifests verify against the store and their histories."""
+    queries = [f"audited search {n} {uuid.uuid4().hex[:6]}" for n in range(2)]
+    request = {
+        "question": "What does the audit of a retried run say?",
+        "max_searches": 2,
+        "max_rounds": 1,
+        "max_review_rounds": 0,
+    }
+    with research_stack(dev_server.address, tmp_path / "logs", queries) as stack:
+        stack.tavily.inject(Fault(status=500, match=search_for(queries[0])))
+        stack.model.inject(Fault(status=500, match=lambda _, body: model_step(body) == PLAN_STEP))
+        await stack.start_pools("orchestrator", "search", "llm")
+        async with asyncio.timeout(120):
+            first = await start_run(client, stack, request)
+            await first.result()
+            again = await start_run(
+                client, stack, {**request, "reuse_searches_within_seconds": 600}
+            )
+            await again.result()
+        assert stack.searched(queries) == {queries[0]: 2, queries[1]: 1}
+
+    retried = await audit_of(first.id, dev_server)
+    searches = {s["query"]: s for s in retried["searches"]}
+    assert {q: (s["attempts"], s["provider"]) for q, s in searches.items()} == {
+        queries[0]: (2, "tavily"),
+        queries[1]: (1, "tavily"),
+    }
+    assert not any(s["cached"] for s in searches.values()) and retried["cache_hits"] == 0
+    steps = {m["step"]: m["attempts"] for m in retried["model_steps"]}
+    assert steps["plan"] == 2 and steps["synthesize"] == 1
+
+    reused = await audit_of(again.id, dev_server)
+    assert reused["cache_hits"] == 2
+    assert all(s["cached"] and s["provider"] == "tavily" for s in reused["searches"])
+    assert all(s["attempts"] == 1 for s in reused["searches"])
+
+
+async def start_run(
+    client: Client, stack: ResearchStack, request: dict[str, Any]
+) -> WorkflowHandle[Any, ResearchReport]:
+    return await client.start_workflow(
+        WORKFLOW_TYPE,
+        request,
+        id=f"audited-{uuid.uuid4().hex[:8]}",
+        task_queue=stack.orchestrator_queue,
+        result_type=ResearchReport,
+    )
+
+
+async def audit_of(workflow_id: str, dev_server: DevServer) -> dict[str, Any]:
+    """`deep-research audit ID --json`'s manifest, which must verify."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "research_cli", "audit", workflow_id, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TEMPORAL_ADDRESS": dev_server.address},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["verified"] is True, shown
+    manifest: dict[str, Any] = shown["manifest"]
+    return manifest
