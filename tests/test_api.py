@@ -17,7 +17,7 @@ import pytest
 from temporalio.client import Client
 
 from research_cli.embedded import free_port
-from tests.helpers.api import ApiServer, read_events, start_api, wait_for_phase
+from tests.helpers.api import ApiServer, read_events, saw, start_api, wait_for_phase
 from tests.helpers.processes import DevServer
 
 pytestmark = pytest.mark.e2e
@@ -110,10 +110,12 @@ async def test_a_whole_run_with_a_clarification_and_a_plan_edit(
     assert bobs.status_code == 201 and bobs.json()["id"] != run_id
     await bob.post(f"/v1/research/{bobs.json()['id']}/cancel")
 
-    events = asyncio.ensure_future(read_events(alice, f"/v1/research/{run_id}/events"))
+    seen: list[tuple[str, dict[str, Any]]] = []
+    events = asyncio.ensure_future(read_events(alice, f"/v1/research/{run_id}/events", seen))
     waiting = await wait_for_phase(alice, run_id, "awaiting_answers")
     pending = waiting["status"]["questions_pending"]
     assert pending
+    await saw(seen, "questions")
 
     # Another owner's run does not exist for bob, on every route.
     assert (await bob.get(f"/v1/research/{run_id}")).status_code == 404
@@ -135,6 +137,7 @@ async def test_a_whole_run_with_a_clarification_and_a_plan_edit(
     assert answered.status_code == 200 and answered.json()["questions_pending"] == []
 
     plan = (await wait_for_phase(alice, run_id, "awaiting_approval"))["status"]["queries"]
+    await saw(seen, "plan")
     too_long = [{"query": f"query {n}"} for n in range(4)]
     refused = await alice.post(
         f"/v1/research/{run_id}/plan-review", json={"decision": "edit", "queries": too_long}

@@ -83,6 +83,31 @@ async def collect(events: AsyncIterator[ResearchEvent]) -> list[ResearchEvent]:
     return [event async for event in events]
 
 
+class Follower:
+    """Reads a run's events in the background, as a page or a service following it would."""
+
+    def __init__(self, events: AsyncIterator[ResearchEvent]) -> None:
+        self.seen: list[ResearchEvent] = []
+        self._reading = asyncio.ensure_future(self._read(events))
+
+    async def _read(self, events: AsyncIterator[ResearchEvent]) -> list[ResearchEvent]:
+        async for event in events:
+            self.seen.append(event)
+        return self.seen
+
+    async def saw(self, kind: EventType, within: float = 60.0) -> None:
+        """Wait until an event of `kind` has arrived: what a follower must see before the
+        run moves on (a question is answered once the follower has been shown it)."""
+        async with asyncio.timeout(within):
+            while kind not in {event.type for event in self.seen}:
+                assert not self._reading.done(), [e.type for e in self.seen]
+                await asyncio.sleep(0.05)
+
+    async def all(self, within: float = 60.0) -> list[ResearchEvent]:
+        """Every event, once the stream has ended."""
+        return await asyncio.wait_for(self._reading, within)
+
+
 async def outcomes(calls: Mapping[str, Awaitable[object]]) -> dict[str, str]:
     """What each call raised as `RunNotFound` (its message), or what else it did."""
     found = {}
@@ -113,9 +138,10 @@ async def test_a_whole_run_through_the_client(research: ResearchClient) -> None:
         update={"fairness_key": research.owner}
     )
 
-    following = asyncio.ensure_future(collect(research.events(run.id)))
+    following = Follower(research.events(run.id))
     waiting = await reach(research, run.id, "awaiting_answers")
     assert waiting.questions_pending
+    await following.saw(EventType.QUESTIONS)
     with pytest.raises(UpdateRejected) as refused:
         await research.answer(run.id, {"answers": [{"index": 9, "answer": "x"}]})
     assert refused.value.error_type == "UpdateRefused" and not refused.value.invalid_input
@@ -126,6 +152,7 @@ async def test_a_whole_run_through_the_client(research: ResearchClient) -> None:
     assert state.questions_pending == []
 
     plan = (await reach(research, run.id, "awaiting_approval")).queries
+    await following.saw(EventType.PLAN)
     edited = [EditedQuery(query="datetime strptime format codes"), EditedQuery(query=plan[0].query)]
     reviewed = await research.review_plan(run.id, PlanReview(decision="edit", queries=edited))
     assert [q.query for q in reviewed.queries] == [q.query for q in edited]
@@ -135,7 +162,7 @@ async def test_a_whole_run_through_the_client(research: ResearchClient) -> None:
     assert [q.query for q in report.queries] == [q.query for q in edited]
     assert await research.result(run.id) == report
 
-    events = await asyncio.wait_for(following, 60)
+    events = await following.all()
     kinds = [event.type for event in events]
     assert kinds[-1] is EventType.DONE and events[-1].execution_status is ExecutionStatus.COMPLETED
     assert EventType.QUESTIONS in kinds and EventType.PLAN in kinds

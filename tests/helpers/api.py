@@ -103,9 +103,12 @@ def start_api(
     raise TimeoutError(f"the API did not answer in {ready_within:g}s:\n{server.log()}")
 
 
-async def read_events(client: httpx.AsyncClient, path: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every Server-Sent Event of `path` until the server ends the stream: (event, data)."""
-    found: list[tuple[str, dict[str, Any]]] = []
+async def read_events(
+    client: httpx.AsyncClient, path: str, found: list[tuple[str, dict[str, Any]]] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every Server-Sent Event of `path` until the server ends the stream: (event, data),
+    appended to `found` as each arrives when it is given."""
+    found = [] if found is None else found
     event, data = "message", ""
     async with client.stream("GET", path, timeout=httpx.Timeout(30, read=120)) as answer:
         assert answer.status_code == 200, await answer.aread()
@@ -135,3 +138,11 @@ async def wait_for_phase(
             return body
         await asyncio.sleep(0.2)
     raise AssertionError(f"{run_id} did not reach {phase} in {within:g}s: {body}")
+
+
+async def saw(found: list[tuple[str, dict[str, Any]]], event: str, within: float = 60.0) -> None:
+    """Wait until `found` (filled by `read_events`) holds an `event`: what a follower must be
+    shown before the run moves on."""
+    async with asyncio.timeout(within):
+        while event not in {kind for kind, _ in found}:
+            await asyncio.sleep(0.05)
