@@ -151,6 +151,103 @@ async def test_no_review_when_max_review_rounds_is_zero(client: Client, task_que
     assert "review" not in stubs.calls and report.review == []
 
 
+# -- steps the run can do without -------------------------------------------------------------
+
+
+def gone(step: str) -> dict[str, ApplicationError]:
+    """`step` fails for good: the provider refuses it, and no retry would help."""
+    return {
+        step: ApplicationError(
+            f"the {step} model is gone", type=errors.PROVIDER_BAD_REQUEST, non_retryable=True
+        )
+    }
+
+
+async def test_a_failed_reflection_ends_research_with_what_was_gathered(
+    client: Client, task_queue: str
+) -> None:
+    stubs = Stubs(failing_steps=gone("reflect"))
+    async with running_workers(client, task_queue, stubs):
+        handle = await start(client, task_queue, max_rounds=3, max_review_rounds=1)
+        report = await handle.result()
+        status = await status_of(handle)
+
+    warning = "reflect failed: the reflect model is gone; research ends with what was gathered"
+    assert report.warnings == [warning] and status.warnings == [warning]
+    assert [(r.round, r.done_reason) for r in report.rounds] == [(1, warning)]
+    # The report is written from round 1 and reviewed as usual; nothing is marked partial.
+    assert stubs.calls[-3:] == ["synthesize", "review", "record_audit"]
+    assert sorted(searched(stubs)) == ["alpha", "beta", "gamma"]
+    assert report.outcome is Outcome.COMPLETED and not report.partial
+    assert report.stats.sources_retrieved == len(report.sources) > 0
+
+
+async def test_a_failed_review_leaves_the_draft_unreviewed(client: Client, task_queue: str) -> None:
+    stubs = Stubs(failing_steps=gone("review"))
+    async with running_workers(client, task_queue, stubs):
+        report = await (await start(client, task_queue, max_review_rounds=3)).result()
+
+    assert report.warnings == [
+        "review failed: the review model is gone; the draft stands unreviewed"
+    ]
+    assert stubs.calls.count("review") == 1 and "revise" not in stubs.calls
+    assert report.review == [] and report.report_markdown.startswith("report [1]")
+    assert report.report_markdown.endswith(f"## Steps left out\n\n- {report.warnings[0]}\n")
+    assert report.outcome is Outcome.COMPLETED and not report.partial
+
+
+async def test_a_failed_revision_keeps_the_draft_before_it(client: Client, task_queue: str) -> None:
+    stubs = Stubs(
+        verdicts=[ReviewResult(approved=False, notes=["say more"])] * 3,
+        failing_steps=gone("revise"),
+    )
+    async with running_workers(client, task_queue, stubs):
+        report = await (await start(client, task_queue, max_review_rounds=3)).result()
+
+    assert report.warnings == [
+        "revise failed: the revise model is gone; the draft before it stands"
+    ]
+    # Not reviewed again: the same draft would get the same notes.
+    assert stubs.calls[-4:] == ["synthesize", "review", "revise", "record_audit"]
+    assert [(r.round, r.approved) for r in report.review] == [(1, False)]
+    assert report.report_markdown.startswith("report [1]")
+
+
+async def test_a_failed_revision_asks_the_person_about_the_same_draft(
+    client: Client, task_queue: str
+) -> None:
+    stubs = Stubs(failing_steps=gone("revise"))
+    async with running_workers(client, task_queue, stubs):
+        handle = await start(client, task_queue, max_review_rounds=0, approve_report=True)
+        first = await wait_for(handle, Phase.AWAITING_REPORT_REVIEW)
+        await handle.execute_update(
+            REVIEW_REPORT_UPDATE, {"decision": "revise", "notes": "add an example"}
+        )
+        again = await wait_for_review(handle, reviews=1)
+        assert again.draft_report == first.draft_report
+        assert again.warnings == [
+            "revise failed: the revise model is gone; the draft before it stands"
+        ]
+        await handle.execute_update(REVIEW_REPORT_UPDATE, {"decision": "approve"})
+        report = await handle.result()
+
+    assert report.report_markdown == (
+        f"{first.draft_report}\n\n## Steps left out\n\n- {report.warnings[0]}\n"
+    )
+    assert [(r.by, r.approved) for r in report.review] == [("person", False), ("person", True)]
+    assert report.warnings == again.warnings
+
+
+async def wait_for_review(handle: WorkflowHandle[Any, Any], reviews: int) -> ResearchStatus:
+    """The status once the run waits for a sign-off with `reviews` decisions on record."""
+    async with asyncio.timeout(30):
+        while True:
+            status = await status_of(handle)
+            if status.awaiting_report_review and len(status.review) == reviews:
+                return status
+            await asyncio.sleep(0.05)
+
+
 # -- budget ------------------------------------------------------------------------------------
 
 

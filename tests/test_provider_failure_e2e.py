@@ -1,5 +1,6 @@
 """What a provider's failure leaves behind, through Temporal with the real worker processes:
-no key anywhere, and no wait longer than the Retry-After cap.
+no key anywhere, no wait longer than the Retry-After cap, and a report when only a step that
+refines it failed.
 
 The workers hold keys that look like nothing (32 random letters and digits, chosen per
 run), so only the redactor's registry of configured secrets can remove them, and the fakes
@@ -32,6 +33,7 @@ from research_shared.provider_errors import MAX_RETRY_AFTER
 from research_shared.redaction import MASK
 from tests.helpers.durability import (
     PLAN_STEP,
+    REVIEW_STEP,
     ResearchStack,
     distinct_queries,
     pending_activities,
@@ -41,6 +43,7 @@ from tests.helpers.durability import (
     search_for,
     start_research,
     step_calls,
+    step_request,
 )
 from tests.helpers.fakes.faultserver import Fault
 from tests.helpers.processes import DevServer
@@ -219,3 +222,29 @@ async def test_a_day_of_retry_after_reaches_the_server_as_a_minute(
         assert [c.outcome for c in search_calls(stack, query)] == ["429"]
     finally:
         await handle.terminate("the test has read the delay")
+
+
+async def test_a_review_the_model_refuses_is_left_out(client: Client, stack: ResearchStack) -> None:
+    """The model refuses the review (HTTP 400, which no retry fixes): the run still delivers
+    its report, says the draft stands unreviewed, and asked for the review once."""
+    await llm_pool_with_key(stack, stack.model.api_key)
+    asked = question("a refused review")
+    [query] = distinct_queries(1, "refused review")
+    stack.model.responder = scripted_steps({asked: [query]})
+    stack.model.inject(Fault(status=400, match=step_request(REVIEW_STEP, asked)))
+    handle = await start_research(
+        client, stack, {"question": asked, "max_searches": 1, "max_review_rounds": 2}
+    )
+    async with asyncio.timeout(RUN_BUDGET_SECONDS):
+        report: ResearchReport = await handle.result()
+
+    [warning] = report.warnings
+    assert warning == (
+        "review failed: OpenAI-compatible server 127.0.0.1 refused the request "
+        "(OpenAI-compatible server 127.0.0.1 answered HTTP 400: injected); "
+        "the draft stands unreviewed"
+    )
+    assert report.outcome.value == "completed" and not report.partial
+    assert report.review == []
+    assert report.report_markdown.endswith(f"## Steps left out\n\n- {warning}\n")
+    assert [c.outcome for c in step_calls(stack, REVIEW_STEP, asked)] == ["400"]

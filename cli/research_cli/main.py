@@ -351,6 +351,8 @@ def print_outcome(
         )
     for failure in report.failed_searches:
         print(f"failed search '{failure.query}': {failure.error_type}: {failure.message}")
+    for warning in report.warnings:
+        print(f"left out: {warning}")
     print(f"report written to {path}")
 
 

@@ -596,6 +596,11 @@ class ResearchReport(_Contract):
     rounds: list[RoundSummary] = Field(default_factory=list)
     review: list[ReviewRound] = Field(default_factory=list)
     budget: BudgetStatus = Field(default_factory=BudgetStatus)
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Steps the run did without: a reflect, review or revise step that failed "
+        "for good, what failed and what the run did instead.",
+    )
 
 
 class AuditRound(_Contract):
@@ -754,6 +759,9 @@ class ResearchStatus(_Contract):
     awaiting_report_review: bool = False
     draft_report: str = Field(
         default="", description="The draft a person is asked to review, while they are asked."
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="Steps the run has done without so far."
     )
 
 

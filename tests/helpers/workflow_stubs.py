@@ -107,6 +107,12 @@ class Stubs:
 
     model_cost_usd: float = 0.0
     """What every model step costs, as the LLM worker would price it."""
+    failing_steps: dict[str, ApplicationError] = field(default_factory=dict)
+    """Model steps (by name) that fail with the given error on every attempt."""
+
+    def _fail_if_asked(self, step: str) -> None:
+        if step in self.failing_steps:
+            raise self.failing_steps[step]
 
     def _usage(self, input_tokens: int, output_tokens: int) -> LlmUsage:
         return LlmUsage(
@@ -220,6 +226,7 @@ class Stubs:
             self.calls.append("reflect")
             self.seen_reflections.append(input)
             await self._held("reflect")
+            self._fail_if_asked("reflect")
             if self.reflections:
                 return self._sent(self.reflections.pop(0))
             return self._sent(
@@ -235,6 +242,7 @@ class Stubs:
             self.calls.append("review")
             self.seen_reviews.append(input)
             await self._held("review")
+            self._fail_if_asked("review")
             verdict = self.verdicts.pop(0) if self.verdicts else ReviewResult(approved=True)
             return self._sent(verdict.model_copy(update={"usage": self._usage(7, 3)}))
 
@@ -243,6 +251,7 @@ class Stubs:
             self.calls.append("revise")
             self.seen_revisions.append(input)
             await self._held("revise")
+            self._fail_if_asked("revise")
             return self._sent(
                 SynthesisResult(
                     report_markdown=f"revision {input.round}: " + "; ".join(input.notes),

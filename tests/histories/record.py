@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from research_cli.embedded import free_port, start_dev_server, stop_process, wait_for_server
@@ -130,6 +130,14 @@ def _follow_ups(*queries: str) -> ReflectResult:
     )
 
 
+def _gone(step: str) -> dict[str, ApplicationError]:
+    return {
+        step: ApplicationError(
+            f"the {step} model is gone", type=errors.PROVIDER_BAD_REQUEST, non_retryable=True
+        )
+    }
+
+
 _REVIEW_TIMES_OUT = {
     "approve_report": True,
     "report_review_timeout_seconds": 1,
@@ -213,6 +221,15 @@ SCENARIOS: dict[str, tuple[dict[str, Any], Stubs, Scenario]] = {
     "cancelled_in_rounds": (_CANCELLED_IN_ROUNDS, Stubs(gate=asyncio.Event()), cancelled),
     "review_timed_out_audited": (_REVIEW_TIMES_OUT, Stubs(), partly_failed),
     "cancelled_audited": (_CANCELLED_IN_ROUNDS, Stubs(gate=asyncio.Event()), cancelled),
+    # A reflection that fails for good: recorded when that failed the run, then
+    # (`_left_out`) since the run does without it; and a review left out likewise.
+    "reflect_failed": ({"max_rounds": 2}, Stubs(failing_steps=_gone("reflect")), partly_failed),
+    "reflect_left_out": (
+        {"max_rounds": 2},
+        Stubs(failing_steps=_gone("reflect")),
+        partly_failed,
+    ),
+    "review_left_out": ({"max_rounds": 1}, Stubs(failing_steps=_gone("review")), partly_failed),
 }
 
 
@@ -229,11 +246,14 @@ async def record(client: Client, names: list[str]) -> None:
                 result_type=ResearchReport,
             )
             await steer(handle, stubs)
-            report = await handle.result()
+            try:
+                outcome = (await handle.result()).outcome.value
+            except WorkflowFailureError as err:  # a run that failed is a history too
+                outcome = f"failed ({err.cause})"
         history = await handle.fetch_history()
         data = _without_stack_traces(json.loads(history.to_json()))
         (HERE / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        print(f"{name}: {report.outcome.value}, {len(history.events)} events")
+        print(f"{name}: {outcome}, {len(history.events)} events")
 
 
 def _without_stack_traces(node: Any) -> Any:

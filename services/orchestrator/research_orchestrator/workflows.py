@@ -5,7 +5,9 @@ The workflow only orchestrates. Every step that touches the outside world is an 
 the queue of the service that owns it, called through the typed stubs in
 `research_shared.stubs`, each with its own timeouts and retry policy from
 `research_shared.retry`. A search that still fails after its retries is recorded, with its
-error type and message, in the report and the statistics; it does not sink the run.
+error type and message, in the report and the statistics; it does not sink the run. Nor does
+a reflect, review or revise step that fails for good: the run does without it and says so
+in the report's warnings. A required step (plan, synthesize) that fails ends the run.
 
 Research goes in rounds: the planned searches run in parallel, then a `reflect` step reads
 short notes of what was gathered and either ends research or names the gaps and the
@@ -23,7 +25,8 @@ report records an audit manifest last (`record_audit`), cancelled runs included.
 Runs started before research went in rounds replay their single pass: the command sequence
 of the deeper research is behind `workflow.patched(ROUNDS_PATCH)`, and the stricter budget
 (searches reserve the final write, a limit reached stays reached) behind
-`workflow.patched(STRICT_BUDGET_PATCH)`.
+`workflow.patched(STRICT_BUDGET_PATCH)`, doing without a failed optional step behind
+`workflow.patched(OPTIONAL_STEPS_PATCH)`.
 """
 
 from __future__ import annotations
@@ -121,9 +124,21 @@ STRICT_BUDGET_PATCH = "strict-budget"
 rounds and reviews do, and in which a limit once reached stays reached. Earlier runs started
 a search while the limits themselves held, and checked each step afresh (a cost estimate
 from the run's average price per token can fall after a cheap step)."""
+OPTIONAL_STEPS_PATCH = "optional-steps"
+"""Marks runs that do without a reflect, review or revise step that fails for good: research
+ends with what was gathered, or the draft stands as it is, and the report says so in its
+warnings. Earlier runs failed as they do when a required step (plan, synthesize) fails."""
 AUDIT_EVERY_REPORT_PATCH = "audit-every-report"
 """Marks runs that record an audit manifest whatever report they return: one cut short by a
 person or a timeout, or cancelled, as well as one that completed."""
+
+
+def left_out_section(warnings: list[str]) -> str:
+    """What a reader of the report must know about steps the run did without."""
+    if not warnings:
+        return ""
+    lines = "\n".join(f"- {warning}" for warning in warnings)
+    return f"\n\n## Steps left out\n\n{lines}\n"
 
 
 class _RunCancelled(Exception):
@@ -194,6 +209,7 @@ class DeepResearchWorkflow:
         self._query_round: dict[int, int] = {}
         self._model_steps: list[AuditModelStep] = []
         self._delivered: SynthesisResult | None = None
+        self._warnings: list[str] = []
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -308,7 +324,8 @@ class DeepResearchWorkflow:
                 break
             self._enter(Phase.REFLECTING)
             sources, failures = collect(self._outcomes)
-            reflection = await self._model_step(
+            reflection = await self._optional_step(
+                "research ends with what was gathered",
                 stubs.reflect,
                 ReflectInput(
                     question=request.question,
@@ -321,6 +338,9 @@ class DeepResearchWorkflow:
                 ),
                 retry.REFLECT,
             )
+            if reflection is None:
+                current.done_reason = self._warnings[-1]
+                break
             self._usage += reflection.usage
             current.gaps = reflection.gaps
             if reflection.done:
@@ -513,7 +533,8 @@ class DeepResearchWorkflow:
             if self._stop_reason():
                 break
             self._enter(Phase.REVIEWING)
-            verdict = await self._model_step(
+            verdict = await self._optional_step(
+                "the draft stands unreviewed",
                 stubs.review,
                 ReviewInput(
                     question=request.question,
@@ -525,20 +546,27 @@ class DeepResearchWorkflow:
                 ),
                 retry.REVIEW,
             )
+            if verdict is None:
+                break
             self._usage += verdict.usage
             self._reviews.append(
                 ReviewRound(round=number, approved=verdict.approved, notes=verdict.notes)
             )
             if verdict.approved or self._stop_reason():
                 break
-            draft = await self._revise(writer_input, draft, verdict.notes, number)
+            revised = await self._revise(writer_input, draft, verdict.notes, number)
+            if revised is None:
+                break  # the draft before stands; reviewing it again would say the same
+            draft = revised
         return draft
 
     async def _revise(
         self, writer_input: SynthesizeInput, draft: SynthesisResult, notes: list[str], number: int
-    ) -> SynthesisResult:
+    ) -> SynthesisResult | None:
+        """The draft revised by the notes; None when the revision failed for good."""
         self._enter(Phase.REVISING)
-        revised = await self._model_step(
+        revised = await self._optional_step(
+            "the draft before it stands",
             stubs.revise,
             ReviseInput(
                 question=writer_input.question,
@@ -553,7 +581,8 @@ class DeepResearchWorkflow:
             ),
             retry.REVISE,
         )
-        self._usage += revised.usage
+        if revised is not None:
+            self._usage += revised.usage
         return revised
 
     async def _await_report_review(
@@ -605,7 +634,9 @@ class DeepResearchWorkflow:
             self._reviews.append(
                 ReviewRound(round=number, approved=False, notes=notes, by="person")
             )
-            draft = await self._revise(writer_input, draft, notes, number)
+            # Without a revision the person is asked about the same draft again; the status
+            # says why.
+            draft = await self._revise(writer_input, draft, notes, number) or draft
 
     @workflow.update(name=REVIEW_REPORT_UPDATE)
     def review_report(self, raw: Any) -> ReportReviewResult:
@@ -930,6 +961,7 @@ class DeepResearchWorkflow:
             finish_requested=self._finish_reason is not None,
             awaiting_report_review=self._awaiting_report_review,
             draft_report=self._draft.report_markdown if self._draft is not None else "",
+            warnings=self._warnings,
         )
 
     # -- searching in one pass (runs started before rounds) ----------------------------------------
@@ -1061,6 +1093,26 @@ class DeepResearchWorkflow:
             )
         return result
 
+    async def _optional_step(
+        self,
+        instead: str,
+        stub: Callable[[In], Awaitable[Out]],
+        arg: In,
+        preset: ActivityPreset,
+    ) -> Out | None:
+        """A model step the run can do without (reflect, review, revise): None when it failed
+        for good, with what failed and `instead`, what the run does without it, in the
+        report's warnings."""
+        try:
+            return await self._model_step(stub, arg, preset)
+        except ApplicationError as err:
+            if not workflow.patched(OPTIONAL_STEPS_PATCH):
+                raise
+            warning = f"{err.message}; {instead}"
+            self._warnings.append(warning)
+            workflow.logger.warning("step left out", extra={"warning": warning})
+            return None
+
     def _check_cancelled(self) -> None:
         if self._cancel_reason is not None:
             raise _RunCancelled()
@@ -1133,7 +1185,7 @@ class DeepResearchWorkflow:
             outcome=outcome,
             partial=bool(reason),
             outcome_reason=reason,
-            report_markdown=draft.report_markdown,
+            report_markdown=draft.report_markdown + left_out_section(self._warnings),
             summary=draft.summary,
             follow_up_questions=draft.follow_up_questions,
         )
@@ -1176,6 +1228,7 @@ class DeepResearchWorkflow:
             rounds=self._round_summaries(),
             review=self._reviews,
             budget=self._budget_status(),
+            warnings=self._warnings,
             **fields,
         )
 
