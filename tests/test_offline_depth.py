@@ -151,3 +151,29 @@ async def test_revision_adds_what_the_notes_name() -> None:
     assert "Harbor cranes lift shipping containers" in output.report_markdown
     assert "[2]" in output.report_markdown
     assert output.changes and "harbor cranes" in output.changes[0]
+
+
+async def test_revision_adds_no_sentence_the_report_quotes_already() -> None:
+    """A sentence may name a concept only through its source's title; quoting it again under
+    "Added after review" would add nothing."""
+    tides = SourceDocument(
+        id=1,
+        title="Tide tables",
+        url="/c/tides.md",
+        content="Pilots read them before they bring a deep ship into the harbor. "
+        "They list the hours of high water at each port.",
+    )
+    request = ReviseInput(
+        question="What do tide tables do?",
+        queries=[SearchQuery(query="tide tables")],
+        sources=[tides],
+        draft_markdown="- Pilots read them before they bring a deep ship into the harbor. [1]",
+        summary="Pilots read them. [1]",
+        notes=["the draft does not address 'tide tables', which source 1 covers"],
+    )
+    result = await Runner.run(build_reviser(OfflineModel()), revise_prompt(request))
+    output = result.final_output
+    assert isinstance(output, RevisionOutput)
+    lines = [line for line in output.report_markdown.splitlines() if line.startswith("- ")]
+    assert len(lines) == len(set(lines)), output.report_markdown
+    assert "## Added after review" not in output.report_markdown

@@ -9,8 +9,8 @@ approved.
 
 The reviser writes the report again from the same sources, with the concepts and answers the
 notes quote (in single quotes) counted as part of the question when sentences are weighed;
-a concept it still does not quote gets the best sentence that names it, under "Added after
-review". What it did for each note is its list of changes.
+a concept it still does not quote gets the best sentence that names it and is not quoted
+already, under "Added after review". What it did for each note is its list of changes.
 """
 
 from __future__ import annotations
@@ -97,7 +97,13 @@ def revise(request: ReviseInput) -> RevisionOutput:
             if stems:
                 changes.append(f"quoted sentences about '{phrase}'")
             continue
-        naming = [s for s in sentences if stems <= s.named and s.cited not in added]
+        # A sentence the report quotes already adds nothing said again (it may name the
+        # concept only through its source's title, which the quoted line does not carry).
+        naming = [
+            s
+            for s in sentences
+            if stems <= s.named and s.cited not in added and s.cited not in body
+        ]
         if not naming:
             continue
         best = max(naming, key=lambda s: (len(stems & set(s.terms)), s.quality, -s.position))
