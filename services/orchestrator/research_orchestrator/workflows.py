@@ -179,9 +179,9 @@ class DeepResearchWorkflow:
         self._phase_started: datetime | None = None
         self._phase_seconds: dict[str, float] = {}
         self._clarifications: list[Clarification] = []
-        self._awaiting_answers = False
+        self._awaiting: Phase | None = None
+        """The phase in which the run waits for a person's decision, while it waits."""
         self._queries: list[SearchQuery] = []
-        self._awaiting_approval = False
         self._review: PlanReview | None = None
         self._paused = False
         self._cancel_reason: str | None = None
@@ -203,7 +203,6 @@ class DeepResearchWorkflow:
         self._reviews: list[ReviewRound] = []
         self._citations = CitationCheck()
         self._draft: SynthesisResult | None = None
-        self._awaiting_report_review = False
         self._report_decision: ReportReview | None = None
         self._plan: list[SearchQuery] = []
         self._query_round: dict[int, int] = {}
@@ -595,18 +594,15 @@ class DeepResearchWorkflow:
             number += 1
             self._draft = draft
             self._report_decision = None
-            self._enter(Phase.AWAITING_REPORT_REVIEW)
-            self._awaiting_report_review = True
             try:
-                await workflow.wait_condition(
-                    lambda: (
-                        self._report_decision is not None
-                        or self._cancel_reason is not None
-                        or self._finish_reason is not None
-                    ),
-                    timeout=timedelta(seconds=request.report_review_timeout_seconds),
+                answered = await self._wait_for_person(
+                    Phase.AWAITING_REPORT_REVIEW,
+                    lambda: self._report_decision is not None,
+                    request.report_review_timeout_seconds,
                 )
-            except TimeoutError:
+            finally:
+                self._draft = None
+            if not answered:
                 if request.on_report_review_timeout == "approve":
                     workflow.logger.info("report review timed out; delivering the draft")
                     return draft
@@ -618,9 +614,6 @@ class DeepResearchWorkflow:
                 return self._final_report(
                     request, draft, outcome=Outcome.REPORT_REVIEW_TIMED_OUT, reason=reason
                 )
-            finally:
-                self._awaiting_report_review = False
-                self._draft = None
             self._check_cancelled()
             decision = self._report_decision
             if decision is None:
@@ -650,7 +643,7 @@ class DeepResearchWorkflow:
         review = _parse_update(ReportReview, raw)
         if review.decision is ReportDecision.REVISE and not review.notes:
             raise _invalid("a revision needs notes: say what to change")
-        if not self._awaiting_report_review or self._report_decision is not None:
+        if self._awaiting is not Phase.AWAITING_REPORT_REVIEW or self._report_decision is not None:
             raise _refused("no report is waiting for review")
 
     # -- clarification -------------------------------------------------------------------------
@@ -676,21 +669,13 @@ class DeepResearchWorkflow:
         ]
         if not self._clarifications:
             return
-        self._enter(Phase.AWAITING_ANSWERS)
-        self._awaiting_answers = True
-        try:
-            await workflow.wait_condition(
-                lambda: (
-                    not self._pending()
-                    or self._cancel_reason is not None
-                    or self._finish_reason is not None
-                ),
-                timeout=timedelta(seconds=request.clarification_timeout_seconds),
-            )
-        except TimeoutError:
+        answered = await self._wait_for_person(
+            Phase.AWAITING_ANSWERS,
+            lambda: not self._pending(),
+            request.clarification_timeout_seconds,
+        )
+        if not answered:
             workflow.logger.info("clarification timed out; researching without the answers")
-        finally:
-            self._awaiting_answers = False
         self._check_cancelled()
 
     @workflow.update(name=ANSWER_UPDATE)
@@ -705,7 +690,7 @@ class DeepResearchWorkflow:
     @answer_clarifications.validator
     def _validate_answers(self, raw: Any) -> None:
         answers = _parse_update(ClarificationAnswers, raw).answers
-        if not self._awaiting_answers or not self._pending():
+        if self._awaiting is not Phase.AWAITING_ANSWERS or not self._pending():
             raise _refused("no clarifying question is pending")
         seen: set[int] = set()
         for item in answers:
@@ -724,18 +709,12 @@ class DeepResearchWorkflow:
 
     async def _await_approval(self, request: ResearchRequest) -> ResearchReport | None:
         """Wait for the review; returns the final report if the run ends here."""
-        self._enter(Phase.AWAITING_APPROVAL)
-        self._awaiting_approval = True
-        try:
-            await workflow.wait_condition(
-                lambda: (
-                    self._review is not None
-                    or self._cancel_reason is not None
-                    or self._finish_reason is not None
-                ),
-                timeout=timedelta(seconds=request.approval_timeout_seconds),
-            )
-        except TimeoutError:
+        answered = await self._wait_for_person(
+            Phase.AWAITING_APPROVAL,
+            lambda: self._review is not None,
+            request.approval_timeout_seconds,
+        )
+        if not answered:
             if request.on_approval_timeout == "approve":
                 workflow.logger.info("plan approval timed out; approving as configured")
                 return None
@@ -745,8 +724,6 @@ class DeepResearchWorkflow:
                 Outcome.APPROVAL_TIMED_OUT,
                 f"nobody reviewed the plan within {request.approval_timeout_seconds} seconds",
             )
-        finally:
-            self._awaiting_approval = False
         self._check_cancelled()
         review = self._review
         if review is None:
@@ -781,7 +758,7 @@ class DeepResearchWorkflow:
             raise _invalid(f"queries go with decision 'edit', not '{review.decision.value}'")
         if review.decision is PlanDecision.EDIT and not review.queries:
             raise _invalid("an edited plan needs at least one query")
-        if not self._awaiting_approval or self._review is not None:
+        if self._awaiting is not Phase.AWAITING_APPROVAL or self._review is not None:
             raise _refused("no plan is waiting for approval")
         if review.decision is PlanDecision.EDIT:
             assert self._request is not None
@@ -936,9 +913,9 @@ class DeepResearchWorkflow:
             question=self._question,
             paused=self._paused,
             cancel_requested=self._cancel_reason is not None,
-            questions_pending=self._pending() if self._awaiting_answers else [],
+            questions_pending=self._pending() if self._awaiting is Phase.AWAITING_ANSWERS else [],
             clarifications=self._clarifications,
-            awaiting_approval=self._awaiting_approval,
+            awaiting_approval=self._awaiting is Phase.AWAITING_APPROVAL,
             searches_planned=len(self._queries),
             searches_running=self._running,
             searches_succeeded=sum(isinstance(o, WebSearchResult) for o in outcomes),
@@ -959,7 +936,7 @@ class DeepResearchWorkflow:
             review=self._reviews,
             budget=self._budget_status(),
             finish_requested=self._finish_reason is not None,
-            awaiting_report_review=self._awaiting_report_review,
+            awaiting_report_review=self._awaiting is Phase.AWAITING_REPORT_REVIEW,
             draft_report=self._draft.report_markdown if self._draft is not None else "",
             warnings=self._warnings,
         )
@@ -1116,6 +1093,28 @@ class DeepResearchWorkflow:
     def _check_cancelled(self) -> None:
         if self._cancel_reason is not None:
             raise _RunCancelled()
+
+    async def _wait_for_person(
+        self, phase: Phase, decided: Callable[[], bool], timeout_seconds: float
+    ) -> bool:
+        """Enter `phase` and wait for a person: until `decided()`, a cancellation, a request
+        to finish now, or the timeout. False when the wait timed out. Updates and the status
+        see the run as waiting in `phase` only while it waits; the caller checks for a
+        cancellation, and decides what a timeout means."""
+        self._enter(phase)
+        self._awaiting = phase
+        try:
+            await workflow.wait_condition(
+                lambda: (
+                    decided() or self._cancel_reason is not None or self._finish_reason is not None
+                ),
+                timeout=timedelta(seconds=timeout_seconds),
+            )
+        except TimeoutError:
+            return False
+        finally:
+            self._awaiting = None
+        return True
 
     # -- helpers ---------------------------------------------------------------------------------
 
