@@ -467,14 +467,12 @@ async def cmd_approve(args: argparse.Namespace) -> int:
     elif args.add or args.remove or args.replace:
         queries = [q.model_dump() for q in (await query_status(client, args.workflow_id)).queries]
         for position, text in args.replace or []:
-            if not 0 <= position < len(queries):
-                raise CliError(f"there is no query {position} in the plan", code=2)
+            _check_in_plan(position, queries)
             queries[position] = {"query": text, "reason": "rewritten by a person"}
         for position in sorted(set(args.remove or []), reverse=True):
-            if not 0 <= position < len(queries):
-                raise CliError(f"there is no query {position} in the plan", code=2)
+            _check_in_plan(position, queries)
             del queries[position]
-        queries += [{"query": text, "reason": "added by a person"} for text in args.add or []]
+        queries += _added_by_a_person(args.add)
         review = {"decision": "edit", "queries": queries}
     else:
         review = {"decision": "approve"}
@@ -485,24 +483,41 @@ async def cmd_approve(args: argparse.Namespace) -> int:
         print("plan rejected; the run ends")
     else:
         verb = {"approve": "approved", "edit": "edited"}[result.decision.value]
-        print(f"plan {verb}; {len(result.queries)} searches will run:")
-        for q in result.queries:
-            print(f"  - {q.query}")
+        _print_queries(
+            f"plan {verb}; {len(result.queries)} searches will run:",
+            [q.query for q in result.queries],
+        )
     return 0
+
+
+def _check_in_plan(position: int, queries: list[dict[str, Any]]) -> None:
+    if not 0 <= position < len(queries):
+        raise CliError(f"there is no query {position} in the plan", code=2)
+
+
+def _added_by_a_person(texts: list[str] | None) -> list[dict[str, str]]:
+    """Queries typed at the command line, as a plan review or a search edit takes them."""
+    return [{"query": text, "reason": "added by a person"} for text in texts or []]
+
+
+def _print_queries(heading: str, queries: list[str]) -> None:
+    print(heading)
+    for query in queries:
+        print(f"  - {query}")
 
 
 async def cmd_searches(args: argparse.Namespace) -> int:
     client = await connect_client()
     edit = {
-        "add": [{"query": q, "reason": "added by a person"} for q in args.add or []],
+        "add": _added_by_a_person(args.add),
         "remove": args.remove_query or [],
     }
     if not edit["add"] and not edit["remove"]:
         raise CliError("give --add QUERY or --remove QUERY (or several)", code=2)
     result = await steer(client.edit_searches(args.workflow_id, edit), args.workflow_id)
-    print(f"round {result.round} now searches {len(result.queries)} queries:")
-    for query in result.queries:
-        print(f"  - {query}")
+    _print_queries(
+        f"round {result.round} now searches {len(result.queries)} queries:", result.queries
+    )
     return 0
 
 
