@@ -181,6 +181,19 @@ class ResearchStack:
         raise AssertionError(f"timed out after {within:g}s waiting for {what}\n{self.logs()}")
 
 
+def fake_providers(
+    tavily: FakeTavilyServer, model: FakeOpenAIServer, api: str | None = None
+) -> dict[str, str]:
+    """Worker settings for both fakes, the model named as `scripted_model` tells the planner
+    from the writer."""
+    return {
+        **tavily.worker_env(),
+        **model.worker_env(api),
+        "RESEARCH_PLAN_MODEL": PLANNER_MODEL,
+        "RESEARCH_SYNTHESIZE_MODEL": WRITER_MODEL,
+    }
+
+
 @contextmanager
 def research_stack(
     address: str,
@@ -200,20 +213,7 @@ def research_stack(
         assert isinstance(tavily, FakeTavilyServer)
         assert isinstance(model, FakeOpenAIServer)
         workers = WorkerProcesses(
-            address=address,
-            log_dir=log_dir,
-            env={
-                **queues,
-                "RESEARCH_SEARCH_PROVIDER": "tavily",
-                "TAVILY_API_KEY": tavily.api_key,
-                "TAVILY_BASE_URL": tavily.base_url,
-                "RESEARCH_LLM_PROVIDER": "openai",
-                "OPENAI_API_KEY": model.api_key,
-                "OPENAI_BASE_URL": model.api_base_url,
-                "RESEARCH_OPENAI_API": api,
-                "RESEARCH_PLAN_MODEL": PLANNER_MODEL,
-                "RESEARCH_SYNTHESIZE_MODEL": WRITER_MODEL,
-            },
+            address=address, log_dir=log_dir, env={**queues, **fake_providers(tavily, model, api)}
         )
         stack = ResearchStack(tavily, model, workers, queues, list(queries), api)
         try:
