@@ -302,20 +302,29 @@ README_PLAN = ["threading tutorial", "asyncio tasks", "thread pools"]
 """What the stub planner proposes: the README's edit removes its first query."""
 
 
+async def the_readmes_deep_run(
+    client: Client, dev_server: DevServer, task_queue: str
+) -> tuple[WorkflowHandle[Any, ResearchReport], ResearchStatus]:
+    """A run started with the README's deep `temporal workflow start` command, once it is
+    searching, and its status then."""
+    run_id = f"cli-{uuid.uuid4().hex[:8]}"
+    started = await run_readme_command(
+        dev_server, readme_command("workflow", "start", "budget"), run_id, task_queue
+    )
+    assert started.returncode == 0, started.stderr
+    handle = client.get_workflow_handle(run_id, result_type=ResearchReport)
+    return handle, await wait_for(handle, Phase.SEARCHING)
+
+
 async def test_a_deep_run_is_started_and_steered_with_the_readmes_commands(
     client: Client, dev_server: DevServer, task_queue: str
 ) -> None:
     """Start with rounds, review rounds, a sign-off and a budget; edit the round's searches;
     send the draft back and approve it: each command exactly as the README shows it."""
     stubs = Stubs(queries=README_PLAN, gate=asyncio.Event())
-    run_id = f"cli-{uuid.uuid4().hex[:8]}"
     async with running_workers(client, task_queue, stubs):
-        started = await run_readme_command(
-            dev_server, readme_command("workflow", "start", "budget"), run_id, task_queue
-        )
-        assert started.returncode == 0, started.stderr
-        handle = client.get_workflow_handle(run_id, result_type=ResearchReport)
-        status = await wait_for(handle, Phase.SEARCHING)
+        handle, status = await the_readmes_deep_run(client, dev_server, task_queue)
+        run_id = handle.id
         assert (status.max_rounds, status.round) == (3, 1)
         assert {line.name: line.limit for line in status.budget.lines} == {
             "max_total_tokens": 200_000,
@@ -383,16 +392,10 @@ async def test_finish_now_with_the_readmes_signal(
     reason: str,
 ) -> None:
     stubs = Stubs(queries=README_PLAN, gate=asyncio.Event())
-    run_id = f"cli-{uuid.uuid4().hex[:8]}"
     async with running_workers(client, task_queue, stubs):
-        started = await run_readme_command(
-            dev_server, readme_command("workflow", "start", "budget"), run_id, task_queue
-        )
-        assert started.returncode == 0, started.stderr
-        handle = client.get_workflow_handle(run_id, result_type=ResearchReport)
-        await wait_for(handle, Phase.SEARCHING)
+        handle, _ = await the_readmes_deep_run(client, dev_server, task_queue)
         signalled = await run_readme_command(
-            dev_server, readme_command(*words, without=without), run_id
+            dev_server, readme_command(*words, without=without), handle.id
         )
         assert signalled.returncode == 0, signalled.stderr
         report = await handle.result()
