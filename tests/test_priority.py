@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 import pytest
 from temporalio import activity
 from temporalio.client import Client
@@ -230,9 +229,7 @@ async def test_an_owners_runs_take_the_owner_as_fairness_key(
 async def test_the_api_starts_runs_with_the_callers_fairness_key(
     client: Client, api_server: ApiServer
 ) -> None:
-    async with httpx.AsyncClient(
-        base_url=api_server.url, headers=api_server.headers("alice"), timeout=30
-    ) as alice:
+    async with api_server.client("alice") as alice:
         refused = await alice.post(
             "/v1/research", json={"question": "whose share?", "fairness_key": "bob"}
         )

@@ -19,7 +19,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.async_api import BrowserContext, Locator, Page, async_playwright, expect
 from pydantic import BaseModel
@@ -98,9 +97,7 @@ async def tab_to(page: Page, target: Locator, limit: int = 80) -> None:
 
 
 async def report_of(api_server: ApiServer, run_id: str, owner: str = "alice") -> dict[str, Any]:
-    async with httpx.AsyncClient(
-        base_url=api_server.url, headers=api_server.headers(owner), timeout=30
-    ) as api:
+    async with api_server.client(owner) as api:
         for _ in range(150):
             answer = await api.get(f"/v1/research/{run_id}/result")
             if answer.status_code == 200:

@@ -54,6 +54,11 @@ class ApiServer:
     def headers(self, owner: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[owner]}"}
 
+    def client(self, owner: str | None = None) -> httpx.AsyncClient:
+        """An HTTP client of this API that presents `owner`'s key, or no key."""
+        headers = self.headers(owner) if owner is not None else None
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
