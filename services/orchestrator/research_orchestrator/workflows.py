@@ -458,19 +458,7 @@ class DeepResearchWorkflow:
                 self._budget.searches += 1
                 query = self._queries[index]
                 try:
-                    result = await self._activity(
-                        stubs.web_search,
-                        WebSearchInput(
-                            query=query.query,
-                            max_results=request.results_per_search,
-                            reuse_searches_within_seconds=request.reuse_searches_within_seconds,
-                        ),
-                        routing.current().search_queue,
-                        retry.WEB_SEARCH,
-                        is_search=True,
-                        index=index,
-                    )
-                    self._outcomes[index] = result
+                    self._outcomes[index] = await self._web_search(request, query, index)
                 except _RunCancelled:
                     if index in self._removed:
                         self._skipped[index] = "removed by a person while it ran"
@@ -480,13 +468,6 @@ class DeepResearchWorkflow:
                             error_type=CANCELLED,
                             message=self._stopped_message(),
                         )
-                except ActivityError as err:
-                    failure = failure_of(query, err)
-                    workflow.logger.warning(
-                        "search failed after retries",
-                        extra={"query": query.query, "error_type": failure.error_type},
-                    )
-                    self._outcomes[index] = failure
 
         def settled() -> bool:
             return all(i in tasks for i in current.indexes) and all(
@@ -955,33 +936,44 @@ class DeepResearchWorkflow:
         async def search(index: int, query: SearchQuery) -> None:
             async with slots:
                 try:
-                    result = await self._activity(
-                        stubs.web_search,
-                        WebSearchInput(
-                            query=query.query,
-                            max_results=request.results_per_search,
-                            reuse_searches_within_seconds=request.reuse_searches_within_seconds,
-                        ),
-                        routing.current().search_queue,
-                        retry.WEB_SEARCH,
-                        is_search=True,
-                    )
-                    self._outcomes[index] = result
+                    self._outcomes[index] = await self._web_search(request, query)
                 except _RunCancelled:
                     self._outcomes[index] = SearchFailure(
                         query=query.query,
                         error_type=CANCELLED,
                         message="the run was cancelled before this search finished",
                     )
-                except ActivityError as err:
-                    failure = failure_of(query, err)
-                    workflow.logger.warning(
-                        "search failed after retries",
-                        extra={"query": query.query, "error_type": failure.error_type},
-                    )
-                    self._outcomes[index] = failure
 
         await asyncio.gather(*(search(i, q) for i, q in enumerate(self._queries)))
+
+    # -- one search --------------------------------------------------------------------------------
+
+    async def _web_search(
+        self, request: ResearchRequest, query: SearchQuery, index: int | None = None
+    ) -> WebSearchResult | SearchFailure:
+        """One search of the run, or how it failed after its retries (the report says so);
+        a cancellation of the run raises. `index`, the search's place in the plan, lets a
+        person's edit cancel it (runs in rounds)."""
+        try:
+            return await self._activity(
+                stubs.web_search,
+                WebSearchInput(
+                    query=query.query,
+                    max_results=request.results_per_search,
+                    reuse_searches_within_seconds=request.reuse_searches_within_seconds,
+                ),
+                routing.current().search_queue,
+                retry.WEB_SEARCH,
+                is_search=True,
+                index=index,
+            )
+        except ActivityError as err:
+            failure = failure_of(query, err)
+            workflow.logger.warning(
+                "search failed after retries",
+                extra={"query": query.query, "error_type": failure.error_type},
+            )
+            return failure
 
     # -- activities, pause and cancel --------------------------------------------------------------
 
