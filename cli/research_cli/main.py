@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -577,28 +577,15 @@ def _extra_of(module: str | None, process: str) -> str | None:
     return next((extra for extra, found in _EXTRA_MODULES.items() if top in found), None)
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
-    """Run one pool until SIGTERM; a pool that cannot start is one line and exit 1 or 2."""
+@contextlib.contextmanager
+def _settings_and_start_errors() -> Iterator[None]:
+    """A process (a pool, the API) that cannot start for its settings (exit 2) or its
+    environment (the error's code) says so in one line."""
     from research_shared.serving import WorkerError
     from research_shared.settings import describe_settings_error
 
     try:
-        # Imported here, not at the top: each pool's image carries only its own extras.
-        if args.pool == "orchestrator":
-            from research_orchestrator.worker import main
-        elif args.pool == "search":
-            from research_search.worker import main
-        else:
-            from research_llm.worker import main
-        main()
-    except ModuleNotFoundError as err:
-        extra = _extra_of(err.name, args.pool)
-        if extra is None:
-            raise  # not an optional dependency: a broken install or a bug, worth a traceback
-        raise CliError(
-            f"the {args.pool} worker needs the '{extra}' extra: "
-            f"pip install 'deep-research[{extra}]'"
-        ) from None
+        yield
     except ValidationError as err:
         message = describe_settings_error(err)
         if message is None:
@@ -606,29 +593,44 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise CliError(message, code=2) from None
     except WorkerError as err:
         raise CliError(str(err), code=err.code) from None
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run one pool until SIGTERM; a pool that cannot start is one line and exit 1 or 2."""
+    with _settings_and_start_errors():
+        try:
+            # Imported here, not at the top: each pool's image carries only its own extras.
+            if args.pool == "orchestrator":
+                from research_orchestrator.worker import main
+            elif args.pool == "search":
+                from research_search.worker import main
+            else:
+                from research_llm.worker import main
+            main()
+        except ModuleNotFoundError as err:
+            extra = _extra_of(err.name, args.pool)
+            if extra is None:
+                raise  # not an optional dependency: a broken install or a bug, worth a traceback
+            raise CliError(
+                f"the {args.pool} worker needs the '{extra}' extra: "
+                f"pip install 'deep-research[{extra}]'"
+            ) from None
     return 0
 
 
 def cmd_api(args: argparse.Namespace) -> int:
     """Run the HTTP API until SIGTERM (what its container runs)."""
-    from research_shared.serving import WorkerError
-    from research_shared.settings import describe_settings_error
+    with _settings_and_start_errors():
+        try:
+            from research_api.server import main  # the API's image carries the 'api' extra
 
-    try:
-        from research_api.server import main  # the API's image carries the 'api' extra
-
-        main()
-    except ModuleNotFoundError as err:
-        if _extra_of(err.name, "api") is None:
-            raise
-        raise CliError("the API needs the 'api' extra: pip install 'deep-research[api]'") from None
-    except ValidationError as err:
-        message = describe_settings_error(err)
-        if message is None:
-            raise
-        raise CliError(message, code=2) from None
-    except WorkerError as err:
-        raise CliError(str(err), code=err.code) from None
+            main()
+        except ModuleNotFoundError as err:
+            if _extra_of(err.name, "api") is None:
+                raise
+            raise CliError(
+                "the API needs the 'api' extra: pip install 'deep-research[api]'"
+            ) from None
     return 0
 
 
