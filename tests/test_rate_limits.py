@@ -148,21 +148,32 @@ class FanOut:
     """How many activities each worker started, by the line each start logs."""
 
 
+# What fans out on each pool, and the line its worker logs as each activity starts.
+FAN_OUTS: dict[str, tuple[type[FanOutSearches] | type[FanOutModelCalls], str]] = {
+    "search": (FanOutSearches, "search started"),
+    "llm": (FanOutModelCalls, "model step started"),
+}
+
+
 async def fan_out_over_two_workers(
     client: Client,
     dev_server: DevServer,
     task_queue: str,
-    log_dir: Path,
+    folder: Path,
     pool: str,
-    env: dict[str, str],
-    workflow: type[FanOutSearches] | type[FanOutModelCalls],
+    provider_env: dict[str, str],
     inputs: list[str],
-    started: str,
 ) -> FanOut:
-    """Start two `pool` workers with `env`, run `workflow` over `inputs` on the pool's queue
-    (`env` names it) to the end, and stop the workers."""
-    queue = env[f"RESEARCH_{pool.upper()}_QUEUE"]
-    workers = two_workers(pool, dev_server.address, log_dir, env)
+    """Start two `pool` workers on a queue of their own with the rate limit `RATE` (their
+    logs in `folder`), run the pool's fan-out over `inputs` to the end, and stop them."""
+    workflow, started = FAN_OUTS[pool]
+    queue = f"rate-{pool}-{uuid.uuid4().hex[:8]}"
+    env = {
+        f"RESEARCH_{pool.upper()}_QUEUE": queue,
+        f"RESEARCH_{pool.upper()}_RATE_LIMIT": str(RATE),
+        **provider_env,
+    }
+    workers = two_workers(pool, dev_server.address, folder / "logs", env)
     try:
         async with Worker(client, task_queue=task_queue, workflows=[workflow]):
             handle: WorkflowHandle[Any, int] = await client.start_workflow(
@@ -184,21 +195,8 @@ async def test_two_search_workers_together_keep_to_the_rate_limit(
     queries = [f"rate limited search {n}" for n in range(CALLS)]
     with FakeTavilyServer() as tavily:
         assert isinstance(tavily, FakeTavilyServer)
-        env = {
-            "RESEARCH_SEARCH_QUEUE": f"rate-search-{uuid.uuid4().hex[:8]}",
-            "RESEARCH_SEARCH_RATE_LIMIT": str(RATE),
-            **tavily.worker_env(),
-        }
         run = await fan_out_over_two_workers(
-            client,
-            dev_server,
-            task_queue,
-            tmp_path / "logs",
-            "search",
-            env,
-            FanOutSearches,
-            queries,
-            "search started",
+            client, dev_server, task_queue, tmp_path, "search", tavily.worker_env(), queries
         )
         calls = tavily.calls_to("/search")
 
@@ -214,21 +212,8 @@ async def test_two_llm_workers_together_keep_to_the_rate_limit(
     questions = [f"Is the model rate limited, take {n}?" for n in range(CALLS)]
     with FakeOpenAIServer() as model:
         assert isinstance(model, FakeOpenAIServer)
-        env = {
-            "RESEARCH_LLM_QUEUE": f"rate-llm-{uuid.uuid4().hex[:8]}",
-            "RESEARCH_LLM_RATE_LIMIT": str(RATE),
-            **model.worker_env(),
-        }
         run = await fan_out_over_two_workers(
-            client,
-            dev_server,
-            task_queue,
-            tmp_path / "logs",
-            "llm",
-            env,
-            FanOutModelCalls,
-            questions,
-            "model step started",
+            client, dev_server, task_queue, tmp_path, "llm", model.worker_env(), questions
         )
         calls = list(model.calls)
 
