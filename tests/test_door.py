@@ -273,6 +273,20 @@ async def test_bad_update_is_refused_and_changes_nothing(
         await handle.terminate("test done")
 
 
+async def assert_undecodable_is_refused(
+    handle: WorkflowHandle[Any, Any], update: str, data: bytes
+) -> None:
+    """`data`, bytes that are not a JSON object, sent as `update`'s input: refused as invalid
+    input that no retry can fix."""
+    raw = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=data))
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(update, raw)
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == errors.INVALID_REQUEST and cause.non_retryable
+    assert "the input cannot be decoded" in cause.message
+
+
 async def test_undecodable_update_is_refused(
     client: Client, dev_server: DevServer, task_queue: str
 ) -> None:
@@ -280,13 +294,7 @@ async def test_undecodable_update_is_refused(
     async with running_workers(client, task_queue, Stubs()):
         handle, _ = await waiting_for_its_plan(client, dev_server, task_queue)
         workflow_id = handle.id
-        raw = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=b'{"decision": "\xff"}'))
-        with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update(REVIEW_PLAN_UPDATE, raw)
-        cause = refused.value.cause
-        assert isinstance(cause, ApplicationError)
-        assert cause.type == errors.INVALID_REQUEST and cause.non_retryable
-        assert "the input cannot be decoded" in cause.message
+        await assert_undecodable_is_refused(handle, REVIEW_PLAN_UPDATE, b'{"decision": "\xff"}')
         # The run goes on as if nothing was sent.
         approved = await update_with_cli(
             dev_server, workflow_id, REVIEW_PLAN_UPDATE, "--input", '{"decision": "approve"}'
@@ -561,13 +569,7 @@ async def test_deep_run_update_that_is_not_json_is_refused(
         workflow_id = await start_with_cli(dev_server, task_queue, "--input", json.dumps(DEEP_RUN))
         handle = client.get_workflow_handle(workflow_id)
         before = await wait_for(handle, phase)
-        raw = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=data))
-        with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update(name, raw)
-        cause = refused.value.cause
-        assert isinstance(cause, ApplicationError)
-        assert cause.type == errors.INVALID_REQUEST and cause.non_retryable
-        assert "the input cannot be decoded" in cause.message
+        await assert_undecodable_is_refused(handle, name, data)
         after = await status_of(handle)
         assert (after.phase, after.queries, after.review) == (phase, before.queries, before.review)
         await handle.terminate("test done")
