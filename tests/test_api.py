@@ -17,7 +17,14 @@ import pytest
 from temporalio.client import Client
 
 from research_cli.embedded import free_port
-from tests.helpers.api import ApiServer, read_events, saw, start_api, wait_for_phase
+from tests.helpers.api import (
+    ApiServer,
+    read_events,
+    saw,
+    start_api,
+    wait_for_phase,
+    wait_for_result,
+)
 from tests.helpers.processes import DevServer
 
 pytestmark = pytest.mark.e2e
@@ -222,14 +229,9 @@ async def test_pause_resume_cancel_and_the_result_while_running(alice: httpx.Asy
         raise AssertionError("the run did not resume")
     cancelled = await alice.post(f"/v1/research/{run_id}/cancel", json={"reason": "seen enough"})
     assert cancelled.status_code == 202
-    for _ in range(100):
-        result = await alice.get(f"/v1/research/{run_id}/result")
-        if result.status_code == 200:
-            break
-        await asyncio.sleep(0.2)
-    assert result.status_code == 200
-    assert result.json()["outcome"] == "cancelled"
-    assert result.json()["outcome_reason"] == "seen enough"
+    result = await wait_for_result(alice, run_id)
+    assert result["outcome"] == "cancelled"
+    assert result["outcome_reason"] == "seen enough"
 
 
 async def all_pages(client: httpx.AsyncClient, size: int, status: str | None = None) -> list[str]:
@@ -396,21 +398,13 @@ async def test_deep_run_routes_sign_off_edits_and_finish(alice: httpx.AsyncClien
         f"/v1/research/{run_id}/report-review", json={"decision": "approve"}
     )
     assert approved.status_code == 200 and approved.json()["decision"] == "approve"
-    for _ in range(100):
-        result = await alice.get(f"/v1/research/{run_id}/result")
-        if result.status_code == 200:
-            break
-        await asyncio.sleep(0.2)
-    assert result.status_code == 200 and not result.json()["partial"]
-    assert [r["by"] for r in result.json()["review"]] == ["person"]
+    result = await wait_for_result(alice, run_id)
+    assert not result["partial"]
+    assert [r["by"] for r in result["review"]] == ["person"]
 
     waiting = await start(alice, question="How do I use the gzip module?", approve_plan=True)
     await wait_for_phase(alice, waiting, "awaiting_approval")
     finished = await alice.post(f"/v1/research/{waiting}/finish", json={"reason": "enough"})
     assert finished.status_code == 202 and finished.json()["signal"] == "finish_now"
-    for _ in range(100):
-        result = await alice.get(f"/v1/research/{waiting}/result")
-        if result.status_code == 200:
-            break
-        await asyncio.sleep(0.2)
-    assert result.json()["outcome_reason"] == "finished on request: enough"
+    result = await wait_for_result(alice, waiting)
+    assert result["outcome_reason"] == "finished on request: enough"

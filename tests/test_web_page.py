@@ -10,7 +10,6 @@ screen reader finds them.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -26,7 +25,7 @@ from temporalio.client import Client
 
 from research_shared.client import ResearchClient
 from research_shared.models import Budget, ResearchRequest
-from tests.helpers.api import ApiServer
+from tests.helpers.api import ApiServer, wait_for_result
 
 pytestmark = pytest.mark.e2e
 
@@ -98,13 +97,7 @@ async def tab_to(page: Page, target: Locator, limit: int = 80) -> None:
 
 async def report_of(api_server: ApiServer, run_id: str, owner: str = "alice") -> dict[str, Any]:
     async with api_server.client(owner) as api:
-        for _ in range(150):
-            answer = await api.get(f"/v1/research/{run_id}/result")
-            if answer.status_code == 200:
-                report: dict[str, Any] = answer.json()
-                return report
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"{run_id} has no result: {answer.status_code} {answer.text}")
+        return await wait_for_result(api, run_id)
 
 
 async def test_a_person_runs_research_from_the_page(

@@ -145,6 +145,21 @@ async def wait_for_phase(
     raise AssertionError(f"{run_id} did not reach {phase} in {within:g}s: {body}")
 
 
+async def wait_for_result(
+    client: httpx.AsyncClient, run_id: str, within: float = 30.0
+) -> dict[str, Any]:
+    """Poll GET /v1/research/{id}/result until the run's report is there; the report."""
+    deadline = time.monotonic() + within
+    while True:
+        answer = await client.get(f"/v1/research/{run_id}/result")
+        if answer.status_code == 200:
+            report: dict[str, Any] = answer.json()
+            return report
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{run_id} has no result: {answer.status_code} {answer.text}")
+        await asyncio.sleep(0.2)
+
+
 async def saw(found: list[tuple[str, dict[str, Any]]], event: str, within: float = 60.0) -> None:
     """Wait until `found` (filled by `read_events`) holds an `event`: what a follower must be
     shown before the run moves on."""
