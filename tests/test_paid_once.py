@@ -17,6 +17,7 @@ import pytest
 from temporalio.client import Client
 
 from research_cli.embedded import free_port
+from research_shared.models import ResearchReport
 from research_shared.store import FileObjectStore, layout, segment
 from tests.helpers.durability import (
     PLAN_STEP,
@@ -102,6 +103,17 @@ def attempts_of(history: Any, name: str) -> list[int]:
     return [o.attempt for o in activity_outcomes(history) if o.name == name]
 
 
+async def assert_searched_once(
+    stack: ResearchStack, query: str, handle: Any, report: ResearchReport
+) -> None:
+    """The run's one search asked Tavily once: its second attempt, on a new worker, reused
+    the answer the first had recorded."""
+    assert report.sources, report
+    assert stack.searched([query]) == {query: 1}
+    assert "provider answer reused" in stack.workers.new_log("search")
+    assert attempts_of(await handle.fetch_history(), "web_search") == [2]
+
+
 async def test_search_worker_killed_after_tavily_answered_does_not_search_again(
     client: Client, dev_server: DevServer, tmp_path: Path
 ) -> None:
@@ -122,10 +134,7 @@ async def test_search_worker_killed_after_tavily_answered_does_not_search_again(
             await stack.start_pools("search")
             report = await handle.result()
 
-        assert report.sources, report
-        assert stack.searched([query]) == {query: 1}
-        assert "provider answer reused" in stack.workers.new_log("search")
-    assert attempts_of(await handle.fetch_history(), "web_search") == [2]
+        await assert_searched_once(stack, query, handle, report)
 
 
 async def test_search_worker_killed_after_the_page_was_extracted_does_not_extract_again(
@@ -164,11 +173,8 @@ async def test_search_worker_killed_after_the_page_was_extracted_does_not_extrac
             await replace_the_cut_off_pool(stack, "search", proxy, stack.tavily)
             report = await handle.result()
 
-        assert report.sources, report
         assert len(stack.tavily.calls_to("/extract")) == 1
-        assert stack.searched([query]) == {query: 1}
-        assert "provider answer reused" in stack.workers.new_log("search")
-    assert attempts_of(await handle.fetch_history(), "web_search") == [2]
+        await assert_searched_once(stack, query, handle, report)
 
 
 async def test_llm_worker_killed_after_the_model_answered_does_not_ask_again(
