@@ -846,14 +846,9 @@ class DeepResearchWorkflow:
         in rounds finish their single pass as usual."""
         if not self._deep or self._finish_reason is not None or self._cancel_reason is not None:
             return
-        try:
-            reason = FinishRequest.model_validate(raw or {}).reason
-        except ValidationError as err:
-            workflow.logger.warning(
-                "finish signal with an invalid reason; finishing without it",
-                extra={"problem": describe_validation_error(err)},
-            )
-            reason = ""
+        reason = _signal_reason(
+            FinishRequest, raw, "finish signal with an invalid reason; finishing without it"
+        )
         self._finish_reason = reason or "no reason given"
         for handle in self._search_handles.values():
             if not handle.done():
@@ -865,15 +860,9 @@ class DeepResearchWorkflow:
         """Stop the run; it returns a partial report of what it gathered. `{"reason": "..."}`."""
         if self._cancel_reason is not None:
             return
-        # A signal cannot be refused: a cancel whose reason is malformed still cancels.
-        try:
-            reason = CancelRequest.model_validate(raw or {}).reason
-        except ValidationError as err:
-            workflow.logger.warning(
-                "cancel signal with an invalid reason; cancelling without it",
-                extra={"problem": describe_validation_error(err)},
-            )
-            reason = ""
+        reason = _signal_reason(
+            CancelRequest, raw, "cancel signal with an invalid reason; cancelling without it"
+        )
         self._cancel_reason = reason or "cancelled by request"
         for handle in list(self._in_flight):
             handle.cancel()
@@ -1293,6 +1282,16 @@ def _parse_update(model: type[M], raw: Any) -> M:
         return model.model_validate(raw)
     except ValidationError as err:
         raise _invalid(describe_validation_error(err)) from None
+
+
+def _signal_reason(model: type[FinishRequest] | type[CancelRequest], raw: Any, warning: str) -> str:
+    """The reason a signal carries ("" for none). A signal cannot be refused: one whose
+    reason is malformed still acts, without it, and `warning` is logged."""
+    try:
+        return model.model_validate(raw or {}).reason
+    except ValidationError as err:
+        workflow.logger.warning(warning, extra={"problem": describe_validation_error(err)})
+        return ""
 
 
 def _invalid(reason: str) -> ApplicationError:
