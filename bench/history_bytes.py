@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers.durability import PLANNER_MODEL, WRITER_MODEL, distinct_queries, scripted_model
+from tests.helpers.durability import distinct_queries, fake_providers, scripted_model
 from tests.helpers.fakes.openai_server import FakeOpenAIServer
 from tests.helpers.fakes.tavily_server import FakeTavilyServer
 from tests.helpers.processes import WorkerProcesses, own_queues
@@ -56,18 +56,7 @@ async def one_run(address: str, folder: Path, store: str) -> dict[str, Any]:
         workers = WorkerProcesses(
             address=address,
             log_dir=folder / f"logs-{tag}",
-            env={
-                **queues,
-                "RESEARCH_PAYLOAD_STORE": store,
-                "RESEARCH_SEARCH_PROVIDER": "tavily",
-                "TAVILY_API_KEY": tavily.api_key,
-                "TAVILY_BASE_URL": tavily.base_url,
-                "RESEARCH_LLM_PROVIDER": "openai",
-                "OPENAI_API_KEY": model.api_key,
-                "OPENAI_BASE_URL": model.api_base_url,
-                "RESEARCH_PLAN_MODEL": PLANNER_MODEL,
-                "RESEARCH_SYNTHESIZE_MODEL": WRITER_MODEL,
-            },
+            env={**queues, "RESEARCH_PAYLOAD_STORE": store, **fake_providers(tavily, model)},
         )
         try:
             await asyncio.to_thread(workers.start, "orchestrator", "search", "llm")

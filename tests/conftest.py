@@ -20,6 +20,7 @@ from research_cli.embedded import free_port, start_dev_server, stop_process, wai
 from research_shared.payloads import open_payloads
 from research_shared.settings import PayloadSettings
 from tests.helpers.api import API_QUEUES, ApiServer, start_api
+from tests.helpers.fakes.openai_server import FakeOpenAIServer
 from tests.helpers.processes import DevServer, WorkerProcesses, offline_pools
 
 
@@ -111,3 +112,15 @@ def api_server(
     server = start_api(dev_server.address, tmp_path_factory.mktemp("api"), env=API_QUEUES)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def openai_fake() -> Iterator[FakeOpenAIServer]:
+    """A fake OpenAI-compatible server for one module's tests, with the Agents SDK set up
+    as the LLM worker sets it up."""
+    from research_llm.providers.openai_compatible import configure_agents_sdk
+
+    configure_agents_sdk()
+    server = FakeOpenAIServer()
+    with server:
+        yield server

@@ -17,7 +17,14 @@ import pytest
 from temporalio.client import Client
 
 from research_cli.embedded import free_port
-from tests.helpers.api import ApiServer, read_events, saw, start_api, wait_for_phase
+from tests.helpers.api import (
+    ApiServer,
+    read_events,
+    saw,
+    start_api,
+    wait_for_phase,
+    wait_for_result,
+)
 from tests.helpers.processes import DevServer
 
 pytestmark = pytest.mark.e2e
@@ -27,17 +34,13 @@ VAGUE = "Which is better for parsing dates?"  # the offline triage asks about it
 
 @pytest.fixture
 async def alice(api_server: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=api_server.url, headers=api_server.headers("alice"), timeout=30
-    ) as client:
+    async with api_server.client("alice") as client:
         yield client
 
 
 @pytest.fixture
 async def bob(api_server: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=api_server.url, headers=api_server.headers("bob"), timeout=30
-    ) as client:
+    async with api_server.client("bob") as client:
         yield client
 
 
@@ -49,7 +52,7 @@ async def start(client: httpx.AsyncClient, **fields: Any) -> str:
 
 
 async def test_probes_docs_and_the_openapi_document(api_server: ApiServer) -> None:
-    async with httpx.AsyncClient(base_url=api_server.url, timeout=30) as anyone:
+    async with api_server.client() as anyone:
         assert (await anyone.get("/healthz")).json() == {"status": "ok"}
         assert (await anyone.get("/readyz")).status_code == 200
         assert "swagger" in (await anyone.get("/docs")).text.lower()
@@ -81,7 +84,7 @@ async def test_probes_docs_and_the_openapi_document(api_server: ApiServer) -> No
 
 
 async def test_a_key_is_required_and_never_echoed(api_server: ApiServer) -> None:
-    async with httpx.AsyncClient(base_url=api_server.url, timeout=30) as anyone:
+    async with api_server.client() as anyone:
         missing = await anyone.get("/v1/research")
         wrong = await anyone.get("/v1/research", headers={"X-API-Key": "not-a-key"})
         header = await anyone.get("/v1/research", headers={"X-API-Key": api_server.keys["bob"]})
@@ -226,14 +229,9 @@ async def test_pause_resume_cancel_and_the_result_while_running(alice: httpx.Asy
         raise AssertionError("the run did not resume")
     cancelled = await alice.post(f"/v1/research/{run_id}/cancel", json={"reason": "seen enough"})
     assert cancelled.status_code == 202
-    for _ in range(100):
-        result = await alice.get(f"/v1/research/{run_id}/result")
-        if result.status_code == 200:
-            break
-        await asyncio.sleep(0.2)
-    assert result.status_code == 200
-    assert result.json()["outcome"] == "cancelled"
-    assert result.json()["outcome_reason"] == "seen enough"
+    result = await wait_for_result(alice, run_id)
+    assert result["outcome"] == "cancelled"
+    assert result["outcome_reason"] == "seen enough"
 
 
 async def all_pages(client: httpx.AsyncClient, size: int, status: str | None = None) -> list[str]:
@@ -267,9 +265,7 @@ async def test_list_is_newest_first_across_pages_whatever_order_runs_close_in(
     queue = {"RESEARCH_ORCHESTRATOR_QUEUE": f"unpolled-{uuid.uuid4().hex[:8]}"}
     server = start_api(dev_server.address, tmp_path, keys={"lister": "lister-key"}, env=queue)
     try:
-        async with httpx.AsyncClient(
-            base_url=server.url, headers=server.headers("lister"), timeout=30
-        ) as lister:
+        async with server.client("lister") as lister:
             ids = [await start(lister, question=f"Which run is number {n}?") for n in range(5)]
             # Closed 1, then 3, then 0: by close time, visibility gives 4, 2 (running), 0, 3, 1.
             for n in (1, 3, 0):
@@ -328,7 +324,7 @@ async def test_invalid_bodies_are_422_naming_the_field(alice: httpx.AsyncClient)
 
 
 async def test_metrics_count_requests_by_route_and_status(api_server: ApiServer) -> None:
-    async with httpx.AsyncClient(base_url=api_server.url, headers=api_server.headers("alice")) as c:
+    async with api_server.client("alice") as c:
         await c.get("/v1/research/metrics-probe")
         text = (await c.get("/metrics")).text
     pattern = (
@@ -344,7 +340,7 @@ async def test_temporal_unreachable_is_503_and_not_ready(tmp_path: Path) -> None
     nowhere = f"127.0.0.1:{free_port()}"
     server = start_api(nowhere, tmp_path, keys={})
     try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as anyone:
+        async with server.client() as anyone:
             assert (await anyone.get("/healthz")).status_code == 200
             ready = await anyone.get("/readyz")
             listed = await anyone.get("/v1/research")
@@ -402,21 +398,13 @@ async def test_deep_run_routes_sign_off_edits_and_finish(alice: httpx.AsyncClien
         f"/v1/research/{run_id}/report-review", json={"decision": "approve"}
     )
     assert approved.status_code == 200 and approved.json()["decision"] == "approve"
-    for _ in range(100):
-        result = await alice.get(f"/v1/research/{run_id}/result")
-        if result.status_code == 200:
-            break
-        await asyncio.sleep(0.2)
-    assert result.status_code == 200 and not result.json()["partial"]
-    assert [r["by"] for r in result.json()["review"]] == ["person"]
+    result = await wait_for_result(alice, run_id)
+    assert not result["partial"]
+    assert [r["by"] for r in result["review"]] == ["person"]
 
     waiting = await start(alice, question="How do I use the gzip module?", approve_plan=True)
     await wait_for_phase(alice, waiting, "awaiting_approval")
     finished = await alice.post(f"/v1/research/{waiting}/finish", json={"reason": "enough"})
     assert finished.status_code == 202 and finished.json()["signal"] == "finish_now"
-    for _ in range(100):
-        result = await alice.get(f"/v1/research/{waiting}/result")
-        if result.status_code == 200:
-            break
-        await asyncio.sleep(0.2)
-    assert result.json()["outcome_reason"] == "finished on request: enough"
+    result = await wait_for_result(alice, waiting)
+    assert result["outcome_reason"] == "finished on request: enough"

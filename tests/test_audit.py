@@ -12,10 +12,6 @@ HTTP, read back with `deep-research audit`.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,17 +25,17 @@ from research_shared.names import (
     CANCEL_SIGNAL,
     FINISH_NOW_SIGNAL,
     REVIEW_PLAN_UPDATE,
-    WORKFLOW_TYPE,
 )
 from tests.helpers.durability import (
     PLAN_STEP,
-    ResearchStack,
     model_step,
     research_stack,
     search_for,
+    start_research,
 )
 from tests.helpers.fakes.faultserver import Fault
 from tests.helpers.processes import DevServer
+from tests.helpers.runs import audit_manifest
 from tests.helpers.workflow_stubs import Stubs, running_workers, start, wait_for
 
 Steer = Callable[[WorkflowHandle[Any, ResearchReport], Stubs], Awaitable[None]]
@@ -168,15 +164,15 @@ async def test_the_manifest_counts_retries_and_cache_hits_and_names_the_provider
         stack.model.inject(Fault(status=500, match=lambda _, body: model_step(body) == PLAN_STEP))
         await stack.start_pools("orchestrator", "search", "llm")
         async with asyncio.timeout(120):
-            first = await start_run(client, stack, request)
+            first = await start_research(client, stack, request)
             await first.result()
-            again = await start_run(
+            again = await start_research(
                 client, stack, {**request, "reuse_searches_within_seconds": 600}
             )
             await again.result()
         assert stack.searched(queries) == {queries[0]: 2, queries[1]: 1}
 
-    retried = await audit_of(first.id, dev_server)
+    retried = await audit_manifest(first.id, dev_server.address)
     searches = {s["query"]: s for s in retried["searches"]}
     assert {q: (s["attempts"], s["provider"]) for q, s in searches.items()} == {
         queries[0]: (2, "tavily"),
@@ -186,37 +182,7 @@ async def test_the_manifest_counts_retries_and_cache_hits_and_names_the_provider
     steps = {m["step"]: m["attempts"] for m in retried["model_steps"]}
     assert steps["plan"] == 2 and steps["synthesize"] == 1
 
-    reused = await audit_of(again.id, dev_server)
+    reused = await audit_manifest(again.id, dev_server.address)
     assert reused["cache_hits"] == 2
     assert all(s["cached"] and s["provider"] == "tavily" for s in reused["searches"])
     assert all(s["attempts"] == 1 for s in reused["searches"])
-
-
-async def start_run(
-    client: Client, stack: ResearchStack, request: dict[str, Any]
-) -> WorkflowHandle[Any, ResearchReport]:
-    return await client.start_workflow(
-        WORKFLOW_TYPE,
-        request,
-        id=f"audited-{uuid.uuid4().hex[:8]}",
-        task_queue=stack.orchestrator_queue,
-        result_type=ResearchReport,
-    )
-
-
-async def audit_of(workflow_id: str, dev_server: DevServer) -> dict[str, Any]:
-    """`deep-research audit ID --json`'s manifest, which must verify."""
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "research_cli", "audit", workflow_id, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "TEMPORAL_ADDRESS": dev_server.address},
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    shown = json.loads(done.stdout)
-    assert shown["verified"] is True, shown
-    manifest: dict[str, Any] = shown["manifest"]
-    return manifest

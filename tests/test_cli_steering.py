@@ -74,6 +74,9 @@ async def test_person_steers_a_run_from_the_cli(
         )
         assert code == 2 and err.count("\n") == 1, err
         assert "the query number must be a whole number, not 'abc'" in err
+        code, _, err = await cli(dev_server, task_queue, "approve", run_id, "--remove", "9")
+        assert code == 2 and err.count("\n") == 1, err
+        assert "there is no query 9 in the plan" in err
         status = await status_of(handle)
         assert status.phase is Phase.AWAITING_APPROVAL
         assert [q.query for q in status.queries] == planned
@@ -92,7 +95,7 @@ async def test_person_steers_a_run_from_the_cli(
             "delta",
         )
         assert code == 0, out
-        assert "plan edited; 3 searches will run" in out
+        assert "plan edited; 3 searches will run" in out and "  - delta" in out
 
         await wait_for(handle, Phase.SEARCHING)
         code, _, _ = await cli(dev_server, task_queue, "pause", run_id)

@@ -17,7 +17,6 @@ import re
 import secrets
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -38,7 +37,7 @@ from research_shared.models import (
     SearchQuery,
     Source,
 )
-from research_shared.names import ANSWER_UPDATE, STATUS_QUERY, WORKFLOW_TYPE
+from research_shared.names import ANSWER_UPDATE, STATUS_QUERY
 from research_shared.settings import DEFAULT_MODEL_PRICES
 from tests.helpers.corpus import INJECTED, PORT_DOCUMENTS, PORT_QUESTION
 from tests.helpers.durability import (
@@ -53,6 +52,7 @@ from tests.helpers.durability import (
 )
 from tests.helpers.fakes.openai_server import FakeOpenAIServer
 from tests.helpers.processes import DevServer, WorkerProcesses, own_queues
+from tests.helpers.runs import audit_manifest, start_run
 
 QUESTION = PORT_QUESTION
 LOCK_QUESTION = "How do lock gates keep the water of a dock steady?"
@@ -122,13 +122,7 @@ def offline_llm(pools: WorkerProcesses) -> Iterator[WorkerProcesses]:
 async def start(
     client: Client, workers: WorkerProcesses, request: dict[str, Any]
 ) -> WorkflowHandle[Any, ResearchReport]:
-    return await client.start_workflow(
-        WORKFLOW_TYPE,
-        request,
-        id=f"depth-{uuid.uuid4().hex[:8]}",
-        task_queue=workers.env["RESEARCH_ORCHESTRATOR_QUEUE"],
-        result_type=ResearchReport,
-    )
+    return await start_run(client, workers.env["RESEARCH_ORCHESTRATOR_QUEUE"], request, "depth")
 
 
 async def research(
@@ -573,32 +567,14 @@ async def test_triage_and_clarify_carry_their_own_timeouts(
 
 
 async def test_a_completed_run_leaves_an_audit_that_verifies(
-    client: Client, offline_llm: WorkerProcesses, dev_server: DevServer, tmp_path: Path
+    client: Client, offline_llm: WorkerProcesses, dev_server: DevServer
 ) -> None:
     """The manifest is written at the end of the run, with attempts and times from its
     history; `deep-research audit ID` reads it back and verifies every hash."""
     request = {**DEEP, "max_rounds": 2, "max_review_rounds": 0}
-    handle = await client.start_workflow(
-        WORKFLOW_TYPE,
-        request,
-        id=f"depth-audit-{uuid.uuid4().hex[:8]}",
-        task_queue=offline_llm.env["RESEARCH_ORCHESTRATOR_QUEUE"],
-        result_type=ResearchReport,
-    )
+    handle = await start(client, offline_llm, request)
     report = await handle.result()
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "research_cli", "audit", handle.id, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "TEMPORAL_ADDRESS": dev_server.address},
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
-    audit = json.loads(done.stdout)
-    manifest = audit["manifest"]
-    assert audit["verified"] is True
+    manifest = await audit_manifest(handle.id, dev_server.address)
     assert [s["query"] for s in manifest["searches"]] == [q.query for q in report.queries]
     assert all(
         s["attempts"] >= 1 and s["started_at"] and s["finished_at"] for s in manifest["searches"]

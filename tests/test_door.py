@@ -273,6 +273,20 @@ async def test_bad_update_is_refused_and_changes_nothing(
         await handle.terminate("test done")
 
 
+async def assert_undecodable_is_refused(
+    handle: WorkflowHandle[Any, Any], update: str, data: bytes
+) -> None:
+    """`data`, bytes that are not a JSON object, sent as `update`'s input: refused as invalid
+    input that no retry can fix."""
+    raw = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=data))
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(update, raw)
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == errors.INVALID_REQUEST and cause.non_retryable
+    assert "the input cannot be decoded" in cause.message
+
+
 async def test_undecodable_update_is_refused(
     client: Client, dev_server: DevServer, task_queue: str
 ) -> None:
@@ -280,13 +294,7 @@ async def test_undecodable_update_is_refused(
     async with running_workers(client, task_queue, Stubs()):
         handle, _ = await waiting_for_its_plan(client, dev_server, task_queue)
         workflow_id = handle.id
-        raw = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=b'{"decision": "\xff"}'))
-        with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update(REVIEW_PLAN_UPDATE, raw)
-        cause = refused.value.cause
-        assert isinstance(cause, ApplicationError)
-        assert cause.type == errors.INVALID_REQUEST and cause.non_retryable
-        assert "the input cannot be decoded" in cause.message
+        await assert_undecodable_is_refused(handle, REVIEW_PLAN_UPDATE, b'{"decision": "\xff"}')
         # The run goes on as if nothing was sent.
         approved = await update_with_cli(
             dev_server, workflow_id, REVIEW_PLAN_UPDATE, "--input", '{"decision": "approve"}'
@@ -302,20 +310,29 @@ README_PLAN = ["threading tutorial", "asyncio tasks", "thread pools"]
 """What the stub planner proposes: the README's edit removes its first query."""
 
 
+async def the_readmes_deep_run(
+    client: Client, dev_server: DevServer, task_queue: str
+) -> tuple[WorkflowHandle[Any, ResearchReport], ResearchStatus]:
+    """A run started with the README's deep `temporal workflow start` command, once it is
+    searching, and its status then."""
+    run_id = f"cli-{uuid.uuid4().hex[:8]}"
+    started = await run_readme_command(
+        dev_server, readme_command("workflow", "start", "budget"), run_id, task_queue
+    )
+    assert started.returncode == 0, started.stderr
+    handle = client.get_workflow_handle(run_id, result_type=ResearchReport)
+    return handle, await wait_for(handle, Phase.SEARCHING)
+
+
 async def test_a_deep_run_is_started_and_steered_with_the_readmes_commands(
     client: Client, dev_server: DevServer, task_queue: str
 ) -> None:
     """Start with rounds, review rounds, a sign-off and a budget; edit the round's searches;
     send the draft back and approve it: each command exactly as the README shows it."""
     stubs = Stubs(queries=README_PLAN, gate=asyncio.Event())
-    run_id = f"cli-{uuid.uuid4().hex[:8]}"
     async with running_workers(client, task_queue, stubs):
-        started = await run_readme_command(
-            dev_server, readme_command("workflow", "start", "budget"), run_id, task_queue
-        )
-        assert started.returncode == 0, started.stderr
-        handle = client.get_workflow_handle(run_id, result_type=ResearchReport)
-        status = await wait_for(handle, Phase.SEARCHING)
+        handle, status = await the_readmes_deep_run(client, dev_server, task_queue)
+        run_id = handle.id
         assert (status.max_rounds, status.round) == (3, 1)
         assert {line.name: line.limit for line in status.budget.lines} == {
             "max_total_tokens": 200_000,
@@ -383,16 +400,10 @@ async def test_finish_now_with_the_readmes_signal(
     reason: str,
 ) -> None:
     stubs = Stubs(queries=README_PLAN, gate=asyncio.Event())
-    run_id = f"cli-{uuid.uuid4().hex[:8]}"
     async with running_workers(client, task_queue, stubs):
-        started = await run_readme_command(
-            dev_server, readme_command("workflow", "start", "budget"), run_id, task_queue
-        )
-        assert started.returncode == 0, started.stderr
-        handle = client.get_workflow_handle(run_id, result_type=ResearchReport)
-        await wait_for(handle, Phase.SEARCHING)
+        handle, _ = await the_readmes_deep_run(client, dev_server, task_queue)
         signalled = await run_readme_command(
-            dev_server, readme_command(*words, without=without), run_id
+            dev_server, readme_command(*words, without=without), handle.id
         )
         assert signalled.returncode == 0, signalled.stderr
         report = await handle.result()
@@ -558,13 +569,7 @@ async def test_deep_run_update_that_is_not_json_is_refused(
         workflow_id = await start_with_cli(dev_server, task_queue, "--input", json.dumps(DEEP_RUN))
         handle = client.get_workflow_handle(workflow_id)
         before = await wait_for(handle, phase)
-        raw = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=data))
-        with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update(name, raw)
-        cause = refused.value.cause
-        assert isinstance(cause, ApplicationError)
-        assert cause.type == errors.INVALID_REQUEST and cause.non_retryable
-        assert "the input cannot be decoded" in cause.message
+        await assert_undecodable_is_refused(handle, name, data)
         after = await status_of(handle)
         assert (after.phase, after.queries, after.review) == (phase, before.queries, before.review)
         await handle.terminate("test done")

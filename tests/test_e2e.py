@@ -25,7 +25,14 @@ from temporalio.exceptions import ApplicationError
 
 from research_cli.embedded import free_port
 from research_shared import errors, retry
-from research_shared.models import Outcome, Phase, ResearchReport, ResearchRequest, ResearchStatus
+from research_shared.models import (
+    MAX_CLARIFYING_QUESTIONS,
+    Outcome,
+    Phase,
+    ResearchReport,
+    ResearchRequest,
+    ResearchStatus,
+)
 from research_shared.names import (
     ANSWER_UPDATE,
     LLM_QUEUE,
@@ -41,6 +48,7 @@ from tests.helpers.metrics import Series, series, values
 from tests.helpers.metrics import scrape as metrics_scrape
 from tests.helpers.processes import OFFLINE_PROVIDERS, DevServer, WorkerProcesses, own_queues
 from tests.helpers.temporal_cli import start_with_cli
+from tests.helpers.terminal import run_at_a_terminal
 
 pytestmark = pytest.mark.e2e
 
@@ -440,47 +448,17 @@ def test_cli_asks_a_person_at_the_terminal(
     dev_server: DevServer, offline_workers: WorkerProcesses, tmp_path: Path
 ) -> None:
     """At a terminal, `run` turns clarification on, asks, and sends the answers."""
-    import os
-    import pty
-    import select
-    import time
-
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
+    # Each question prompt ("  > ") is answered as it appears, however many the triage asks.
+    code, text, answered = run_at_a_terminal(
         [sys.executable, "-m", "research_cli", "run", "Which is better for parsing dates?"],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        cwd=tmp_path,
-        env={**_env(), "TEMPORAL_ADDRESS": dev_server.address},
+        {**_env(), "TEMPORAL_ADDRESS": dev_server.address},
+        tmp_path,
+        [("  > ", "the zoneinfo module")] * MAX_CLARIFYING_QUESTIONS,
+        within=90,
     )
-    os.close(follower)
-    seen = b""
-    answered = 0
-    deadline = time.monotonic() + 90
-    try:
-        while proc.poll() is None and time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.2)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:
-                break
-            seen += chunk
-            # Answer each question prompt ("  > ") as it appears.
-            while seen.count(b"  > ") > answered:
-                os.write(leader, b"the zoneinfo module\n")
-                answered += 1
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(leader)
-    text = seen.decode(errors="replace")
     assert "A few questions first" in text
     assert answered >= 1
-    assert proc.returncode == 0, text
+    assert code == 0, text
     assert "report written to" in text
     report = next((tmp_path / "reports").glob("*.md")).read_text()
     assert "the zoneinfo module" in report

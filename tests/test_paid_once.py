@@ -8,8 +8,7 @@ killed with SIGKILL. The session's payload store (a folder) holds the recorded a
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +18,6 @@ from temporalio.client import Client
 
 from research_cli.embedded import free_port
 from research_shared.models import ResearchReport
-from research_shared.names import WORKFLOW_TYPE
 from research_shared.store import FileObjectStore, layout, segment
 from tests.helpers.durability import (
     PLAN_STEP,
@@ -32,9 +30,10 @@ from tests.helpers.durability import (
     model_step,
     research_stack,
     search_for,
+    start_research,
     step_calls,
 )
-from tests.helpers.fakes.faultserver import Call, Fault
+from tests.helpers.fakes.faultserver import Call, FakeProviderServer, Fault
 from tests.helpers.metrics import scrape, series, values
 from tests.helpers.processes import DevServer
 from tests.helpers.tcp_proxy import FreezableProxy
@@ -53,22 +52,66 @@ def session_store(payload_store: str) -> FileObjectStore:
     return FileObjectStore(Path(urlsplit(payload_store).path))
 
 
-async def any_recorded_call(store: FileObjectStore, workflow_id: str) -> bool:
-    return bool([o async for o in store.scan(f"{layout.CALLS}{segment(workflow_id)}/")])
+async def recorded_calls(store: FileObjectStore, workflow_id: str) -> int:
+    return len([o async for o in store.scan(f"{layout.CALLS}{segment(workflow_id)}/")])
+
+
+async def _at_least(count: Awaitable[int], least: int) -> bool:
+    return await count >= least
+
+
+def cut_off_before_answering(
+    stack: ResearchStack,
+    pool: str,
+    proxy: FreezableProxy,
+    fake: FakeProviderServer,
+    answering: Callable[[Call], bool],
+) -> None:
+    """Route `pool` to Temporal through `proxy`, and freeze the proxy just before `fake`
+    answers a call that `answering` picks: from then on the pool reaches the provider and
+    the store, but can tell Temporal nothing."""
+
+    def cut_off_temporal(call: Call) -> None:
+        if answering(call):
+            proxy.freeze()
+
+    fake.before_answer = cut_off_temporal
+    stack.workers.pool_env[pool] = {"TEMPORAL_ADDRESS": proxy.address}
+
+
+async def replace_the_cut_off_pool(
+    stack: ResearchStack, pool: str, proxy: FreezableProxy, fake: FakeProviderServer
+) -> None:
+    """Kill `pool` and start it again, reaching Temporal directly. A dead pod's connections
+    close at the server; here they end at the proxy, so its side is closed too: otherwise
+    the server would hand the retried attempt to a poll the dead worker left open, and only
+    a heartbeat timeout would free it."""
+    await stack.kill(pool)
+    proxy.stop()
+    fake.before_answer = None
+    stack.workers.pool_env[pool] = {}
+    await stack.start_pools(pool)
 
 
 async def start(client: Client, stack: ResearchStack, **request: Any) -> Any:
-    return await client.start_workflow(
-        WORKFLOW_TYPE,
-        {"question": "Is a paid call ever made twice?", **request},
-        id=f"paid-once-{uuid.uuid4().hex[:10]}",
-        task_queue=stack.orchestrator_queue,
-        result_type=ResearchReport,
+    return await start_research(
+        client, stack, {"question": "Is a paid call ever made twice?", **request}
     )
 
 
 def attempts_of(history: Any, name: str) -> list[int]:
     return [o.attempt for o in activity_outcomes(history) if o.name == name]
+
+
+async def assert_searched_once(
+    stack: ResearchStack, query: str, handle: Any, report: ResearchReport
+) -> None:
+    """The run's one search asked Tavily once: its second attempt, on a new worker, reused
+    the answer the first had recorded."""
+    assert report.sources, report
+    assert stack.searched([query]) == {query: 1}
+    assert "provider answer reused" in stack.workers.new_log("search")
+    assert attempts_of(await handle.fetch_history(), "web_search") == [2]
 
 
 async def test_search_worker_killed_after_tavily_answered_does_not_search_again(
@@ -91,14 +134,7 @@ async def test_search_worker_killed_after_tavily_answered_does_not_search_again(
             await stack.start_pools("search")
             report = await handle.result()
 
-        assert report.sources, report
-        assert stack.searched([query]) == {query: 1}
-        assert "provider answer reused" in stack.workers.new_log("search")
-    assert attempts_of(await handle.fetch_history(), "web_search") == [2]
-
-
-async def recorded_calls(store: FileObjectStore, workflow_id: str) -> int:
-    return len([o async for o in store.scan(f"{layout.CALLS}{segment(workflow_id)}/")])
+        await assert_searched_once(stack, query, handle, report)
 
 
 async def test_search_worker_killed_after_the_page_was_extracted_does_not_extract_again(
@@ -114,13 +150,9 @@ async def test_search_worker_killed_after_the_page_was_extracted_does_not_extrac
         research_stack(dev_server.address, tmp_path / "logs", [query]) as stack,
         FreezableProxy((host, int(port))) as proxy,
     ):
-
-        def cut_off_temporal(call: Call) -> None:
-            if call.path == "/extract":
-                proxy.freeze()  # the attempt can tell Temporal nothing from now on
-
-        stack.tavily.before_answer = cut_off_temporal
-        stack.workers.pool_env["search"] = {"TEMPORAL_ADDRESS": proxy.address}
+        cut_off_before_answering(
+            stack, "search", proxy, stack.tavily, lambda call: call.path == "/extract"
+        )
         await stack.start_pools("orchestrator", "search", "llm")
         async with asyncio.timeout(TEST_BUDGET_SECONDS):
             handle = await start(
@@ -138,23 +170,11 @@ async def test_search_worker_killed_after_the_page_was_extracted_does_not_extrac
                 lambda: _at_least(recorded_calls(store, handle.id), answered),
                 "the extraction to be recorded",
             )
-            await stack.kill("search")
-            # As a dead pod's connections close at the server (see the LLM test below).
-            proxy.stop()
-            stack.tavily.before_answer = None
-            stack.workers.pool_env["search"] = {}
-            await stack.start_pools("search")
+            await replace_the_cut_off_pool(stack, "search", proxy, stack.tavily)
             report = await handle.result()
 
-        assert report.sources, report
         assert len(stack.tavily.calls_to("/extract")) == 1
-        assert stack.searched([query]) == {query: 1}
-        assert "provider answer reused" in stack.workers.new_log("search")
-    assert attempts_of(await handle.fetch_history(), "web_search") == [2]
-
-
-async def _at_least(count: Awaitable[int], least: int) -> bool:
-    return await count >= least
+        await assert_searched_once(stack, query, handle, report)
 
 
 async def test_llm_worker_killed_after_the_model_answered_does_not_ask_again(
@@ -171,29 +191,15 @@ async def test_llm_worker_killed_after_the_model_answered_does_not_ask_again(
         def is_plan(call: Call) -> bool:
             return model_step(call.body) == PLAN_STEP
 
-        def cut_off_temporal(call: Call) -> None:
-            # Before the planner's answer leaves the fake: from now on the LLM worker can
-            # reach the model and the store, but can tell Temporal nothing.
-            if is_plan(call):
-                proxy.freeze()
-
-        stack.model.before_answer = cut_off_temporal
-        stack.workers.pool_env["llm"] = {"TEMPORAL_ADDRESS": proxy.address}
+        cut_off_before_answering(stack, "llm", proxy, stack.model, is_plan)
         await stack.start_pools("orchestrator", "search", "llm")
         async with asyncio.timeout(TEST_BUDGET_SECONDS):
             handle = await start(client, stack, max_searches=len(queries))
             await asyncio.to_thread(stack.model.wait_answered, is_plan)
             await stack.wait_for(
-                lambda: any_recorded_call(store, handle.id), "the answer to be recorded"
+                lambda: _at_least(recorded_calls(store, handle.id), 1), "the answer to be recorded"
             )
-            await stack.kill("llm")
-            # A dead pod's connections close at the server; here they end at the proxy, so
-            # close its side too: otherwise the server would hand the retried attempt to a
-            # poll the dead worker left open, and only a heartbeat timeout would free it.
-            proxy.stop()
-            stack.model.before_answer = None
-            stack.workers.pool_env["llm"] = {}
-            await stack.start_pools("llm")
+            await replace_the_cut_off_pool(stack, "llm", proxy, stack.model)
             report = await handle.result()
 
         assert report.report_markdown

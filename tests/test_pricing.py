@@ -6,30 +6,27 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 from temporalio.testing import ActivityEnvironment
 
 from research_llm.activities import LlmActivities
 from research_llm.providers.offline import OFFLINE_MODEL_NAME
-from research_llm.providers.openai_compatible import OpenAICompatibleModels, configure_agents_sdk
 from research_llm.worker import OfflineModels
 from research_shared.models import PlanInput, PlanResult
 from research_shared.settings import (
     DEFAULT_MODEL_PRICES,
     LlmSettings,
     ModelPrice,
-    OpenAIApi,
     describe_settings_error,
 )
 from tests.helpers.fakes.openai_server import Answer, FakeOpenAIServer
+from tests.helpers.llm_activities import plan_with_the_fake
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-KEY = "sk-test-pricing-7wz"
 
 
 def prices_from(monkeypatch: pytest.MonkeyPatch, value: str | None) -> LlmSettings:
@@ -109,15 +106,6 @@ def test_a_bad_price_is_one_line_naming_the_variable(
 # -- the cost of a step ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenAIServer]:
-    configure_agents_sdk()
-    server = FakeOpenAIServer(api_key=KEY)
-    server.start()
-    yield server
-    server.stop()
-
-
 async def plan_with(
     fake: FakeOpenAIServer, model: str, prices: dict[str, ModelPrice]
 ) -> tuple[PlanResult, Answer]:
@@ -126,23 +114,18 @@ async def plan_with(
 
     fake.reset()
     fake.responder = answer
-    models = OpenAICompatibleModels(
-        api_key=SecretStr(KEY), base_url=fake.api_base_url, api=OpenAIApi.RESPONSES
+    result = await plan_with_the_fake(
+        fake, PlanInput(question="How do lock gates work?", max_searches=2), model, prices
     )
-    activities = LlmActivities(models, plan_model=model, synthesize_model=model, prices=prices)
-    try:
-        result: PlanResult = await ActivityEnvironment().run(
-            activities.plan, PlanInput(question="How do lock gates work?", max_searches=2)
-        )
-    finally:
-        await models.aclose()
     [answered] = fake.answers_for("responses")
     return result, answered
 
 
-async def test_a_step_costs_its_tokens_at_its_models_price(fake: FakeOpenAIServer) -> None:
+async def test_a_step_costs_its_tokens_at_its_models_price(
+    openai_fake: FakeOpenAIServer,
+) -> None:
     price = ModelPrice(input_per_million=1.25, output_per_million=10.0)
-    result, answered = await plan_with(fake, "planner-x", {"planner-x": price})
+    result, answered = await plan_with(openai_fake, "planner-x", {"planner-x": price})
     usage = result.usage
     # The tokens the provider reported, at the table's price per million.
     assert (usage.calls, usage.input_tokens, usage.output_tokens) == (
@@ -155,8 +138,10 @@ async def test_a_step_costs_its_tokens_at_its_models_price(fake: FakeOpenAIServe
     assert usage.unpriced_models == []
 
 
-async def test_a_model_without_a_price_is_named_not_costed(fake: FakeOpenAIServer) -> None:
-    result, answered = await plan_with(fake, "house-planner", dict(DEFAULT_MODEL_PRICES))
+async def test_a_model_without_a_price_is_named_not_costed(
+    openai_fake: FakeOpenAIServer,
+) -> None:
+    result, answered = await plan_with(openai_fake, "house-planner", dict(DEFAULT_MODEL_PRICES))
     assert result.usage.input_tokens == answered.input_tokens > 0
     assert result.usage.cost_usd == 0.0
     assert result.usage.unpriced_models == ["house-planner"]

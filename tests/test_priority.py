@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 import pytest
 from temporalio import activity
 from temporalio.client import Client
@@ -53,47 +54,29 @@ async def test_interactive_searches_go_before_queued_batch_searches(
         priorities.append(activity.info().priority.priority_key)
         return WebSearchResult(query=input.query, provider="stub")
 
-    triage, clarify, _plan, _search, *model_steps, record_audit = Stubs().activities()
-    search_queue, llm_queue = f"{task_queue}-search", f"{task_queue}-llm"
-    routing.configure(routing.Routing(search_queue=search_queue, llm_queue=llm_queue))
     request = {"max_rounds": 1, "max_review_rounds": 0, "search_concurrency": 3}
-    try:
-        async with (
-            Worker(client, task_queue=task_queue, workflows=[DeepResearchWorkflow]),
-            Worker(client, task_queue=llm_queue, activities=[triage, clarify, plan, *model_steps]),
-        ):
-            handles = []
-            for n in range(3):
-                handles.append(
-                    await client.start_workflow(
-                        WORKFLOW_TYPE,
-                        {"question": f"batch{n}", "priority": 5, **request},
-                        id=f"batch-{uuid.uuid4().hex[:8]}",
-                        task_queue=task_queue,
-                    )
-                )
+    async with search_waits(client, task_queue, plan) as search_queue:
+        handles = []
+        for n in range(3):
             handles.append(
                 await client.start_workflow(
                     WORKFLOW_TYPE,
-                    {"question": "urgent", "priority": 1, "fairness_key": "alice", **request},
-                    id=f"urgent-{uuid.uuid4().hex[:8]}",
+                    {"question": f"batch{n}", "priority": 5, **request},
+                    id=f"batch-{uuid.uuid4().hex[:8]}",
                     task_queue=task_queue,
                 )
             )
-            # Every run has planned and queued its three searches before a slot exists.
-            async with asyncio.timeout(30):
-                while await _queued(client, search_queue) < 12:
-                    await asyncio.sleep(0.2)
-            async with Worker(
-                client,
-                task_queue=search_queue,
-                activities=[web_search, record_audit],
-                max_concurrent_activities=1,
-            ):
-                for handle in handles:
-                    await handle.result()
-    finally:
-        routing.configure(routing.Routing())
+        handles.append(
+            await client.start_workflow(
+                WORKFLOW_TYPE,
+                {"question": "urgent", "priority": 1, "fairness_key": "alice", **request},
+                id=f"urgent-{uuid.uuid4().hex[:8]}",
+                task_queue=task_queue,
+            )
+        )
+        # Every run has planned and queued its three searches before a slot exists.
+        await until_queued(client, search_queue, 12)
+        await search_one_at_a_time(client, search_queue, web_search, [h.id for h in handles])
 
     assert sorted(started[:3]) == ["urgent-0", "urgent-1", "urgent-2"], started
     assert priorities[:3] == [1, 1, 1] and set(priorities[3:]) == {5}
@@ -119,9 +102,6 @@ async def test_a_tenants_few_searches_are_not_starved_behind_anothers_backlog(
         started.append((activity.info().priority.fairness_key, input.query))
         return WebSearchResult(query=input.query, provider="stub")
 
-    triage, clarify, _plan, _search, *model_steps, record_audit = Stubs().activities()
-    search_queue, llm_queue = f"{task_queue}-search", f"{task_queue}-llm"
-    routing.configure(routing.Routing(search_queue=search_queue, llm_queue=llm_queue))
     research = ResearchClient(client, task_queue=task_queue)
 
     def request(question: str, searches: int) -> ResearchRequest:
@@ -133,36 +113,62 @@ async def test_a_tenants_few_searches_are_not_starved_behind_anothers_backlog(
             max_review_rounds=0,
         )
 
-    try:
-        async with (
-            Worker(client, task_queue=task_queue, workflows=[DeepResearchWorkflow]),
-            Worker(client, task_queue=llm_queue, activities=[triage, clarify, plan, *model_steps]),
-        ):
-            runs = []
-            for n in range(2):
-                runs.append(await research.for_owner("tenant-a").start(request(f"a{n}", 6)))
-            async with asyncio.timeout(30):
-                while await _queued(client, search_queue) < 12:
-                    await asyncio.sleep(0.2)
-            runs.append(await research.for_owner("tenant-b").start(request("b", 3)))
-            async with asyncio.timeout(30):
-                while await _queued(client, search_queue) < 15:
-                    await asyncio.sleep(0.2)
-            async with Worker(
-                client,
-                task_queue=search_queue,
-                activities=[web_search, record_audit],
-                max_concurrent_activities=1,
-            ):
-                for run in runs:
-                    await client.get_workflow_handle(run.id).result()
-    finally:
-        routing.configure(routing.Routing())
+    async with search_waits(client, task_queue, plan) as search_queue:
+        runs = []
+        for n in range(2):
+            runs.append(await research.for_owner("tenant-a").start(request(f"a{n}", 6)))
+        await until_queued(client, search_queue, 12)
+        runs.append(await research.for_owner("tenant-b").start(request("b", 3)))
+        await until_queued(client, search_queue, 15)
+        await search_one_at_a_time(client, search_queue, web_search, [run.id for run in runs])
 
     keys = [key or "" for key, _ in started]
     assert sorted(keys) == ["tenant-a"] * 12 + ["tenant-b"] * 3, started
     # Equal shares: B's three searches are done by the sixth start, not the fifteenth.
     assert keys[:6].count("tenant-b") == 3, keys
+
+
+@asynccontextmanager
+async def search_waits(
+    client: Client, task_queue: str, plan: Callable[[PlanInput], Awaitable[PlanResult]]
+) -> AsyncIterator[str]:
+    """The workflow worker and an LLM worker that plans with `plan`, and no search worker:
+    the runs' searches wait in the search queue, which this yields."""
+    triage, clarify, _plan, _search, *model_steps, _audit = Stubs().activities()
+    search_queue, llm_queue = f"{task_queue}-search", f"{task_queue}-llm"
+    routing.configure(routing.Routing(search_queue=search_queue, llm_queue=llm_queue))
+    try:
+        async with (
+            Worker(client, task_queue=task_queue, workflows=[DeepResearchWorkflow]),
+            Worker(client, task_queue=llm_queue, activities=[triage, clarify, plan, *model_steps]),
+        ):
+            yield search_queue
+    finally:
+        routing.configure(routing.Routing())
+
+
+async def until_queued(client: Client, queue: str, count: int) -> None:
+    async with asyncio.timeout(30):
+        while await _queued(client, queue) < count:
+            await asyncio.sleep(0.2)
+
+
+async def search_one_at_a_time(
+    client: Client,
+    queue: str,
+    web_search: Callable[[WebSearchInput], Awaitable[WebSearchResult]],
+    run_ids: list[str],
+) -> None:
+    """A search worker with one slot takes the queued searches, until every run has ended."""
+    *_, record_audit = Stubs().activities()
+    async with Worker(
+        client,
+        task_queue=queue,
+        activities=[web_search, record_audit],
+        max_concurrent_activities=1,
+    ):
+        for run_id in run_ids:
+            await client.get_workflow_handle(run_id).result()
 
 
 async def _queued(client: Client, queue: str) -> int:
@@ -223,9 +229,7 @@ async def test_an_owners_runs_take_the_owner_as_fairness_key(
 async def test_the_api_starts_runs_with_the_callers_fairness_key(
     client: Client, api_server: ApiServer
 ) -> None:
-    async with httpx.AsyncClient(
-        base_url=api_server.url, headers=api_server.headers("alice"), timeout=30
-    ) as alice:
+    async with api_server.client("alice") as alice:
         refused = await alice.post(
             "/v1/research", json={"question": "whose share?", "fairness_key": "bob"}
         )

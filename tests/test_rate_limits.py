@@ -137,74 +137,87 @@ def two_workers(pool: str, address: str, log_dir: Path, env: dict[str, str]) -> 
     return workers
 
 
+@dataclass(frozen=True)
+class FanOut:
+    """A fan-out run that two workers of one pool served."""
+
+    handle: WorkflowHandle[Any, int]
+    done: int
+    """How many activities the run saw complete."""
+    by_worker: dict[str, int]
+    """How many activities each worker started, by the line each start logs."""
+
+
+# What fans out on each pool, and the line its worker logs as each activity starts.
+FAN_OUTS: dict[str, tuple[type[FanOutSearches] | type[FanOutModelCalls], str]] = {
+    "search": (FanOutSearches, "search started"),
+    "llm": (FanOutModelCalls, "model step started"),
+}
+
+
+async def fan_out_over_two_workers(
+    client: Client,
+    dev_server: DevServer,
+    task_queue: str,
+    folder: Path,
+    pool: str,
+    provider_env: dict[str, str],
+    inputs: list[str],
+) -> FanOut:
+    """Start two `pool` workers on a queue of their own with the rate limit `RATE` (their
+    logs in `folder`), run the pool's fan-out over `inputs` to the end, and stop them."""
+    workflow, started = FAN_OUTS[pool]
+    queue = f"rate-{pool}-{uuid.uuid4().hex[:8]}"
+    env = {
+        f"RESEARCH_{pool.upper()}_QUEUE": queue,
+        f"RESEARCH_{pool.upper()}_RATE_LIMIT": str(RATE),
+        **provider_env,
+    }
+    workers = two_workers(pool, dev_server.address, folder / "logs", env)
+    try:
+        async with Worker(client, task_queue=task_queue, workflows=[workflow]):
+            handle: WorkflowHandle[Any, int] = await client.start_workflow(
+                workflow.run,
+                args=[inputs, queue],
+                id=f"fan-out-{uuid.uuid4().hex[:8]}",
+                task_queue=task_queue,
+            )
+            done = await handle.result()
+    finally:
+        workers.stop_all()
+    by_worker = {name: workers.log(name).count(started) for name in (pool, f"{pool}-2")}
+    return FanOut(handle, done, by_worker)
+
+
 async def test_two_search_workers_together_keep_to_the_rate_limit(
     client: Client, dev_server: DevServer, task_queue: str, tmp_path: Path
 ) -> None:
-    search_queue = f"rate-search-{uuid.uuid4().hex[:8]}"
     queries = [f"rate limited search {n}" for n in range(CALLS)]
     with FakeTavilyServer() as tavily:
         assert isinstance(tavily, FakeTavilyServer)
-        env = {
-            "RESEARCH_SEARCH_QUEUE": search_queue,
-            "RESEARCH_SEARCH_RATE_LIMIT": str(RATE),
-            "TAVILY_API_KEY": tavily.api_key,
-            "TAVILY_BASE_URL": tavily.base_url,
-        }
-        workers = two_workers("search", dev_server.address, tmp_path / "logs", env)
-        try:
-            async with Worker(client, task_queue=task_queue, workflows=[FanOutSearches]):
-                handle = await client.start_workflow(
-                    FanOutSearches.run,
-                    args=[queries, search_queue],
-                    id=f"fan-out-{uuid.uuid4().hex[:8]}",
-                    task_queue=task_queue,
-                )
-                done = await handle.result()
-        finally:
-            workers.stop_all()
+        run = await fan_out_over_two_workers(
+            client, dev_server, task_queue, tmp_path, "search", tavily.worker_env(), queries
+        )
         calls = tavily.calls_to("/search")
-        by_worker = {
-            name: workers.log(name).count("search started") for name in ("search", "search-2")
-        }
 
-    assert done == CALLS
-    assert all(by_worker.values()), by_worker  # both workers took searches
-    searches = timed(await dispatch_times(handle), calls, lambda input: f'"{input["query"]}"')
+    assert run.done == CALLS
+    assert all(run.by_worker.values()), run.by_worker  # both workers took searches
+    searches = timed(await dispatch_times(run.handle), calls, lambda input: f'"{input["query"]}"')
     assert_within_the_limit("searches", searches)
 
 
 async def test_two_llm_workers_together_keep_to_the_rate_limit(
     client: Client, dev_server: DevServer, task_queue: str, tmp_path: Path
 ) -> None:
-    llm_queue = f"rate-llm-{uuid.uuid4().hex[:8]}"
     questions = [f"Is the model rate limited, take {n}?" for n in range(CALLS)]
     with FakeOpenAIServer() as model:
         assert isinstance(model, FakeOpenAIServer)
-        env = {
-            "RESEARCH_LLM_QUEUE": llm_queue,
-            "RESEARCH_LLM_RATE_LIMIT": str(RATE),
-            "RESEARCH_LLM_PROVIDER": "openai",
-            "OPENAI_API_KEY": model.api_key,
-            "OPENAI_BASE_URL": model.api_base_url,
-        }
-        workers = two_workers("llm", dev_server.address, tmp_path / "logs", env)
-        try:
-            async with Worker(client, task_queue=task_queue, workflows=[FanOutModelCalls]):
-                handle = await client.start_workflow(
-                    FanOutModelCalls.run,
-                    args=[questions, llm_queue],
-                    id=f"fan-out-{uuid.uuid4().hex[:8]}",
-                    task_queue=task_queue,
-                )
-                done = await handle.result()
-        finally:
-            workers.stop_all()
+        run = await fan_out_over_two_workers(
+            client, dev_server, task_queue, tmp_path, "llm", model.worker_env(), questions
+        )
         calls = list(model.calls)
-        by_worker = {
-            name: workers.log(name).count("model step started") for name in ("llm", "llm-2")
-        }
 
-    assert done == CALLS
-    assert all(by_worker.values()), by_worker  # both workers took model steps
-    steps = timed(await dispatch_times(handle), calls, lambda input: input["question"])
+    assert run.done == CALLS
+    assert all(run.by_worker.values()), run.by_worker  # both workers took model steps
+    steps = timed(await dispatch_times(run.handle), calls, lambda input: input["question"])
     assert_within_the_limit("model calls", steps)

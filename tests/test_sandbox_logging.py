@@ -137,20 +137,25 @@ async def exercise(client: Client, probe: ProbeWorker) -> None:
     await asyncio.to_thread(probe.stop)
 
 
-def assert_logging_held(stderr: str) -> None:
+async def logged_through_the_exercise(
+    client: Client, start_probe: Callable[[str], ProbeWorker], log_format: str
+) -> str:
+    """What a probe worker logging in `log_format` wrote to stderr through `exercise`, once
+    its logging is shown to have held."""
+    probe = await asyncio.to_thread(start_probe, log_format)
+    await exercise(client, probe)
+    stderr = probe.stderr()
     for symptom in BROKEN_LOGGING:
         assert symptom not in stderr, f"{symptom!r} on stderr:\n{stderr}"
     assert stderr.count(f"{FAILED_ACTIVATION} {FAILS_ONCE_WORKFLOW}") == 1, stderr
     assert "worker stopped" in stderr, stderr
+    return stderr
 
 
 async def test_json_lines_survive_a_failing_workflow_task(
     client: Client, start_probe: Callable[[str], ProbeWorker]
 ) -> None:
-    probe = await asyncio.to_thread(start_probe, "json")
-    await exercise(client, probe)
-    stderr = probe.stderr()
-    assert_logging_held(stderr)
+    stderr = await logged_through_the_exercise(client, start_probe, "json")
 
     records = []
     for line in stderr.splitlines():
@@ -178,10 +183,7 @@ async def test_json_lines_survive_a_failing_workflow_task(
 async def test_console_lines_survive_a_failing_workflow_task(
     client: Client, start_probe: Callable[[str], ProbeWorker]
 ) -> None:
-    probe = await asyncio.to_thread(start_probe, "console")
-    await exercise(client, probe)
-    stderr = probe.stderr()
-    assert_logging_held(stderr)
+    stderr = await logged_through_the_exercise(client, start_probe, "console")
 
     lines = stderr.splitlines()
     start = next(

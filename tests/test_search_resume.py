@@ -112,6 +112,22 @@ async def start_search(
     )
 
 
+async def search_to_the_end(
+    client: Client,
+    task_queue: str,
+    fake: FakeTavilyServer,
+    query: str,
+    max_results: int,
+    **provider_options: Any,
+) -> tuple[WorkflowHandle[Any, WebSearchResult], WebSearchResult]:
+    """One search through `search_worker`, waited for to its end: the run's handle (its
+    history tells the attempts) and the result."""
+    async with search_worker(client, task_queue, fake, **provider_options):
+        handle = await start_search(client, task_queue, query, max_results)
+        async with asyncio.timeout(WAIT_SECONDS):
+            return handle, await handle.result()
+
+
 async def search_attempts(handle: WorkflowHandle[Any, Any]) -> int:
     """The attempt that closed the run's activity, as the history records it."""
     history = await handle.fetch_history()
@@ -158,19 +174,34 @@ async def wait_until(condition: Callable[[], bool], what: str) -> None:
 # -- resuming ----------------------------------------------------------------------------
 
 
+async def resumed_past_a_failed_page(
+    client: Client,
+    task_queue: str,
+    fake: FakeTavilyServer,
+    query: str,
+    max_results: int,
+    failing: int,
+    extract_concurrency: int,
+) -> WebSearchResult:
+    """A search whose `failing`-th page fetch meets a 503: it took a second attempt, and
+    that attempt did not ask for the ranking again."""
+    fake.inject(Fault(status=503, match=nth_extract(failing)))
+    handle, result = await search_to_the_end(
+        client, task_queue, fake, query, max_results, extract_concurrency=extract_concurrency
+    )
+    assert await search_attempts(handle) == 2
+    assert fake.queries_received() == [query]
+    return result
+
+
 async def test_retry_resumes_from_the_heartbeated_progress(client: Client, task_queue: str) -> None:
     with FakeTavilyServer() as fake:
-        fake.inject(Fault(status=503, match=nth_extract(3)))
         # One page at a time, so which pages the failed attempt fetched is known.
-        async with search_worker(client, task_queue, fake, extract_concurrency=1):
-            handle = await start_search(client, task_queue, "durable execution", 5)
-            async with asyncio.timeout(WAIT_SECONDS):
-                result = await handle.result()
+        result = await resumed_past_a_failed_page(
+            client, task_queue, fake, "durable execution", 5, failing=3, extract_concurrency=1
+        )
 
-        assert await search_attempts(handle) == 2
-        # The ranking was not asked for again, and no page was fetched twice but the one
-        # whose fetch failed.
-        assert fake.queries_received() == ["durable execution"]
+        # No page was fetched twice but the one whose fetch failed.
         urls = [hit.url for hit in result.hits]
         assert len(urls) == 5
         assert fake.extracts_received() == [urls[0], urls[1], urls[2], *urls[2:]]
@@ -187,14 +218,10 @@ async def test_pages_fetched_side_by_side_are_each_fetched_once(
     client: Client, task_queue: str
 ) -> None:
     with FakeTavilyServer() as fake:
-        fake.inject(Fault(status=503, match=nth_extract(2)))
-        async with search_worker(client, task_queue, fake, extract_concurrency=3):
-            handle = await start_search(client, task_queue, "workflow replay", 6)
-            async with asyncio.timeout(WAIT_SECONDS):
-                result = await handle.result()
+        result = await resumed_past_a_failed_page(
+            client, task_queue, fake, "workflow replay", 6, failing=2, extract_concurrency=3
+        )
 
-        assert await search_attempts(handle) == 2
-        assert fake.queries_received() == ["workflow replay"]
         fetched = Counter(fake.extracts_received())
         assert set(fetched) == {hit.url for hit in result.hits}
         # The failed page is the only one asked for twice.
@@ -238,10 +265,7 @@ async def test_a_huge_answer_is_cut_down_and_the_run_goes_on(
 ) -> None:
     # Twenty results where ten were asked for, each page a megabyte of mixed-script text.
     with FakeTavilyServer(page_chars=1_000_000, overfill=True) as fake:
-        async with search_worker(client, task_queue, fake):
-            handle = await start_search(client, task_queue, "durable execution", 10)
-            async with asyncio.timeout(WAIT_SECONDS):
-                result = await handle.result()
+        handle, result = await search_to_the_end(client, task_queue, fake, "durable execution", 10)
         assert await search_attempts(handle) == 1
         assert len(fake.extracts_received()) == 10
 

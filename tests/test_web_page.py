@@ -10,7 +10,6 @@ screen reader finds them.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -19,7 +18,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.async_api import BrowserContext, Locator, Page, async_playwright, expect
 from pydantic import BaseModel
@@ -27,7 +25,7 @@ from temporalio.client import Client
 
 from research_shared.client import ResearchClient
 from research_shared.models import Budget, ResearchRequest
-from tests.helpers.api import ApiServer
+from tests.helpers.api import ApiServer, wait_for_result
 
 pytestmark = pytest.mark.e2e
 
@@ -98,16 +96,8 @@ async def tab_to(page: Page, target: Locator, limit: int = 80) -> None:
 
 
 async def report_of(api_server: ApiServer, run_id: str, owner: str = "alice") -> dict[str, Any]:
-    async with httpx.AsyncClient(
-        base_url=api_server.url, headers=api_server.headers(owner), timeout=30
-    ) as api:
-        for _ in range(150):
-            answer = await api.get(f"/v1/research/{run_id}/result")
-            if answer.status_code == 200:
-                report: dict[str, Any] = answer.json()
-                return report
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"{run_id} has no result: {answer.status_code} {answer.text}")
+    async with api_server.client(owner) as api:
+        return await wait_for_result(api, run_id)
 
 
 async def test_a_person_runs_research_from_the_page(

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -467,14 +467,12 @@ async def cmd_approve(args: argparse.Namespace) -> int:
     elif args.add or args.remove or args.replace:
         queries = [q.model_dump() for q in (await query_status(client, args.workflow_id)).queries]
         for position, text in args.replace or []:
-            if not 0 <= position < len(queries):
-                raise CliError(f"there is no query {position} in the plan", code=2)
+            _check_in_plan(position, queries)
             queries[position] = {"query": text, "reason": "rewritten by a person"}
         for position in sorted(set(args.remove or []), reverse=True):
-            if not 0 <= position < len(queries):
-                raise CliError(f"there is no query {position} in the plan", code=2)
+            _check_in_plan(position, queries)
             del queries[position]
-        queries += [{"query": text, "reason": "added by a person"} for text in args.add or []]
+        queries += _added_by_a_person(args.add)
         review = {"decision": "edit", "queries": queries}
     else:
         review = {"decision": "approve"}
@@ -485,24 +483,41 @@ async def cmd_approve(args: argparse.Namespace) -> int:
         print("plan rejected; the run ends")
     else:
         verb = {"approve": "approved", "edit": "edited"}[result.decision.value]
-        print(f"plan {verb}; {len(result.queries)} searches will run:")
-        for q in result.queries:
-            print(f"  - {q.query}")
+        _print_queries(
+            f"plan {verb}; {len(result.queries)} searches will run:",
+            [q.query for q in result.queries],
+        )
     return 0
+
+
+def _check_in_plan(position: int, queries: list[dict[str, Any]]) -> None:
+    if not 0 <= position < len(queries):
+        raise CliError(f"there is no query {position} in the plan", code=2)
+
+
+def _added_by_a_person(texts: list[str] | None) -> list[dict[str, str]]:
+    """Queries typed at the command line, as a plan review or a search edit takes them."""
+    return [{"query": text, "reason": "added by a person"} for text in texts or []]
+
+
+def _print_queries(heading: str, queries: list[str]) -> None:
+    print(heading)
+    for query in queries:
+        print(f"  - {query}")
 
 
 async def cmd_searches(args: argparse.Namespace) -> int:
     client = await connect_client()
     edit = {
-        "add": [{"query": q, "reason": "added by a person"} for q in args.add or []],
+        "add": _added_by_a_person(args.add),
         "remove": args.remove_query or [],
     }
     if not edit["add"] and not edit["remove"]:
         raise CliError("give --add QUERY or --remove QUERY (or several)", code=2)
     result = await steer(client.edit_searches(args.workflow_id, edit), args.workflow_id)
-    print(f"round {result.round} now searches {len(result.queries)} queries:")
-    for query in result.queries:
-        print(f"  - {query}")
+    _print_queries(
+        f"round {result.round} now searches {len(result.queries)} queries:", result.queries
+    )
     return 0
 
 
@@ -562,28 +577,15 @@ def _extra_of(module: str | None, process: str) -> str | None:
     return next((extra for extra, found in _EXTRA_MODULES.items() if top in found), None)
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
-    """Run one pool until SIGTERM; a pool that cannot start is one line and exit 1 or 2."""
+@contextlib.contextmanager
+def _settings_and_start_errors() -> Iterator[None]:
+    """A process (a pool, the API) that cannot start for its settings (exit 2) or its
+    environment (the error's code) says so in one line."""
     from research_shared.serving import WorkerError
     from research_shared.settings import describe_settings_error
 
     try:
-        # Imported here, not at the top: each pool's image carries only its own extras.
-        if args.pool == "orchestrator":
-            from research_orchestrator.worker import main
-        elif args.pool == "search":
-            from research_search.worker import main
-        else:
-            from research_llm.worker import main
-        main()
-    except ModuleNotFoundError as err:
-        extra = _extra_of(err.name, args.pool)
-        if extra is None:
-            raise  # not an optional dependency: a broken install or a bug, worth a traceback
-        raise CliError(
-            f"the {args.pool} worker needs the '{extra}' extra: "
-            f"pip install 'deep-research[{extra}]'"
-        ) from None
+        yield
     except ValidationError as err:
         message = describe_settings_error(err)
         if message is None:
@@ -591,29 +593,44 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise CliError(message, code=2) from None
     except WorkerError as err:
         raise CliError(str(err), code=err.code) from None
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run one pool until SIGTERM; a pool that cannot start is one line and exit 1 or 2."""
+    with _settings_and_start_errors():
+        try:
+            # Imported here, not at the top: each pool's image carries only its own extras.
+            if args.pool == "orchestrator":
+                from research_orchestrator.worker import main
+            elif args.pool == "search":
+                from research_search.worker import main
+            else:
+                from research_llm.worker import main
+            main()
+        except ModuleNotFoundError as err:
+            extra = _extra_of(err.name, args.pool)
+            if extra is None:
+                raise  # not an optional dependency: a broken install or a bug, worth a traceback
+            raise CliError(
+                f"the {args.pool} worker needs the '{extra}' extra: "
+                f"pip install 'deep-research[{extra}]'"
+            ) from None
     return 0
 
 
 def cmd_api(args: argparse.Namespace) -> int:
     """Run the HTTP API until SIGTERM (what its container runs)."""
-    from research_shared.serving import WorkerError
-    from research_shared.settings import describe_settings_error
+    with _settings_and_start_errors():
+        try:
+            from research_api.server import main  # the API's image carries the 'api' extra
 
-    try:
-        from research_api.server import main  # the API's image carries the 'api' extra
-
-        main()
-    except ModuleNotFoundError as err:
-        if _extra_of(err.name, "api") is None:
-            raise
-        raise CliError("the API needs the 'api' extra: pip install 'deep-research[api]'") from None
-    except ValidationError as err:
-        message = describe_settings_error(err)
-        if message is None:
-            raise
-        raise CliError(message, code=2) from None
-    except WorkerError as err:
-        raise CliError(str(err), code=err.code) from None
+            main()
+        except ModuleNotFoundError as err:
+            if _extra_of(err.name, "api") is None:
+                raise
+            raise CliError(
+                "the API needs the 'api' extra: pip install 'deep-research[api]'"
+            ) from None
     return 0
 
 

@@ -82,73 +82,52 @@ _MODEL_RETRY = RetryPolicy(
     non_retryable_error_types=list(errors.NON_RETRYABLE),
 )
 
+
+def _model_step(start_to_close: timedelta, schedule_to_close: timedelta) -> ActivityPreset:
+    """A model step's preset: deadlines of its own, and the heartbeat timeout and retry
+    policy every model step shares."""
+    return ActivityPreset(
+        start_to_close=start_to_close,
+        heartbeat=timedelta(seconds=15),
+        schedule_to_close=schedule_to_close,
+        retry=_MODEL_RETRY,
+    )
+
+
 # Each model step's schedule-to-close leaves room for every attempt to run most of its
 # start-to-close plus the backoff between them (2 + 4 + 8 + 16 s over five attempts); past
 # it the step fails and says so.
 
 # Triage reads the question alone and answers yes or no with a reason.
-TRIAGE = ActivityPreset(
-    start_to_close=timedelta(minutes=2),
-    heartbeat=timedelta(seconds=15),
-    schedule_to_close=timedelta(minutes=10),
-    retry=_MODEL_RETRY,
-)
+TRIAGE = _model_step(start_to_close=timedelta(minutes=2), schedule_to_close=timedelta(minutes=10))
 
 # Clarify reads the question alone and writes at most five short questions: triage's size.
-CLARIFY = ActivityPreset(
-    start_to_close=timedelta(minutes=2),
-    heartbeat=timedelta(seconds=15),
-    schedule_to_close=timedelta(minutes=10),
-    retry=_MODEL_RETRY,
-)
+CLARIFY = _model_step(start_to_close=timedelta(minutes=2), schedule_to_close=timedelta(minutes=10))
 
 # The plan reads the question and the answers and writes up to twenty queries with reasons:
 # more output than triage, still no retrieved text.
-PLAN = ActivityPreset(
-    start_to_close=timedelta(minutes=3),
-    heartbeat=timedelta(seconds=15),
-    schedule_to_close=timedelta(minutes=15),
-    retry=_MODEL_RETRY,
-)
+PLAN = _model_step(start_to_close=timedelta(minutes=3), schedule_to_close=timedelta(minutes=15))
 
 # A reflection reads one short note per source (at most 80 notes of 300 characters, a few
 # thousand tokens, never whole pages) and answers with a verdict, gaps and a few queries. It
 # runs between rounds, with the run waiting on it: triage's deadlines, which that much
 # reading and writing fits well inside.
-REFLECT = ActivityPreset(
-    start_to_close=timedelta(minutes=2),
-    heartbeat=timedelta(seconds=15),
-    schedule_to_close=timedelta(minutes=10),
-    retry=_MODEL_RETRY,
-)
+REFLECT = _model_step(start_to_close=timedelta(minutes=2), schedule_to_close=timedelta(minutes=10))
 
 # The writer reads every source's text (up to 64 KB a search, tens of thousands of tokens)
 # and writes the whole report: the longest step, minutes at a slow provider.
-SYNTHESIZE = ActivityPreset(
-    start_to_close=timedelta(minutes=10),
-    heartbeat=timedelta(seconds=15),
-    schedule_to_close=timedelta(minutes=40),
-    retry=_MODEL_RETRY,
+SYNTHESIZE = _model_step(
+    start_to_close=timedelta(minutes=10), schedule_to_close=timedelta(minutes=40)
 )
 
 # A review reads as much as the writer (every source and the draft) but writes only a
 # verdict and a few notes; reading is the fast part of a model call, so half the writer's
 # start-to-close, and 25 minutes for its five attempts as plan has 15 for its five.
-REVIEW = ActivityPreset(
-    start_to_close=timedelta(minutes=5),
-    heartbeat=timedelta(seconds=15),
-    schedule_to_close=timedelta(minutes=25),
-    retry=_MODEL_RETRY,
-)
+REVIEW = _model_step(start_to_close=timedelta(minutes=5), schedule_to_close=timedelta(minutes=25))
 
 # A revision reads what the writer read plus the draft and the notes, and writes the whole
 # report again: the writer's deadlines, for the same work.
-REVISE = ActivityPreset(
-    start_to_close=timedelta(minutes=10),
-    heartbeat=timedelta(seconds=15),
-    schedule_to_close=timedelta(minutes=40),
-    retry=_MODEL_RETRY,
-)
+REVISE = _model_step(start_to_close=timedelta(minutes=10), schedule_to_close=timedelta(minutes=40))
 
 # Writing the audit manifest is a few store writes; retried for a while, as a store outage
 # passes, then reported. It does not heartbeat: its heartbeat timeout is its start-to-close.

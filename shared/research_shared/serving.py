@@ -1,5 +1,5 @@
-"""Running a worker: its probes, its first connection to Temporal, and polling until SIGTERM
-or SIGINT, then a graceful shutdown.
+"""Running a worker: its probes, its first connection to Temporal, how an activity pool's
+worker is configured, and polling until SIGTERM or SIGINT, then a graceful shutdown.
 
 A worker that cannot start raises `WorkerError`, which `deep-research worker` prints as one
 line. The first connection is retried for RESEARCH_CONNECT_RETRY_SECONDS (30 s by default):
@@ -15,8 +15,10 @@ import asyncio
 import re
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
 
 import structlog
 from temporalio.client import Client
@@ -25,10 +27,11 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from research_shared.health import Health, ProbeServer, keep_beating, watch_readiness
+from research_shared.log_context import LogContextInterceptor
 from research_shared.payloads import Payloads
 from research_shared.settings import TemporalSettings, WorkerSettings
 from research_shared.store import StoreError
-from research_shared.temporal_client import connect, sdk_runtime
+from research_shared.temporal_client import connect, deployment_config, sdk_runtime
 
 log = structlog.get_logger(__name__)
 
@@ -133,6 +136,30 @@ async def connect_worker(
             )
             await asyncio.sleep(wait)
             delay = min(delay * 2, _MAX_RETRY_SECONDS)
+
+
+def activity_worker(
+    client: Client,
+    settings: WorkerSettings,
+    task_queue: str,
+    activities: Sequence[Callable[..., Any]],
+    activities_per_second: float | None,
+) -> Worker:
+    """The worker of an activity pool (search, LLM), configured as every such pool is."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        activities=activities,
+        max_concurrent_activities=settings.max_concurrent_activities,
+        # The server applies the newest value any worker of the queue sends, to the whole
+        # queue: every worker of a pool carries the same setting, so the fleet together never
+        # starts more activities a second than the provider allows (docs/payloads.md).
+        max_task_queue_activities_per_second=activities_per_second,
+        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
+        # Every line written inside an activity names its run, activity and attempt.
+        interceptors=[LogContextInterceptor()],
+        deployment_config=deployment_config(settings),
+    )
 
 
 async def run_until_signalled(

@@ -54,6 +54,11 @@ class ApiServer:
     def headers(self, owner: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[owner]}"}
 
+    def client(self, owner: str | None = None) -> httpx.AsyncClient:
+        """An HTTP client of this API that presents `owner`'s key, or no key."""
+        headers = self.headers(owner) if owner is not None else None
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
@@ -138,6 +143,21 @@ async def wait_for_phase(
             return body
         await asyncio.sleep(0.2)
     raise AssertionError(f"{run_id} did not reach {phase} in {within:g}s: {body}")
+
+
+async def wait_for_result(
+    client: httpx.AsyncClient, run_id: str, within: float = 30.0
+) -> dict[str, Any]:
+    """Poll GET /v1/research/{id}/result until the run's report is there; the report."""
+    deadline = time.monotonic() + within
+    while True:
+        answer = await client.get(f"/v1/research/{run_id}/result")
+        if answer.status_code == 200:
+            report: dict[str, Any] = answer.json()
+            return report
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{run_id} has no result: {answer.status_code} {answer.text}")
+        await asyncio.sleep(0.2)
 
 
 async def saw(found: list[tuple[str, dict[str, Any]]], event: str, within: float = 60.0) -> None:

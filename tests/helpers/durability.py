@@ -11,7 +11,6 @@ import asyncio
 import inspect
 import json
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,8 +28,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
 from research_llm.agents import read_prompt
-from research_shared.models import ResearchReport
-from research_shared.names import WORKFLOW_TYPE
+from tests.helpers import runs
 from tests.helpers.fakes.faultserver import Call
 from tests.helpers.fakes.openai_server import FakeOpenAIServer, Responder
 from tests.helpers.fakes.tavily_server import FakeTavilyServer
@@ -118,8 +116,9 @@ class ResearchStack:
         )
 
     async def start_run(self, client: Client, max_searches: int) -> WorkflowHandle[Any, Any]:
-        return await client.start_workflow(
-            WORKFLOW_TYPE,
+        return await start_research(
+            client,
+            self,
             # One round, no review: the steps whose crashes these tests count. The deeper
             # steps are activities like these, with the same heartbeats and retries.
             {
@@ -128,9 +127,6 @@ class ResearchStack:
                 "max_rounds": 1,
                 "max_review_rounds": 0,
             },
-            id=f"durability-{uuid.uuid4().hex[:10]}",
-            task_queue=self.orchestrator_queue,
-            result_type=ResearchReport,
         )
 
     async def start_pools(self, *pools: str) -> None:
@@ -181,6 +177,19 @@ class ResearchStack:
         raise AssertionError(f"timed out after {within:g}s waiting for {what}\n{self.logs()}")
 
 
+def fake_providers(
+    tavily: FakeTavilyServer, model: FakeOpenAIServer, api: str | None = None
+) -> dict[str, str]:
+    """Worker settings for both fakes, the model named as `scripted_model` tells the planner
+    from the writer."""
+    return {
+        **tavily.worker_env(),
+        **model.worker_env(api),
+        "RESEARCH_PLAN_MODEL": PLANNER_MODEL,
+        "RESEARCH_SYNTHESIZE_MODEL": WRITER_MODEL,
+    }
+
+
 @contextmanager
 def research_stack(
     address: str,
@@ -200,20 +209,7 @@ def research_stack(
         assert isinstance(tavily, FakeTavilyServer)
         assert isinstance(model, FakeOpenAIServer)
         workers = WorkerProcesses(
-            address=address,
-            log_dir=log_dir,
-            env={
-                **queues,
-                "RESEARCH_SEARCH_PROVIDER": "tavily",
-                "TAVILY_API_KEY": tavily.api_key,
-                "TAVILY_BASE_URL": tavily.base_url,
-                "RESEARCH_LLM_PROVIDER": "openai",
-                "OPENAI_API_KEY": model.api_key,
-                "OPENAI_BASE_URL": model.api_base_url,
-                "RESEARCH_OPENAI_API": api,
-                "RESEARCH_PLAN_MODEL": PLANNER_MODEL,
-                "RESEARCH_SYNTHESIZE_MODEL": WRITER_MODEL,
-            },
+            address=address, log_dir=log_dir, env={**queues, **fake_providers(tavily, model, api)}
         )
         stack = ResearchStack(tavily, model, workers, queues, list(queries), api)
         try:
@@ -445,13 +441,7 @@ async def start_research(
     client: Client, stack: ResearchStack, request: dict[str, Any]
 ) -> WorkflowHandle[Any, Any]:
     """Start a run of `request` (a `ResearchRequest` as JSON) on the stack's queues."""
-    return await client.start_workflow(
-        WORKFLOW_TYPE,
-        request,
-        id=f"durability-{uuid.uuid4().hex[:10]}",
-        task_queue=stack.orchestrator_queue,
-        result_type=ResearchReport,
-    )
+    return await runs.start_run(client, stack.orchestrator_queue, request, "durability")
 
 
 async def update_stage(

@@ -4,7 +4,6 @@ and small readers of a run's status: what the workflow tests and the steering te
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -46,7 +45,8 @@ from research_shared.models import (
     WebSearchInput,
     WebSearchResult,
 )
-from research_shared.names import STATUS_QUERY, WORKFLOW_TYPE
+from research_shared.names import STATUS_QUERY
+from tests.helpers import runs
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -296,13 +296,7 @@ async def running_workers(client: Client, queue: str, stubs: Stubs) -> AsyncIter
 
 
 async def start(client: Client, queue: str, **fields: Any) -> WorkflowHandle[Any, ResearchReport]:
-    return await client.start_workflow(
-        WORKFLOW_TYPE,
-        {"question": "What is x?", **fields},
-        id=f"steer-{uuid.uuid4().hex[:8]}",
-        task_queue=queue,
-        result_type=ResearchReport,
-    )
+    return await runs.start_run(client, queue, {"question": "What is x?", **fields}, "steer")
 
 
 async def status_of(handle: WorkflowHandle[Any, Any]) -> ResearchStatus:

@@ -4,7 +4,6 @@ synthesize, review, revise) only."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 import structlog
 from agents import Model
@@ -12,11 +11,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from research_llm.activities import LlmActivities, ModelSource
-from research_shared.log_context import LogContextInterceptor
 from research_shared.logs import configure_logging
 from research_shared.payloads import open_payloads
 from research_shared.recorded_calls import CallRecorder
 from research_shared.serving import (
+    activity_worker,
     check_payload_store,
     connect_worker,
     run_until_signalled,
@@ -30,7 +29,6 @@ from research_shared.settings import (
     TemporalSettings,
     WorkerSettings,
 )
-from research_shared.temporal_client import deployment_config
 
 log = structlog.get_logger(__name__)
 
@@ -89,10 +87,11 @@ def build_worker(
         heartbeat_seconds=llm.heartbeat_seconds,
         prices=llm.price_table(),
     )
-    return Worker(
+    return activity_worker(
         client,
-        task_queue=queues.llm_queue,
-        activities=[
+        settings,
+        queues.llm_queue,
+        [
             activities.triage,
             activities.clarify,
             activities.plan,
@@ -101,13 +100,7 @@ def build_worker(
             activities.review,
             activities.revise,
         ],
-        max_concurrent_activities=settings.max_concurrent_activities,
-        # Applied by the server to the whole queue, like the search worker's limit.
-        max_task_queue_activities_per_second=llm.llm_rate_limit,
-        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
-        # Every line written inside an activity names its run, activity and attempt.
-        interceptors=[LogContextInterceptor()],
-        deployment_config=deployment_config(settings),
+        llm.llm_rate_limit,
     )
 
 

@@ -179,9 +179,9 @@ class DeepResearchWorkflow:
         self._phase_started: datetime | None = None
         self._phase_seconds: dict[str, float] = {}
         self._clarifications: list[Clarification] = []
-        self._awaiting_answers = False
+        self._awaiting: Phase | None = None
+        """The phase in which the run waits for a person's decision, while it waits."""
         self._queries: list[SearchQuery] = []
-        self._awaiting_approval = False
         self._review: PlanReview | None = None
         self._paused = False
         self._cancel_reason: str | None = None
@@ -203,7 +203,6 @@ class DeepResearchWorkflow:
         self._reviews: list[ReviewRound] = []
         self._citations = CitationCheck()
         self._draft: SynthesisResult | None = None
-        self._awaiting_report_review = False
         self._report_decision: ReportReview | None = None
         self._plan: list[SearchQuery] = []
         self._query_round: dict[int, int] = {}
@@ -459,19 +458,7 @@ class DeepResearchWorkflow:
                 self._budget.searches += 1
                 query = self._queries[index]
                 try:
-                    result = await self._activity(
-                        stubs.web_search,
-                        WebSearchInput(
-                            query=query.query,
-                            max_results=request.results_per_search,
-                            reuse_searches_within_seconds=request.reuse_searches_within_seconds,
-                        ),
-                        routing.current().search_queue,
-                        retry.WEB_SEARCH,
-                        is_search=True,
-                        index=index,
-                    )
-                    self._outcomes[index] = result
+                    self._outcomes[index] = await self._web_search(request, query, index)
                 except _RunCancelled:
                     if index in self._removed:
                         self._skipped[index] = "removed by a person while it ran"
@@ -481,13 +468,6 @@ class DeepResearchWorkflow:
                             error_type=CANCELLED,
                             message=self._stopped_message(),
                         )
-                except ActivityError as err:
-                    failure = failure_of(query, err)
-                    workflow.logger.warning(
-                        "search failed after retries",
-                        extra={"query": query.query, "error_type": failure.error_type},
-                    )
-                    self._outcomes[index] = failure
 
         def settled() -> bool:
             return all(i in tasks for i in current.indexes) and all(
@@ -595,18 +575,15 @@ class DeepResearchWorkflow:
             number += 1
             self._draft = draft
             self._report_decision = None
-            self._enter(Phase.AWAITING_REPORT_REVIEW)
-            self._awaiting_report_review = True
             try:
-                await workflow.wait_condition(
-                    lambda: (
-                        self._report_decision is not None
-                        or self._cancel_reason is not None
-                        or self._finish_reason is not None
-                    ),
-                    timeout=timedelta(seconds=request.report_review_timeout_seconds),
+                answered = await self._wait_for_person(
+                    Phase.AWAITING_REPORT_REVIEW,
+                    lambda: self._report_decision is not None,
+                    request.report_review_timeout_seconds,
                 )
-            except TimeoutError:
+            finally:
+                self._draft = None
+            if not answered:
                 if request.on_report_review_timeout == "approve":
                     workflow.logger.info("report review timed out; delivering the draft")
                     return draft
@@ -618,9 +595,6 @@ class DeepResearchWorkflow:
                 return self._final_report(
                     request, draft, outcome=Outcome.REPORT_REVIEW_TIMED_OUT, reason=reason
                 )
-            finally:
-                self._awaiting_report_review = False
-                self._draft = None
             self._check_cancelled()
             decision = self._report_decision
             if decision is None:
@@ -650,7 +624,7 @@ class DeepResearchWorkflow:
         review = _parse_update(ReportReview, raw)
         if review.decision is ReportDecision.REVISE and not review.notes:
             raise _invalid("a revision needs notes: say what to change")
-        if not self._awaiting_report_review or self._report_decision is not None:
+        if self._awaiting is not Phase.AWAITING_REPORT_REVIEW or self._report_decision is not None:
             raise _refused("no report is waiting for review")
 
     # -- clarification -------------------------------------------------------------------------
@@ -676,21 +650,13 @@ class DeepResearchWorkflow:
         ]
         if not self._clarifications:
             return
-        self._enter(Phase.AWAITING_ANSWERS)
-        self._awaiting_answers = True
-        try:
-            await workflow.wait_condition(
-                lambda: (
-                    not self._pending()
-                    or self._cancel_reason is not None
-                    or self._finish_reason is not None
-                ),
-                timeout=timedelta(seconds=request.clarification_timeout_seconds),
-            )
-        except TimeoutError:
+        answered = await self._wait_for_person(
+            Phase.AWAITING_ANSWERS,
+            lambda: not self._pending(),
+            request.clarification_timeout_seconds,
+        )
+        if not answered:
             workflow.logger.info("clarification timed out; researching without the answers")
-        finally:
-            self._awaiting_answers = False
         self._check_cancelled()
 
     @workflow.update(name=ANSWER_UPDATE)
@@ -705,7 +671,7 @@ class DeepResearchWorkflow:
     @answer_clarifications.validator
     def _validate_answers(self, raw: Any) -> None:
         answers = _parse_update(ClarificationAnswers, raw).answers
-        if not self._awaiting_answers or not self._pending():
+        if self._awaiting is not Phase.AWAITING_ANSWERS or not self._pending():
             raise _refused("no clarifying question is pending")
         seen: set[int] = set()
         for item in answers:
@@ -724,18 +690,12 @@ class DeepResearchWorkflow:
 
     async def _await_approval(self, request: ResearchRequest) -> ResearchReport | None:
         """Wait for the review; returns the final report if the run ends here."""
-        self._enter(Phase.AWAITING_APPROVAL)
-        self._awaiting_approval = True
-        try:
-            await workflow.wait_condition(
-                lambda: (
-                    self._review is not None
-                    or self._cancel_reason is not None
-                    or self._finish_reason is not None
-                ),
-                timeout=timedelta(seconds=request.approval_timeout_seconds),
-            )
-        except TimeoutError:
+        answered = await self._wait_for_person(
+            Phase.AWAITING_APPROVAL,
+            lambda: self._review is not None,
+            request.approval_timeout_seconds,
+        )
+        if not answered:
             if request.on_approval_timeout == "approve":
                 workflow.logger.info("plan approval timed out; approving as configured")
                 return None
@@ -745,8 +705,6 @@ class DeepResearchWorkflow:
                 Outcome.APPROVAL_TIMED_OUT,
                 f"nobody reviewed the plan within {request.approval_timeout_seconds} seconds",
             )
-        finally:
-            self._awaiting_approval = False
         self._check_cancelled()
         review = self._review
         if review is None:
@@ -781,7 +739,7 @@ class DeepResearchWorkflow:
             raise _invalid(f"queries go with decision 'edit', not '{review.decision.value}'")
         if review.decision is PlanDecision.EDIT and not review.queries:
             raise _invalid("an edited plan needs at least one query")
-        if not self._awaiting_approval or self._review is not None:
+        if self._awaiting is not Phase.AWAITING_APPROVAL or self._review is not None:
             raise _refused("no plan is waiting for approval")
         if review.decision is PlanDecision.EDIT:
             assert self._request is not None
@@ -888,14 +846,9 @@ class DeepResearchWorkflow:
         in rounds finish their single pass as usual."""
         if not self._deep or self._finish_reason is not None or self._cancel_reason is not None:
             return
-        try:
-            reason = FinishRequest.model_validate(raw or {}).reason
-        except ValidationError as err:
-            workflow.logger.warning(
-                "finish signal with an invalid reason; finishing without it",
-                extra={"problem": describe_validation_error(err)},
-            )
-            reason = ""
+        reason = _signal_reason(
+            FinishRequest, raw, "finish signal with an invalid reason; finishing without it"
+        )
         self._finish_reason = reason or "no reason given"
         for handle in self._search_handles.values():
             if not handle.done():
@@ -907,15 +860,9 @@ class DeepResearchWorkflow:
         """Stop the run; it returns a partial report of what it gathered. `{"reason": "..."}`."""
         if self._cancel_reason is not None:
             return
-        # A signal cannot be refused: a cancel whose reason is malformed still cancels.
-        try:
-            reason = CancelRequest.model_validate(raw or {}).reason
-        except ValidationError as err:
-            workflow.logger.warning(
-                "cancel signal with an invalid reason; cancelling without it",
-                extra={"problem": describe_validation_error(err)},
-            )
-            reason = ""
+        reason = _signal_reason(
+            CancelRequest, raw, "cancel signal with an invalid reason; cancelling without it"
+        )
         self._cancel_reason = reason or "cancelled by request"
         for handle in list(self._in_flight):
             handle.cancel()
@@ -936,9 +883,9 @@ class DeepResearchWorkflow:
             question=self._question,
             paused=self._paused,
             cancel_requested=self._cancel_reason is not None,
-            questions_pending=self._pending() if self._awaiting_answers else [],
+            questions_pending=self._pending() if self._awaiting is Phase.AWAITING_ANSWERS else [],
             clarifications=self._clarifications,
-            awaiting_approval=self._awaiting_approval,
+            awaiting_approval=self._awaiting is Phase.AWAITING_APPROVAL,
             searches_planned=len(self._queries),
             searches_running=self._running,
             searches_succeeded=sum(isinstance(o, WebSearchResult) for o in outcomes),
@@ -959,7 +906,7 @@ class DeepResearchWorkflow:
             review=self._reviews,
             budget=self._budget_status(),
             finish_requested=self._finish_reason is not None,
-            awaiting_report_review=self._awaiting_report_review,
+            awaiting_report_review=self._awaiting is Phase.AWAITING_REPORT_REVIEW,
             draft_report=self._draft.report_markdown if self._draft is not None else "",
             warnings=self._warnings,
         )
@@ -978,33 +925,44 @@ class DeepResearchWorkflow:
         async def search(index: int, query: SearchQuery) -> None:
             async with slots:
                 try:
-                    result = await self._activity(
-                        stubs.web_search,
-                        WebSearchInput(
-                            query=query.query,
-                            max_results=request.results_per_search,
-                            reuse_searches_within_seconds=request.reuse_searches_within_seconds,
-                        ),
-                        routing.current().search_queue,
-                        retry.WEB_SEARCH,
-                        is_search=True,
-                    )
-                    self._outcomes[index] = result
+                    self._outcomes[index] = await self._web_search(request, query)
                 except _RunCancelled:
                     self._outcomes[index] = SearchFailure(
                         query=query.query,
                         error_type=CANCELLED,
                         message="the run was cancelled before this search finished",
                     )
-                except ActivityError as err:
-                    failure = failure_of(query, err)
-                    workflow.logger.warning(
-                        "search failed after retries",
-                        extra={"query": query.query, "error_type": failure.error_type},
-                    )
-                    self._outcomes[index] = failure
 
         await asyncio.gather(*(search(i, q) for i, q in enumerate(self._queries)))
+
+    # -- one search --------------------------------------------------------------------------------
+
+    async def _web_search(
+        self, request: ResearchRequest, query: SearchQuery, index: int | None = None
+    ) -> WebSearchResult | SearchFailure:
+        """One search of the run, or how it failed after its retries (the report says so);
+        a cancellation of the run raises. `index`, the search's place in the plan, lets a
+        person's edit cancel it (runs in rounds)."""
+        try:
+            return await self._activity(
+                stubs.web_search,
+                WebSearchInput(
+                    query=query.query,
+                    max_results=request.results_per_search,
+                    reuse_searches_within_seconds=request.reuse_searches_within_seconds,
+                ),
+                routing.current().search_queue,
+                retry.WEB_SEARCH,
+                is_search=True,
+                index=index,
+            )
+        except ActivityError as err:
+            failure = failure_of(query, err)
+            workflow.logger.warning(
+                "search failed after retries",
+                extra={"query": query.query, "error_type": failure.error_type},
+            )
+            return failure
 
     # -- activities, pause and cancel --------------------------------------------------------------
 
@@ -1116,6 +1074,28 @@ class DeepResearchWorkflow:
     def _check_cancelled(self) -> None:
         if self._cancel_reason is not None:
             raise _RunCancelled()
+
+    async def _wait_for_person(
+        self, phase: Phase, decided: Callable[[], bool], timeout_seconds: float
+    ) -> bool:
+        """Enter `phase` and wait for a person: until `decided()`, a cancellation, a request
+        to finish now, or the timeout. False when the wait timed out. Updates and the status
+        see the run as waiting in `phase` only while it waits; the caller checks for a
+        cancellation, and decides what a timeout means."""
+        self._enter(phase)
+        self._awaiting = phase
+        try:
+            await workflow.wait_condition(
+                lambda: (
+                    decided() or self._cancel_reason is not None or self._finish_reason is not None
+                ),
+                timeout=timedelta(seconds=timeout_seconds),
+            )
+        except TimeoutError:
+            return False
+        finally:
+            self._awaiting = None
+        return True
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -1302,6 +1282,16 @@ def _parse_update(model: type[M], raw: Any) -> M:
         return model.model_validate(raw)
     except ValidationError as err:
         raise _invalid(describe_validation_error(err)) from None
+
+
+def _signal_reason(model: type[FinishRequest] | type[CancelRequest], raw: Any, warning: str) -> str:
+    """The reason a signal carries ("" for none). A signal cannot be refused: one whose
+    reason is malformed still acts, without it, and `warning` is logged."""
+    try:
+        return model.model_validate(raw or {}).reason
+    except ValidationError as err:
+        workflow.logger.warning(warning, extra={"problem": describe_validation_error(err)})
+        return ""
 
 
 def _invalid(reason: str) -> ApplicationError:

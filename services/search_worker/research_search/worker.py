@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
@@ -11,12 +10,12 @@ from temporalio.worker import Worker
 
 from research_search.activities import SearchActivities
 from research_search.providers import SearchProvider
-from research_shared.log_context import LogContextInterceptor
 from research_shared.logs import configure_logging
 from research_shared.payloads import Payloads, open_payloads
 from research_shared.recorded_calls import CallRecorder
 from research_shared.serving import (
     WorkerError,
+    activity_worker,
     check_payload_store,
     connect_worker,
     run_until_signalled,
@@ -30,7 +29,6 @@ from research_shared.settings import (
     TemporalSettings,
     WorkerSettings,
 )
-from research_shared.temporal_client import deployment_config
 
 log = structlog.get_logger(__name__)
 
@@ -79,19 +77,12 @@ def build_worker(
     payloads: Payloads,
 ) -> Worker:
     activities = SearchActivities(provider, records=payloads.records)
-    return Worker(
+    return activity_worker(
         client,
-        task_queue=queues.search_queue,
-        activities=[activities.web_search, activities.record_audit],
-        max_concurrent_activities=settings.max_concurrent_activities,
-        # The server applies the newest value any worker of the queue sends, to the whole
-        # queue: every search worker carries the same setting, so the fleet together never
-        # starts more searches a second than the provider allows (docs/payloads.md).
-        max_task_queue_activities_per_second=search.search_rate_limit,
-        graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
-        # Every line written inside an activity names its run, activity and attempt.
-        interceptors=[LogContextInterceptor()],
-        deployment_config=deployment_config(settings),
+        settings,
+        queues.search_queue,
+        [activities.web_search, activities.record_audit],
+        search.search_rate_limit,
     )
 
 

@@ -79,6 +79,18 @@ class FakeOpenAIServer(FakeProviderServer):
         """The base URL an OpenAI client takes (the `/v1` prefix included)."""
         return f"{self.base_url}/v1"
 
+    def worker_env(self, api: str | None = None) -> dict[str, str]:
+        """The settings that point an LLM worker at this server, speaking `api` when given
+        ("responses" or "chat_completions"; else the worker's default)."""
+        env = {
+            "RESEARCH_LLM_PROVIDER": "openai",
+            "OPENAI_API_KEY": self.api_key,
+            "OPENAI_BASE_URL": self.api_base_url,
+        }
+        if api is not None:
+            env["RESEARCH_OPENAI_API"] = api
+        return env
+
     def calls_for(self, api: str) -> list[Call]:
         """Every request that reached the path of `api` ("responses" or "chat_completions")."""
         return self.calls_to(PATHS[str(api)])

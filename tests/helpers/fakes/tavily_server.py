@@ -91,6 +91,14 @@ class FakeTavilyServer(FakeProviderServer):
         self._served: dict[str, dict[str, Any]] = {}
         self._served_lock = threading.Lock()
 
+    def worker_env(self) -> dict[str, str]:
+        """The settings that point a search worker at this server."""
+        return {
+            "RESEARCH_SEARCH_PROVIDER": "tavily",
+            "TAVILY_API_KEY": self.api_key,
+            "TAVILY_BASE_URL": self.base_url,
+        }
+
     def start(self) -> Self:
         super().start()
         return self

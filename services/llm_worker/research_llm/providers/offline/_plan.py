@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from research_llm.agents import PlannedSearch, PlanOutput
 from research_llm.providers.offline._errors import OfflineModelError
 from research_llm.providers.offline._question import (
-    DETERMINERS,
     FACETS,
     Concept,
     analyse_question,
     informative_answer,
+    tokens_past_determiners,
 )
 from research_llm.providers.offline._text import (
-    TOKEN,
     WORD,
     fold,
     is_term,
@@ -95,10 +94,7 @@ def _key_phrases(text: str) -> list[list[str]]:
     phrases: list[list[str]] = []
     current: list[str] = []
     negated = False
-    for token in TOKEN.findall(text):
-        folded = fold(token)
-        if folded in DETERMINERS:
-            continue
+    for token, folded in tokens_past_determiners(text):
         if WORD.fullmatch(token) is None:
             negated = False
         elif folded in _NEGATIONS:

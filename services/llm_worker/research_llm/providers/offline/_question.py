@@ -8,6 +8,7 @@ writing all read a question through `analyse_question`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from research_llm.providers.offline._text import (
@@ -36,12 +37,20 @@ _CONTEXT_PREPOSITIONS = word_set("in on with using within for under across via i
 _MAX_CONTEXT_WORDS = 2
 # Articles and possessives sit inside a concept ("run a subprocess", "capture its output")
 # without ending it or joining two.
-DETERMINERS = word_set("a an the its their his her my your our")
+_DETERMINERS = word_set("a an the its their his her my your our")
 
 # A question's concept may be one word longer than a phrase of the sources: "parse command
 # line arguments" is one subject, not "parse command line" and "arguments".
 _MAX_QUESTION_CONCEPT_WORDS = 4
 _MAX_CONCEPTS = 8
+
+
+def tokens_past_determiners(text: str) -> Iterator[tuple[str, str]]:
+    """Each token of `text` with its folded form, the determiners left out."""
+    for token in TOKEN.findall(text):
+        folded = fold(token)
+        if folded not in _DETERMINERS:
+            yield token, folded
 
 
 @dataclass(frozen=True)
@@ -79,10 +88,7 @@ def analyse_question(question: str) -> QuestionTerms:
     current: list[str] = []
     gap: list[str] = []
     comparison = False
-    for token in TOKEN.findall(question):
-        folded = fold(token)
-        if folded in DETERMINERS:
-            continue
+    for token, folded in tokens_past_determiners(question):
         if folded in _COMPARISON_MARKERS:
             comparison = True
         key = WORD.fullmatch(token) is not None and is_term(folded)
