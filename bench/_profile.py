@@ -21,13 +21,17 @@ AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Temporal workflow sandbox", ("temporalio/worker/workflow_sandbox/",)),
     ("Temporal SDK: workflow worker", ("temporalio/worker/_workflow",)),
     ("Temporal SDK: activity worker", ("temporalio/worker/_activity",)),
+    ("Temporal SDK: core bridge", ("temporalio/bridge/",)),
     ("Temporal SDK: data converter", ("temporalio/converter", "temporalio/contrib")),
     ("Temporal SDK: other", ("temporalio/",)),
     ("protobuf", ("google/protobuf/",)),
     ("Agents SDK", ("agents/",)),
     ("openai client", ("openai/",)),
     ("tavily-python", ("tavily/",)),
-    ("HTTP (httpx, httpcore, h11, anyio)", ("httpx/", "httpx2/", "httpcore/", "h11/", "anyio/")),
+    (
+        "HTTP (httpx, httpcore, h11, anyio)",
+        ("httpx/", "httpx2/", "httpcore/", "httpcore2/", "h11/", "anyio/"),
+    ),
     ("pydantic", ("pydantic/", "pydantic_core/")),
     ("logging (structlog, logging)", ("structlog/", "logging/")),
     ("encryption", ("cryptography/", "research_shared/encryption")),
@@ -35,10 +39,16 @@ AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "payload store and records",
         ("research_shared/store/", "research_shared/recorded_calls", "research_shared/audit"),
     ),
+    ("prometheus_client", ("prometheus_client/",)),
     ("our code, other", ("research_",)),
     ("json", ("json/",)),
-    ("asyncio", ("asyncio/",)),
+    ("thread pool (file writes, to_thread)", ("concurrent/futures/", "threading.py")),
+    ("imports", ("<frozen importlib", "importlib/")),
+    ("event loop (asyncio, selectors)", ("asyncio/", "selectors.py")),
 )
+# Areas nearly every stack passes through (the event loop runs everything): left out of the
+# inclusive shares, where they would say nothing.
+CATCH_ALL = ("event loop (asyncio, selectors)", "our code, other", "other")
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^():]*)(?::\d+)?\)$")
 
 
@@ -128,5 +138,5 @@ def summarize(raw: str) -> dict[str, Any]:
         "samples": samples,
         "self": share(own, TOP),
         "self_by_area": share(own_area),
-        "inclusive_by_area": share(inclusive),
+        "inclusive_by_area": [row for row in share(inclusive) if row[0] not in CATCH_ALL],
     }

@@ -141,15 +141,15 @@ def _waiting(w: dict[str, Any]) -> list[str]:
         "",
         f"== {w['runs']} runs waiting for a plan approval (load average before: "
         f"{w['load_average_before']})",
-        f"started in {w['start_seconds']:.1f} s, all waiting after "
-        f"{w['all_waiting_seconds']:.1f} s",
+        f"started in {w['start_seconds']:.2f} s, all waiting after "
+        f"{w['all_waiting_seconds']:.2f} s",
         f"orchestrator RSS: idle {_mib(w['orchestrator_rss_idle_bytes'])}, with all waiting "
         f"{_mib(w['orchestrator_rss_waiting_bytes'])}, after "
         f"{_mib(w['orchestrator_rss_after_bytes'])}"
         f"; server RSS idle {_mib(w['server_rss_idle_bytes'])}, waiting "
         f"{_mib(w['server_rss_waiting_bytes'])}",
-        f"all approved in {w['approve_all_seconds']:.1f} s, all complete "
-        f"{w['approve_to_all_complete_seconds']:.1f} s after the first approval "
+        f"all approved in {w['approve_all_seconds']:.2f} s, all complete "
+        f"{w['approve_to_all_complete_seconds']:.2f} s after the first approval "
         f"({w['completed']} completed)",
     ]
 

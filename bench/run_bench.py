@@ -377,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--address", help="use this Temporal server instead of starting a dev server")
     add("--keep", action="store_true", help="keep the logs, payloads and SQLite file")
     add("--json", action="store_true", help="print the figures as JSON")
+    add("--save", type=Path, default=None, help="also write the figures as JSON to this file")
     add("--ready-timeout", type=float, default=300.0, help=argparse.SUPPRESS)
     add("--run-timeout", type=float, default=300.0, help=argparse.SUPPRESS)
     return parser
@@ -428,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"logs kept in {work_dir}", file=sys.stderr)
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
+    if args.save:
+        args.save.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(figures, indent=2) if args.json else render(figures))
     return 0
 
