@@ -114,6 +114,10 @@ def _recovery(r: dict[str, Any]) -> list[str]:
         f"kill to report {r['kill_to_report_seconds']:.2f} s; bound {r['bound_seconds']:.1f} s "
         f"(heartbeat timeout {r['heartbeat_timeout_seconds']:g} + remaining provider time "
         f"{r['remaining_provider_seconds']:g} + 2): {'met' if r['met'] else 'NOT met'}",
+        f"from the history: the killed searches' next attempts started "
+        f"{_num(r['kill_to_next_attempts_seconds'])} s after the kill (retry backoff "
+        f"{r['retry_initial_interval_seconds']:g} s), the run completed "
+        f"{_num(r['next_attempts_to_completed_seconds'])} s after that",
         f"restarted worker ready after {r['restarted_worker_ready_seconds']:.2f} s; outcome "
         f"{r['outcome']}, {r['searches_succeeded']} searches succeeded, "
         f"{r['searches_failed']} failed; {r['search_calls']} /search calls, "

@@ -10,9 +10,11 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from bench import _profile
@@ -258,6 +260,7 @@ async def recovery(bench: Bench, shape: Shape, delay: float) -> dict[str, Any]:
         await bench.research.start(request, id=workflow_id)
         await _until(searches_in_flight, "the run's searches to reach the provider", 120)
         killed = time.monotonic()
+        killed_at = time.time()
         note(f"recovery: SIGKILL {name} with {shape.searches} searches in flight")
         bench.procs.supervisor.kill(name)
         bench.procs.supervisor.start(bench.procs.supervisor.specs[name])
@@ -269,6 +272,7 @@ async def recovery(bench: Bench, shape: Shape, delay: float) -> dict[str, Any]:
     finally:
         await bench.control.configure()
     calls = calls_between(before, after)
+    retried = await _retried_searches(bench.research, workflow_id)
     heartbeat = retry.WEB_SEARCH.heartbeat.total_seconds()
     # After the kill: the killed searches again (their /search had not answered, so nothing
     # was recorded), then synthesize.
@@ -284,12 +288,45 @@ async def recovery(bench: Bench, shape: Shape, delay: float) -> dict[str, Any]:
         "remaining_provider_seconds": remaining,
         "bound_seconds": bound,
         "met": done - killed <= bound,
+        # From the run's history: when the killed searches' next attempts started, and when
+        # the run completed, counted from the kill (this machine's wall clock).
+        "kill_to_next_attempts_seconds": (
+            retried["next_attempts_started"] - killed_at if retried else None
+        ),
+        "next_attempts_to_completed_seconds": (
+            retried["completed"] - retried["next_attempts_started"] if retried else None
+        ),
+        "retry_initial_interval_seconds": _seconds(retry.WEB_SEARCH.retry.initial_interval),
         "outcome": report.outcome.value,
         "searches_succeeded": report.stats.searches_succeeded,
         "searches_failed": report.stats.searches_failed,
         "search_calls": calls.get("search", 0),
         "model_calls": sum(v for k, v in calls.items() if k not in ("search", "extract")),
     }
+
+
+def _seconds(value: timedelta | None) -> float:
+    return value.total_seconds() if value is not None else 0.0
+
+
+async def _retried_searches(research: ResearchClient, workflow_id: str) -> dict[str, float]:
+    """When the last of the run's retried searches started its next attempt, and when the
+    run completed (epoch seconds, from the history's event times); empty if none retried."""
+    history = await research.history(workflow_id)
+    started = [
+        e.event_time.ToDatetime(tzinfo=UTC).timestamp()
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and e.activity_task_started_event_attributes.attempt > 1
+    ]
+    completed = [
+        e.event_time.ToDatetime(tzinfo=UTC).timestamp()
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    ]
+    if not started or not completed:
+        return {}
+    return {"next_attempts_started": max(started), "completed": completed[0]}
 
 
 # -- history size --------------------------------------------------------------------------------
