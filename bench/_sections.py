@@ -127,7 +127,7 @@ async def comparison(
     for concurrency in levels:
         total_runs = max(runs, 2 * rounds * concurrency)
         results = {kind: KindResult(kind) for kind in KINDS}
-        load = _load()
+        load = load_average()
         for number, size in enumerate(round_sizes(total_runs, rounds)):
             for kind in kind_order(number, KINDS):
                 note(
@@ -166,10 +166,6 @@ async def comparison(
     return figures
 
 
-def _load() -> list[float] | None:
-    return load_average()
-
-
 # -- the critical path -------------------------------------------------------------------------
 
 
@@ -181,7 +177,7 @@ async def critical_path(
     each extra sequential step costs beyond its provider time."""
     await bench.control.configure(model_delay=delay, search_delay=delay)
     latencies: dict[str, dict[str, list[float]]] = {s.name: {k: [] for k in KINDS} for s in shapes}
-    load = _load()
+    load = load_average()
     try:
         for shape in shapes:
             for number in range(runs):
@@ -380,7 +376,7 @@ async def waiting(bench: Bench, count: int, at_once: int = 50) -> dict[str, Any]
     orchestrator = "ours-orchestrator"
     sdk_port = bench.procs.metrics_ports[orchestrator][0]
     tasks_name = "temporal_workflow_task_execution_latency_count"
-    load = _load()
+    load = load_average()
     rss_idle = bench.procs.rss_bytes(orchestrator)
     server_idle = (
         bench.procs.rss_bytes(SERVER) if SERVER in bench.procs.supervisor.processes else None
