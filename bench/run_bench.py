@@ -301,14 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--runs",
         type=int,
         default=40,
-        help="runs per kind at each level of one round, at least 2 x rounds x concurrency "
-        "(default 40)",
+        help="runs per kind at each level of one round, raised to 2 x rounds x concurrency "
+        "when lower (default 40)",
     )
     add(
         "--deep-runs",
         type=int,
         default=20,
-        help="runs per kind at each level of three rounds (default 20)",
+        help="the same for three rounds and a review (default 20)",
     )
     add("--rounds", type=int, default=2, help="rounds of alternating order per level (default 2)")
     add("--searches", type=int, default=5, help="searches per round (default 5)")
