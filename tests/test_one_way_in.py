@@ -27,10 +27,10 @@ ALLOWED = {
     "with the activity's own client (activity.client()): a worker has no ResearchClient, and "
     "the audit must describe exactly that run's history",
     (
-        "bench/run_bench.py",
-        "bare_runner.run",
-    ): "the benchmark's baseline is the bare workflow of bench/bare.py, not a research run; "
-    "ResearchClient serves DeepResearchWorkflow only",
+        "bench/_runs.py",
+        "baseline_runner.run",
+    ): "the benchmark's baselines (bare and floor) run the workflow of bench/bare.py, not a "
+    "research run; ResearchClient serves DeepResearchWorkflow only",
 }
 
 

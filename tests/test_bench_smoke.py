@@ -1,0 +1,119 @@
+"""A smoke run of the benchmark (bench/run_bench.py) with tiny sizes: it must complete and
+report every figure docs/benchmarks.md quotes. No timing is asserted: the benchmark
+measures, this only keeps it working."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("bare", "floor", "ours")
+POOLS = ("orchestrator", "search", "llm")
+PROCESSES = (*POOLS, "server", "providers", "client")
+SMOKE = [
+    "--concurrency", "1,2",
+    "--deep-concurrency", "1",
+    "--runs", "2",
+    "--deep-runs", "1",
+    "--rounds", "1",
+    "--warmup", "1",
+    "--searches", "2",
+    "--hits", "2",
+    "--provider-delay", "0.1",
+    "--critical-searches", "2",
+    "--critical-runs", "1",
+    "--history-searches", "2",
+    "--waiting", "3",
+    "--profile-seconds", "1",
+]  # fmt: skip
+
+
+def number(value: Any, where: str) -> float:
+    assert isinstance(value, int | float) and not isinstance(value, bool), f"{where}: {value!r}"
+    return float(value)
+
+
+def test_the_benchmark_reports_every_figure(tmp_path: Path) -> None:
+    saved = tmp_path / "figures.json"
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("TEMPORAL_")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run_bench.py"),
+            *SMOKE,
+            "--profile",
+            str(tmp_path / "profile"),
+            "--save",
+            str(saved),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, f"the benchmark failed:\n{done.stderr[-4000:]}"
+    figures = json.loads(saved.read_text(encoding="utf-8"))
+
+    comparison = figures["comparison"]
+    assert set(comparison) == {"one round", "three rounds and a review"}
+    for shape in comparison.values():
+        for level in shape["levels"]:
+            where = f"{shape['rounds']} rounds, concurrency {level['concurrency']}"
+            for kind in KINDS:
+                s = level["kinds"][kind]
+                assert s["runs"] >= 1
+                for key in ("p50", "p95"):
+                    number(s["latency_seconds"][key], f"{where}: {kind} {key}")
+                number(s["throughput_runs_per_second"], f"{where}: {kind} throughput")
+                for process in PROCESSES:
+                    number(s["cpu_seconds_per_run"][process], f"{where}: {kind} {process} CPU")
+                assert number(s["history_bytes_per_run"], where) > 0
+                assert number(s["history_events_per_run"], where) > 0
+                assert s["searches_per_run"]["min"] == shape["searches"]
+            for other in ("floor", "bare"):
+                for name, value in level[f"ours_over_{other}"].items():
+                    number(value, f"{where}: ours/{other} {name}")
+            # The floor makes the calls ours make; bare makes none.
+            assert level["same_provider_calls"], level["kinds"]["floor"]["provider_calls_per_run"]
+            assert level["kinds"]["bare"]["provider_calls_per_run"] == {}
+
+    critical = figures["critical_path"]
+    for name, shape in critical["shapes"].items():
+        for kind in KINDS:
+            number(shape["kinds"][kind]["end_to_end_seconds"], f"{name}: {kind}")
+        for kind in ("floor", "ours"):
+            number(shape["kinds"][kind]["over_critical_path"], f"{name}: {kind} ratio")
+    for kind in KINDS:
+        number(critical["tax_per_step_ms"][kind], f"tax per step of {kind}")
+
+    recovery = figures["recovery"]
+    number(recovery["kill_to_report_seconds"], "recovery")
+    number(recovery["bound_seconds"], "recovery bound")
+    assert recovery["outcome"] == "completed"
+    assert recovery["searches_succeeded"] == 2
+
+    for kind in KINDS:
+        assert figures["history"]["kinds"][kind]["history_bytes"] > 0
+
+    waiting = figures["waiting"]
+    assert waiting["completed"] == 3
+    for key in ("idle", "waiting", "after"):
+        assert number(waiting[f"orchestrator_rss_{key}_bytes"], key) > 0
+    number(waiting["approve_to_all_complete_seconds"], "approve to complete")
+
+    for pool in POOLS:
+        summary = figures["profile"]["pools"][pool]
+        assert summary["samples"] > 0, f"py-spy took no sample of our {pool} pool"
+        assert summary["self"] and summary["self_by_area"]
+
+    # The text report renders every section.
+    for heading in ("== one round", "== three rounds", "== profile", "== critical path"):
+        assert heading in done.stdout
+    for heading in ("== recovery", "== history", "runs waiting for a plan approval"):
+        assert heading in done.stdout
