@@ -216,18 +216,25 @@ class SearchActivities:
 
 
 class ProgressHeartbeat:
-    """Heartbeats the latest search progress: when it changes, and every `interval` seconds.
+    """Heartbeats the latest search progress every `interval` seconds, and once more if the
+    attempt ends in an error.
 
     The periodic beat lets the server notice a dead worker, and tells a live one that its
-    run was cancelled, while a provider call is slow. It always sends the newest progress,
-    because the details of the last heartbeat are what the next attempt is given. Before any
-    progress of this attempt, it sends what the attempt resumed from, so an attempt that
-    fails early does not erase the work of the ones before it.
+    run was cancelled, while a provider call is slow. Progress reported between two beats
+    waits for the next one: every heartbeat's details go through the data converter (JSON,
+    encryption, and the payload store once they pass its threshold), while the server is
+    sent at most one heartbeat every 0.8 heartbeat timeouts, the newest (the SDK keeps the
+    rest back). So a beat per page would encode details the server never sees. A beat
+    always sends the newest progress, because the details of the last heartbeat are what the
+    next attempt is given; an attempt that fails sends what it had before it ends, and
+    before any progress of its own it sends what it resumed from, so an attempt that fails
+    early does not erase the work of the ones before it.
     """
 
     def __init__(self, interval: float, resumed: SearchProgress | None = None) -> None:
         self._interval = interval
         self._latest = resumed
+        self._unsent = False
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -236,11 +243,12 @@ class ProgressHeartbeat:
         return self._latest
 
     def report(self, progress: SearchProgress) -> None:
-        """Record new progress and heartbeat it (the SDK throttles, keeping the newest)."""
+        """Record new progress; the next beat sends it."""
         self._latest = progress
-        self._beat()
+        self._unsent = True
 
     def _beat(self) -> None:
+        self._unsent = False
         if self._latest is None:
             activity.heartbeat()
         else:
@@ -264,6 +272,10 @@ class ProgressHeartbeat:
         # Not awaited: awaiting here could swallow a cancellation aimed at the activity.
         if self._task is not None:
             self._task.cancel()
+        # The SDK hands this last heartbeat to the server before the attempt's failure, so
+        # the next attempt resumes from it. A search that succeeds needs no more beats.
+        if exc_type is not None and self._unsent:
+            self._beat()
 
 
 def bounded_result(
