@@ -25,6 +25,7 @@ from research_search.providers import (
     SearchProvider,
 )
 from research_shared import audit, metrics
+from research_shared.encryption import EncryptionError
 from research_shared.injection import MAX_LISTED, screen, screen_title
 from research_shared.models import (
     MAX_HIT_CONTENT_CHARS,
@@ -180,24 +181,29 @@ class SearchActivities:
         """The newest result of this search by any run, if it is young enough."""
         if self._records is None:
             return None
-        record = await self._records.get_json(self._cache_key(input))
-        if not isinstance(record, dict):
+        try:
+            record = await self._records.get_json(self._cache_key(input))
+            if not isinstance(record, dict):
+                return None
+            age = time.time() - float(record.get("stored_at", 0))
+            result = WebSearchResult.model_validate(record.get("result"))
+        except (EncryptionError, ValueError, TypeError) as err:
+            # Cut short by a crash of the machine (the cache is not flushed to disk), or
+            # written by another version (a ValidationError is a ValueError): search again.
+            log.warning("cached search unreadable", query=input.query, reason=type(err).__name__)
             return None
-        age = time.time() - float(record.get("stored_at", 0))
         if not 0 <= age <= input.reuse_searches_within_seconds:
             return None
-        try:
-            result = WebSearchResult.model_validate(record.get("result"))
-        except ValidationError:
-            return None  # written by another version: search again
         return result.model_copy(update={"cached": True})
 
     async def _remember(self, input: WebSearchInput, result: WebSearchResult) -> None:
         if self._records is None:
             return
+        # Not flushed to disk: losing the entry to a crash of the machine costs one search.
         await self._records.put_json(
             self._cache_key(input),
             {"stored_at": time.time(), "result": result.model_dump(mode="json")},
+            durable=False,
         )
 
     async def _kept(self, workflow_id: str | None, result: WebSearchResult) -> WebSearchResult:
