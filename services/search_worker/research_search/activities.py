@@ -74,9 +74,11 @@ class SearchActivities:
     async def web_search(self, input: WebSearchInput) -> WebSearchResult:
         """Run one search with the configured provider; hits carry capped page text.
 
-        Progress is heartbeated after each unit of work (the ranking, each fetched page), and
-        a retry resumes from the last progress the server recorded instead of starting over.
-        A cancellation of the run reaches the search through those heartbeats.
+        Progress is noted after each unit of work (the ranking, each fetched page) and
+        heartbeated every `heartbeat_seconds` (`ProgressHeartbeat`), and a retry resumes from
+        the last progress the server recorded instead of starting over; a page fetched after
+        it is fetched again from its recorded answer, not paid for again. A cancellation of
+        the run reaches the search through those heartbeats.
         """
         info = activity.info()
         log.info(
