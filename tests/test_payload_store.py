@@ -84,6 +84,10 @@ async def exercise(store: ObjectStore) -> None:
     await store.put("calls/run-1/a", b"first")
     await store.put("calls/run-1/a", b"second")  # replaced whole
     await store.put("calls/run-2/b", b"other")
+    # Not flushed to disk, but read back alike.
+    await store.put("searches/lazy", b"lazy", durable=False)
+    assert await store.get("searches/lazy") == b"lazy"
+    await store.delete("searches/lazy")
     assert await store.get("calls/run-1/a") == b"second"
     assert await store.exists("calls/run-2/b")
     assert sorted(o.key for o in [o async for o in store.scan("calls/")]) == [

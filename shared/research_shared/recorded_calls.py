@@ -30,6 +30,7 @@ import structlog
 from temporalio import activity
 
 from research_shared import metrics
+from research_shared.encryption import EncryptionError
 from research_shared.store import Records, layout
 
 log = structlog.get_logger(__name__)
@@ -106,17 +107,32 @@ class CallRecorder:
         )
 
     async def recall(self, key: str) -> RecordedAnswer | None:
-        """The answer recorded under `key` by an earlier attempt, if any."""
+        """The answer recorded under `key` by an earlier attempt, if any.
+
+        A record that cannot be read is as good as none: the call is made again, which is
+        all a lost record costs. Records are not flushed to disk (`remember`), so a crash of
+        the machine may leave one cut short.
+        """
         assert self._records is not None
-        record = await self._records.get_json(key)
-        if not isinstance(record, dict):
-            return None
-        answer = RecordedAnswer(
-            status=int(record["status"]),
-            headers={str(k): str(v) for k, v in dict(record["headers"]).items()},
-            body=base64.b64decode(record["body"]),
-        )
         info = activity.info()
+        try:
+            record = await self._records.get_json(key)
+            if not isinstance(record, dict):
+                return None
+            answer = RecordedAnswer(
+                status=int(record["status"]),
+                headers={str(k): str(v) for k, v in dict(record["headers"]).items()},
+                body=base64.b64decode(record["body"], validate=True),
+            )
+        except (EncryptionError, ValueError, KeyError, TypeError) as err:
+            log.warning(
+                "recorded provider answer unreadable; calling again",
+                provider=self.provider,
+                workflow_id=info.workflow_id,
+                activity_id=info.activity_id,
+                reason=type(err).__name__,
+            )
+            return None
         metrics.ANSWERS_REUSED.labels(self.provider).inc()
         log.info(
             "provider answer reused",
@@ -128,12 +144,19 @@ class CallRecorder:
         return answer
 
     async def remember(self, key: str, status: int, headers: dict[str, str], body: bytes) -> None:
-        """Record a successful answer under `key`."""
+        """Record a successful answer under `key`.
+
+        Not flushed to disk: the record outlives the worker process at once, which is what
+        a retry after a killed worker or a timed-out attempt needs, and only a crash of the
+        machine within the next seconds can lose it, costing the call again. A flush per
+        record would cost every call a few milliseconds to guard against that.
+        """
         assert self._records is not None
         kept = {k.lower(): v for k, v in headers.items() if k.lower() in _KEPT_HEADERS}
         await self._records.put_json(
             key,
             {"status": status, "headers": kept, "body": base64.b64encode(body).decode()},
+            durable=False,
         )
 
     async def call(

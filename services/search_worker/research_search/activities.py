@@ -25,6 +25,7 @@ from research_search.providers import (
     SearchProvider,
 )
 from research_shared import audit, metrics
+from research_shared.encryption import EncryptionError
 from research_shared.injection import MAX_LISTED, screen, screen_title
 from research_shared.models import (
     MAX_HIT_CONTENT_CHARS,
@@ -73,9 +74,11 @@ class SearchActivities:
     async def web_search(self, input: WebSearchInput) -> WebSearchResult:
         """Run one search with the configured provider; hits carry capped page text.
 
-        Progress is heartbeated after each unit of work (the ranking, each fetched page), and
-        a retry resumes from the last progress the server recorded instead of starting over.
-        A cancellation of the run reaches the search through those heartbeats.
+        Progress is noted after each unit of work (the ranking, each fetched page) and
+        heartbeated every `heartbeat_seconds` (`ProgressHeartbeat`), and a retry resumes from
+        the last progress the server recorded instead of starting over; a page fetched after
+        it is fetched again from its recorded answer, not paid for again. A cancellation of
+        the run reaches the search through those heartbeats.
         """
         info = activity.info()
         log.info(
@@ -180,24 +183,29 @@ class SearchActivities:
         """The newest result of this search by any run, if it is young enough."""
         if self._records is None:
             return None
-        record = await self._records.get_json(self._cache_key(input))
-        if not isinstance(record, dict):
+        try:
+            record = await self._records.get_json(self._cache_key(input))
+            if not isinstance(record, dict):
+                return None
+            age = time.time() - float(record.get("stored_at", 0))
+            result = WebSearchResult.model_validate(record.get("result"))
+        except (EncryptionError, ValueError, TypeError) as err:
+            # Cut short by a crash of the machine (the cache is not flushed to disk), or
+            # written by another version (a ValidationError is a ValueError): search again.
+            log.warning("cached search unreadable", query=input.query, reason=type(err).__name__)
             return None
-        age = time.time() - float(record.get("stored_at", 0))
         if not 0 <= age <= input.reuse_searches_within_seconds:
             return None
-        try:
-            result = WebSearchResult.model_validate(record.get("result"))
-        except ValidationError:
-            return None  # written by another version: search again
         return result.model_copy(update={"cached": True})
 
     async def _remember(self, input: WebSearchInput, result: WebSearchResult) -> None:
         if self._records is None:
             return
+        # Not flushed to disk: losing the entry to a crash of the machine costs one search.
         await self._records.put_json(
             self._cache_key(input),
             {"stored_at": time.time(), "result": result.model_dump(mode="json")},
+            durable=False,
         )
 
     async def _kept(self, workflow_id: str | None, result: WebSearchResult) -> WebSearchResult:
@@ -216,18 +224,25 @@ class SearchActivities:
 
 
 class ProgressHeartbeat:
-    """Heartbeats the latest search progress: when it changes, and every `interval` seconds.
+    """Heartbeats the latest search progress every `interval` seconds, and once more if the
+    attempt ends in an error.
 
     The periodic beat lets the server notice a dead worker, and tells a live one that its
-    run was cancelled, while a provider call is slow. It always sends the newest progress,
-    because the details of the last heartbeat are what the next attempt is given. Before any
-    progress of this attempt, it sends what the attempt resumed from, so an attempt that
-    fails early does not erase the work of the ones before it.
+    run was cancelled, while a provider call is slow. Progress reported between two beats
+    waits for the next one: every heartbeat's details go through the data converter (JSON,
+    encryption, and the payload store once they pass its threshold), while the server is
+    sent at most one heartbeat every 0.8 heartbeat timeouts, the newest (the SDK keeps the
+    rest back). So a beat per page would encode details the server never sees. A beat
+    always sends the newest progress, because the details of the last heartbeat are what the
+    next attempt is given; an attempt that fails sends what it had before it ends, and
+    before any progress of its own it sends what it resumed from, so an attempt that fails
+    early does not erase the work of the ones before it.
     """
 
     def __init__(self, interval: float, resumed: SearchProgress | None = None) -> None:
         self._interval = interval
         self._latest = resumed
+        self._unsent = False
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -236,11 +251,12 @@ class ProgressHeartbeat:
         return self._latest
 
     def report(self, progress: SearchProgress) -> None:
-        """Record new progress and heartbeat it (the SDK throttles, keeping the newest)."""
+        """Record new progress; the next beat sends it."""
         self._latest = progress
-        self._beat()
+        self._unsent = True
 
     def _beat(self) -> None:
+        self._unsent = False
         if self._latest is None:
             activity.heartbeat()
         else:
@@ -264,6 +280,10 @@ class ProgressHeartbeat:
         # Not awaited: awaiting here could swallow a cancellation aimed at the activity.
         if self._task is not None:
             self._task.cancel()
+        # The SDK hands this last heartbeat to the server before the attempt's failure, so
+        # the next attempt resumes from it. A search that succeeds needs no more beats.
+        if exc_type is not None and self._unsent:
+            self._beat()
 
 
 def bounded_result(

@@ -39,17 +39,18 @@ class FileObjectStore(ObjectStore):
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    async def put(self, key: str, data: bytes) -> None:
-        await asyncio.to_thread(self._put, self._path(key), data)
+    async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        await asyncio.to_thread(self._put, self._path(key), data, durable)
 
-    def _put(self, path: Path, data: bytes) -> None:
+    def _put(self, path: Path, data: bytes, durable: bool) -> None:
         partial = path.with_name(f"{_PARTIAL}{uuid.uuid4().hex}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with partial.open("wb") as out:
                 out.write(data)
                 out.flush()
-                os.fsync(out.fileno())
+                if durable:
+                    os.fsync(out.fileno())
             os.replace(partial, path)
         except OSError as err:
             partial.unlink(missing_ok=True)

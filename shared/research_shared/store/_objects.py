@@ -65,8 +65,16 @@ class ObjectStore(ABC):
     """Where the store is, for messages; it holds no credential."""
 
     @abstractmethod
-    async def put(self, key: str, data: bytes) -> None:
-        """Write `data` under `key`, replacing what was there; readers see all or nothing."""
+    async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        """Write `data` under `key`, replacing what was there; readers see all or nothing.
+
+        Once it returns, the object outlives the process that wrote it. `durable` asks that
+        it also outlive a crash of the machine: a local folder then flushes it to disk, which
+        costs a few milliseconds a write. Objects that something refers to (a history, a
+        manifest) are written durably; a recorded answer or a cached search need not be,
+        because losing one costs a provider call, never a run (readers take an object cut
+        short by a crash as missing).
+        """
 
     @abstractmethod
     async def get(self, key: str) -> bytes:

@@ -22,8 +22,9 @@ class Records:
     def url(self) -> str:
         return self.objects.url
 
-    async def put(self, key: str, data: bytes) -> None:
-        await self.objects.put(key, seal_record(data, self.keyring))
+    async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        """Store `data` under `key` (`ObjectStore.put` says what `durable` means)."""
+        await self.objects.put(key, seal_record(data, self.keyring), durable=durable)
 
     async def get(self, key: str) -> bytes | None:
         """The plaintext under `key`, None when there is none."""
@@ -33,9 +34,9 @@ class Records:
             return None
         return open_record(data, self.keyring)
 
-    async def put_json(self, key: str, value: Any) -> None:
+    async def put_json(self, key: str, value: Any, *, durable: bool = True) -> None:
         text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-        await self.put(key, text.encode("utf-8"))
+        await self.put(key, text.encode("utf-8"), durable=durable)
 
     async def get_json(self, key: str) -> Any:
         """The JSON document under `key`, None when there is none."""

@@ -122,7 +122,8 @@ class S3ObjectStore(ObjectStore):
                 f"cannot reach the payload store {self.url}: {redact(str(err))}"
             ) from None
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        # A PUT that succeeded is stored durably by the service, whatever `durable` says.
         s3 = await self._s3()
         try:
             await s3.put_object(Bucket=self.bucket, Key=self.prefix + check_key(key), Body=data)
