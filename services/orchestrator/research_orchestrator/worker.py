@@ -8,6 +8,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from research_orchestrator._sandbox import compile_once
 from research_orchestrator.workflows import DeepResearchWorkflow
 from research_shared import routing
 from research_shared.logs import configure_logging
@@ -29,6 +30,8 @@ from research_shared.temporal_client import deployment_config
 
 def build_worker(client: Client, queues: QueueSettings, settings: WorkerSettings) -> Worker:
     routing.configure(routing.Routing(search_queue=queues.search_queue, llm_queue=queues.llm_queue))
+    # Before the Worker: it creates a first sandboxed run to validate the workflow.
+    compile_once(DeepResearchWorkflow)
     return Worker(
         client,
         task_queue=queues.orchestrator_queue,

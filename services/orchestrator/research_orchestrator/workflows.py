@@ -44,7 +44,11 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from research_orchestrator import _audit
+    # Names from the module, not `from research_orchestrator import _audit`: the sandbox
+    # imports this package afresh for each run, and a submodule taken from it that way was
+    # executed afresh too; names imported from the submodule pass through.
+    from research_orchestrator._audit import manifest as audit_manifest
+    from research_orchestrator._audit import search_entries as audit_search_entries
     from research_orchestrator._budget import BudgetTracker
     from research_orchestrator._sources import (
         bounded_queries,
@@ -400,13 +404,13 @@ class DeepResearchWorkflow:
         the run is over (cancelled, or ended early), so neither a pause nor a cancel stops
         this last write."""
         sources, _ = collect(self._outcomes)
-        manifest = _audit.manifest(
+        manifest = audit_manifest(
             request,
             outcome,
             # The plan as research began; a run that ended before, as it was proposed.
             self._plan or self._queries,
             [(r.number, [self._queries[i] for i in r.indexes]) for r in self._rounds],
-            _audit.search_entries(
+            audit_search_entries(
                 self._queries, self._query_rounds(), self._outcomes, self._skipped, CANCELLED
             ),
             sources,
