@@ -5,9 +5,9 @@ starts, and for every run it brings back into its cache, so that no run ever see
 module state. Each such import builds the module's code objects anew: it compiles the source
 where no bytecode file was written (`PYTHONDONTWRITEBYTECODE` with an editable install, a
 read-only checkout), else it reads and unmarshals the bytecode file. Compiling
-`workflows.py` took about 14 of the 18 ms of CPU a sandboxed run cost to create; and either
-way every cached run held a private copy of every code object of the module, about 120 KiB
-of the 175 KiB a run's module held (docs/benchmarks.md, "Phase 2").
+`workflows.py` was about 11 of the 15 ms of CPU it took to create a sandboxed run; and either
+way every cached run kept a copy of its own of every code object of the module, about 120 of
+the 170 KiB a run kept (docs/benchmarks.md, "Phase 2").
 
 `compile_once` hands the sandbox's import one code object per module. Code objects are
 immutable, so each run still executes the module into a namespace of its own, with its own
