@@ -41,7 +41,7 @@ def build_worker(client: Client, queues: QueueSettings, settings: WorkerSettings
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
         # Half the SDK's 1,000: each cached run holds about 115 KiB, so 10,000 runs waiting
         # on people stay within 300 MB; an evicted run replays its history when it wakes
-        # (about 23 ms of CPU more at its approval). docs/benchmarks.md, "Phase 2".
+        # (23 to 43 ms more CPU at its approval). docs/benchmarks.md, "Phase 2".
         max_cached_workflows=settings.max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_seconds),
         # With RESEARCH_DEPLOYMENT_NAME and RESEARCH_BUILD_ID, a versioned worker: each run
