@@ -155,6 +155,9 @@ def _waiting(w: dict[str, Any]) -> list[str]:
         f"all approved in {w['approve_all_seconds']:.2f} s, all complete "
         f"{w['approve_to_all_complete_seconds']:.2f} s after the first approval "
         f"({w['completed']} completed)",
+        f"orchestrator CPU per run: {1000 * w['orchestrator_cpu_seconds_per_run_to_waiting']:.1f}"
+        f" ms to its wait, {1000 * w['orchestrator_cpu_seconds_per_run_approved']:.1f} ms from "
+        "its approval to its report",
     ]
 
 

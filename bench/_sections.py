@@ -383,6 +383,7 @@ async def waiting(bench: Bench, count: int, at_once: int = 50) -> dict[str, Any]
     )
     tasks_before = total(await asyncio.to_thread(scrape, sdk_port), tasks_name)
     calls_before = await bench.control.calls()
+    cpu_idle = bench.procs.cpu_seconds().get(orchestrator, 0.0)
     ids = [f"bench-{bench.tag}-waiting-{n:05d}" for n in range(count)]
 
     def starter(n: int) -> Callable[[], Awaitable[Any]]:
@@ -411,6 +412,7 @@ async def waiting(bench: Bench, count: int, at_once: int = 50) -> dict[str, Any]
             raise BenchError(f"run {workflow_id} is not waiting for approval ({status.phase})")
     await asyncio.sleep(2)  # the worker's last task completions settle
     rss_waiting = bench.procs.rss_bytes(orchestrator)
+    cpu_waiting = bench.procs.cpu_seconds().get(orchestrator, 0.0)
     server_waiting = (
         bench.procs.rss_bytes(SERVER) if SERVER in bench.procs.supervisor.processes else None
     )
@@ -431,6 +433,7 @@ async def waiting(bench: Bench, count: int, at_once: int = 50) -> dict[str, Any]
     if completed != count:
         raise BenchError(f"{count - completed} of {count} approved runs did not complete")
     rss_after = bench.procs.rss_bytes(orchestrator)
+    cpu_after = bench.procs.cpu_seconds().get(orchestrator, 0.0)
     bench.check_alive()
     return {
         "runs": count,
@@ -445,6 +448,10 @@ async def waiting(bench: Bench, count: int, at_once: int = 50) -> dict[str, Any]
         "approve_all_seconds": approve_seconds,
         "approve_to_all_complete_seconds": complete_seconds,
         "completed": completed,
+        # The orchestrator's CPU a run up to its wait, and from its approval to its report
+        # (a run evicted from the workflow cache replays its history when it is approved).
+        "orchestrator_cpu_seconds_per_run_to_waiting": (cpu_waiting - cpu_idle) / count,
+        "orchestrator_cpu_seconds_per_run_approved": (cpu_after - cpu_waiting) / count,
     }
 
 

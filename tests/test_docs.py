@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,25 @@ async def registered(client: Client, payload_store: str, tmp_path: Path) -> dict
         pool: {activity_name(fn) for fn in worker.config().get("activities", [])}
         for pool, worker in workers.items()
     }
+
+
+async def test_the_orchestrators_workflow_cache_is_the_documented_default(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's default for `RESEARCH_MAX_CACHED_WORKFLOWS` is the setting's, and the
+    orchestrator's worker is built with the setting (a value set in the environment)."""
+    row = table_cells(line_of("README.md", "| `RESEARCH_MAX_CACHED_WORKFLOWS`"))
+    default = WorkerSettings.model_fields["max_cached_workflows"].default
+    assert row[1] == f"`{default}`"
+    monkeypatch.setenv("RESEARCH_MAX_CACHED_WORKFLOWS", "37")
+    routes = routing.current()
+    try:
+        # A queue of its own: a built worker stays registered with the client for its queue.
+        queues = QueueSettings(orchestrator_queue=f"cache-{uuid.uuid4().hex}")
+        worker = build_orchestrator_worker(client, queues, WorkerSettings())
+    finally:
+        routing.configure(routes)
+    assert worker.config()["max_cached_workflows"] == 37
 
 
 def named_activities(text: str) -> set[str]:

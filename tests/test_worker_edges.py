@@ -205,6 +205,7 @@ INVALID_SETTINGS: list[tuple[str, dict[str, str], list[str]]] = [
         ["RESEARCH_METRICS_PORT='70000'", "65535", "RESEARCH_LOG_FORMAT='xml'"],
     ),
     ("orchestrator", {"RESEARCH_LOG_LEVEL": "LOUD"}, ["RESEARCH_LOG_LEVEL='LOUD'"]),
+    ("orchestrator", {"RESEARCH_MAX_CACHED_WORKFLOWS": "-1"}, ["RESEARCH_MAX_CACHED_WORKFLOWS"]),
     ("orchestrator", {"TEMPORAL_TLS": "perhaps"}, ["TEMPORAL_TLS='perhaps'"]),
     ("llm", {"RESEARCH_CONNECT_RETRY_SECONDS": "-1"}, ["RESEARCH_CONNECT_RETRY_SECONDS"]),
     ("llm", {"RESEARCH_MODEL_PRICES": "gpt-4.1=2"}, ["RESEARCH_MODEL_PRICES='gpt-4.1=2'", "JSON"]),

@@ -106,6 +106,14 @@ class WorkerSettings(BaseSettings):
     sdk_metrics_port: int = Field(default=0, ge=0, le=65535, description="Temporal SDK metrics.")
     graceful_shutdown_seconds: float = Field(default=20.0, ge=0, allow_inf_nan=False)
     max_concurrent_activities: int = Field(default=20, ge=1)
+    max_cached_workflows: int = Field(
+        default=500,
+        ge=0,
+        description=(
+            "Orchestrator: runs kept in memory between their tasks, about 115 KiB each; a run "
+            "past it is evicted and replays its history when it next has work."
+        ),
+    )
     connect_retry_seconds: float = Field(
         default=30.0,
         ge=0,

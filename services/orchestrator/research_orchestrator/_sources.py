@@ -4,6 +4,7 @@ the short notes the reflection reads. Pure functions of the run's state, so repl
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
@@ -21,6 +22,18 @@ from research_shared.models import (
 MAX_NOTES = 80
 """Sources the reflection reads notes of, in id order: enough to judge coverage, small in
 the history however many rounds ran."""
+
+
+@dataclass
+class SearchRound:
+    """One round of searches: the indexes of its queries in the run's plan, and what the
+    reflection after it said. Defined here rather than in the workflow module so that the
+    sandbox does not build the dataclass again for every run."""
+
+    number: int
+    indexes: list[int]
+    gaps: list[str] = field(default_factory=list)
+    done_reason: str = ""
 
 
 def query_key(query: str) -> str:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -44,9 +43,14 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from research_orchestrator import _audit
+    # Names from the module, not `from research_orchestrator import _audit`: the sandbox
+    # imports this package afresh for each run, and a submodule taken from it that way was
+    # executed afresh too; names imported from the submodule pass through.
+    from research_orchestrator._audit import manifest as audit_manifest
+    from research_orchestrator._audit import search_entries as audit_search_entries
     from research_orchestrator._budget import BudgetTracker
     from research_orchestrator._sources import (
+        SearchRound,
         bounded_queries,
         collect,
         failure_of,
@@ -145,17 +149,6 @@ class _RunCancelled(Exception):
     """Raised inside the workflow when a person cancelled the run; never leaves it."""
 
 
-@dataclass
-class _Round:
-    """One round of searches: the indexes of its queries in the run's plan, and what the
-    reflection after it said."""
-
-    number: int
-    indexes: list[int]
-    gaps: list[str] = field(default_factory=list)
-    done_reason: str = ""
-
-
 @workflow.defn(name=WORKFLOW_TYPE)
 class DeepResearchWorkflow:
     """Research one question and return a cited markdown report.
@@ -192,8 +185,8 @@ class DeepResearchWorkflow:
         # Research in rounds (runs with the ROUNDS_PATCH marker).
         self._deep = False
         self._strict_budget = False
-        self._rounds: list[_Round] = []
-        self._searching: _Round | None = None
+        self._rounds: list[SearchRound] = []
+        self._searching: SearchRound | None = None
         self._skipped: dict[int, str] = {}
         self._removed: set[int] = set()
         self._search_handles: dict[int, workflow.ActivityHandle[Any]] = {}
@@ -305,7 +298,7 @@ class DeepResearchWorkflow:
         indexes = list(range(len(self._queries)))
         number = 1
         while True:
-            current = _Round(number=number, indexes=indexes)
+            current = SearchRound(number=number, indexes=indexes)
             self._rounds.append(current)
             self._enter(Phase.SEARCHING)
             self._searching = current
@@ -400,13 +393,13 @@ class DeepResearchWorkflow:
         the run is over (cancelled, or ended early), so neither a pause nor a cancel stops
         this last write."""
         sources, _ = collect(self._outcomes)
-        manifest = _audit.manifest(
+        manifest = audit_manifest(
             request,
             outcome,
             # The plan as research began; a run that ended before, as it was proposed.
             self._plan or self._queries,
             [(r.number, [self._queries[i] for i in r.indexes]) for r in self._rounds],
-            _audit.search_entries(
+            audit_search_entries(
                 self._queries, self._query_rounds(), self._outcomes, self._skipped, CANCELLED
             ),
             sources,
@@ -439,7 +432,7 @@ class DeepResearchWorkflow:
     def _query_rounds(self) -> dict[int, int]:
         return {i: r.number for r in self._rounds for i in r.indexes}
 
-    async def _search_round(self, request: ResearchRequest, current: _Round) -> None:
+    async def _search_round(self, request: ResearchRequest, current: SearchRound) -> None:
         """Run the round's searches, at most `search_concurrency` at once, including those a
         person adds while it runs; none starts once the run is told to finish or a budget
         limit is reached. Outcomes are kept by plan position."""
@@ -816,7 +809,7 @@ class DeepResearchWorkflow:
                 f"the edit would make it {total}"
             )
 
-    def _round_query(self, current: _Round, text: str) -> int | None:
+    def _round_query(self, current: SearchRound, text: str) -> int | None:
         """The index of the round's query `text` that is neither removed nor skipped."""
         key = query_key(text)
         for index in current.indexes:
@@ -824,7 +817,7 @@ class DeepResearchWorkflow:
                 return index
         return None
 
-    def _active(self, current: _Round) -> set[int]:
+    def _active(self, current: SearchRound) -> set[int]:
         return {i for i in current.indexes if i not in self._skipped and i not in self._removed}
 
     # -- pause, resume, finish, cancel ---------------------------------------------------------
