@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from research_cli.main import exit_without_finalizing
 from research_orchestrator.workflows import DeepResearchWorkflow
 from research_shared.payloads import Payloads, open_payloads
 from research_shared.settings import describe_settings_error
@@ -66,4 +67,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # A replay that passed once exited with SIGSEGV in the interpreter's finalization.
+    exit_without_finalizing(main())
