@@ -50,10 +50,12 @@ KEYRINGS = [
 ]
 
 
-def one_step(workflow_id: str) -> ActivityEnvironment:
+def one_step(workflow_id: str, run_id: str = "run-1") -> ActivityEnvironment:
     """An activity environment whose attempts are all of one step of one run."""
     env = ActivityEnvironment()
-    env.info = dataclasses.replace(env.info, workflow_id=workflow_id, activity_id="7", attempt=2)
+    env.info = dataclasses.replace(
+        env.info, workflow_id=workflow_id, workflow_run_id=run_id, activity_id="7", attempt=2
+    )
     return env
 
 
@@ -160,3 +162,29 @@ async def test_a_model_answer_cut_short_is_asked_again(
         await models.aclose()
     assert len(openai_fake.calls) - before == 2
     assert retried.queries == again.queries == first.queries
+
+
+async def test_a_reset_run_asks_again_where_a_retry_reuses(
+    tmp_path: Path, openai_fake: FakeOpenAIServer
+) -> None:
+    # A reset run has the workflow id and the activity ids of the run it replaces; only the
+    # run id tells them apart. Its steps must not be handed the earlier run's answers.
+    records = Records(FileObjectStore(tmp_path / "store"), None)
+    workflow_id = f"reset-{uuid.uuid4().hex[:8]}"
+    models = OpenAICompatibleModels(
+        api_key=SecretStr(openai_fake.api_key),
+        base_url=openai_fake.api_base_url,
+        api=OpenAIApi.RESPONSES,
+        recorder=CallRecorder(records, "openai"),
+    )
+    activities = LlmActivities(models, plan_model="planner", synthesize_model="planner")
+    input = PlanInput(question="Is a reset run handed the old answers?", max_searches=2)
+    before = len(openai_fake.calls)
+    try:
+        await one_step(workflow_id, "run-1").run(activities.plan, input)
+        await one_step(workflow_id, "run-1").run(activities.plan, input)
+        assert len(openai_fake.calls) - before == 1  # a retry of the same run reuses
+        await one_step(workflow_id, "run-2").run(activities.plan, input)
+    finally:
+        await models.aclose()
+    assert len(openai_fake.calls) - before == 2

@@ -111,7 +111,10 @@ async def assert_searched_once(
     assert report.sources, report
     assert stack.searched([query]) == {query: 1}
     assert "provider answer reused" in stack.workers.new_log("search")
-    assert attempts_of(await handle.fetch_history(), "web_search") == [2]
+    # The step completed on a retry (on a busy machine the retry may itself time out once
+    # more); however many attempts it took, the provider was asked once (above).
+    [attempt] = attempts_of(await handle.fetch_history(), "web_search")
+    assert attempt >= 2
 
 
 async def test_search_worker_killed_after_tavily_answered_does_not_search_again(
@@ -207,7 +210,10 @@ async def test_llm_worker_killed_after_the_model_answered_does_not_ask_again(
         asked = {step: len(step_calls(stack, step)) for step in RUN_STEPS}
         assert asked == dict.fromkeys(RUN_STEPS, 1), asked
         assert "provider answer reused" in stack.workers.new_log("llm")
-    assert attempts_of(await handle.fetch_history(), "plan") == [2]
+    # The step completed on a retry (on a busy machine the retry may itself time out once
+    # more); however many attempts it took, the provider was asked once (above).
+    [attempt] = attempts_of(await handle.fetch_history(), "plan")
+    assert attempt >= 2
 
 
 async def test_a_run_may_reuse_recent_searches_of_another_run(

@@ -2,12 +2,13 @@
 idempotency key, before the activity goes on; a retried attempt reuses it instead of calling.
 
 The key is stable across the attempts of one activity and differs for anything else: the
-SHA-256 of the workflow id, the activity id (the same on every retry) and the call's own
-input (method, address and body). So an attempt that dies after the provider answered (the
-worker was killed, the attempt timed out while the call completed) leaves the answer
-behind, and the next attempt of the same step finds it; a different step, query or run
-finds nothing and calls. Only successful answers are recorded: a failure is meant to be
-tried again.
+SHA-256 of the workflow id, the run id, the activity id (the same on every retry) and the
+call's own input (method, address and body). So an attempt that dies after the provider
+answered (the worker was killed, the attempt timed out while the call completed) leaves the
+answer behind, and the next attempt of the same step finds it; a different step, query or run
+finds nothing and calls. A run reset from an earlier point is a new run with the same
+workflow id and the same activity ids: it asks again, as whoever reset it meant it to.
+Only successful answers are recorded: a failure is meant to be tried again.
 
 This module knows no HTTP library: `RecordingSend` is mixed into an httpx-style client, the
 search worker's httpx client for Tavily and the LLM worker's httpx2 client for OpenAI, each
@@ -96,6 +97,7 @@ class CallRecorder:
         identity = json.dumps(
             [
                 info.workflow_id or "",
+                info.workflow_run_id or "",
                 info.activity_id,
                 method.upper(),
                 url,
