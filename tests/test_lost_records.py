@@ -59,6 +59,19 @@ def one_step(workflow_id: str, run_id: str = "run-1") -> ActivityEnvironment:
     return env
 
 
+def planner(
+    fake: FakeOpenAIServer, records: Records
+) -> tuple[OpenAICompatibleModels, LlmActivities]:
+    """The LLM pool's activities on the fake OpenAI server, recording into `records`."""
+    models = OpenAICompatibleModels(
+        api_key=SecretStr(fake.api_key),
+        base_url=fake.api_base_url,
+        api=OpenAIApi.RESPONSES,
+        recorder=CallRecorder(records, "openai"),
+    )
+    return models, LlmActivities(models, plan_model="planner", synthesize_model="planner")
+
+
 def cut_short(root: Path, prefix: str, cut: Callable[[bytes], bytes]) -> int:
     """Cut every record under `prefix` as `cut` says; how many there were."""
     files = [p for p in (root / prefix).rglob("*") if p.is_file()]
@@ -142,13 +155,7 @@ async def test_a_model_answer_cut_short_is_asked_again(
     root = tmp_path / "store"
     records = Records(FileObjectStore(root), keyring)
     workflow_id = f"lost-answer-{uuid.uuid4().hex[:8]}"
-    models = OpenAICompatibleModels(
-        api_key=SecretStr(openai_fake.api_key),
-        base_url=openai_fake.api_base_url,
-        api=OpenAIApi.RESPONSES,
-        recorder=CallRecorder(records, "openai"),
-    )
-    activities = LlmActivities(models, plan_model="planner", synthesize_model="planner")
+    models, activities = planner(openai_fake, records)
     env = one_step(workflow_id)
     input = PlanInput(question="Is a lost record paid for twice?", max_searches=2)
     before = len(openai_fake.calls)
@@ -171,13 +178,7 @@ async def test_a_reset_run_asks_again_where_a_retry_reuses(
     # run id tells them apart. Its steps must not be handed the earlier run's answers.
     records = Records(FileObjectStore(tmp_path / "store"), None)
     workflow_id = f"reset-{uuid.uuid4().hex[:8]}"
-    models = OpenAICompatibleModels(
-        api_key=SecretStr(openai_fake.api_key),
-        base_url=openai_fake.api_base_url,
-        api=OpenAIApi.RESPONSES,
-        recorder=CallRecorder(records, "openai"),
-    )
-    activities = LlmActivities(models, plan_model="planner", synthesize_model="planner")
+    models, activities = planner(openai_fake, records)
     input = PlanInput(question="Is a reset run handed the old answers?", max_searches=2)
     before = len(openai_fake.calls)
     try:
