@@ -20,13 +20,14 @@ the one reader of this format (the offline model uses it).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents import Agent, Model
+from agents import Agent, AgentOutputSchema, Model
 from pydantic import BaseModel, Field
 
 from research_llm import citations
@@ -191,6 +192,16 @@ rules as the writer: cite claims as [n] with source ids, only ids in `sources`, 
 bibliography. List your `changes`."""
 
 
+@functools.cache
+def _output_schema(output_type: type[BaseModel]) -> AgentOutputSchema:
+    """The structured output of `output_type`, built once per process.
+
+    Given the class, the Agents SDK builds its schema (a pydantic `TypeAdapter` and the strict
+    JSON schema) again on every call; built, it is immutable and shared by every call.
+    """
+    return AgentOutputSchema(output_type)
+
+
 def _agent(
     name: str, instructions: str, output_type: type[BaseModel], model: Model | str
 ) -> Agent[None]:
@@ -198,7 +209,7 @@ def _agent(
         name=name,
         instructions=instructions + "\n" + UNTRUSTED_DATA_RULE,
         model=model,
-        output_type=output_type,
+        output_type=_output_schema(output_type),
     )
 
 
