@@ -25,6 +25,15 @@ page's flagged passages, so no part of it reaches a model or the report's list o
 
 It misses what it does not name, and can flag a page that discusses prompt injection: a
 flagged passage is only left out of what may be quoted, and listed, never hidden.
+
+Screening is on the hot path of both workers (every hit's text, every source of every
+prompt), and Python's regular expressions are slow at it: each pattern tries its alternatives
+at every position, about 0.6 ms for 4,000 characters of clean text. So a pattern is only run
+on a text that contains the words it cannot match without (`_NEEDS`), looked for in the
+lowercased text with `in`, which is a fast substring search. That changes no answer: the
+words are ones every match of the pattern contains, the lowercasing matches what
+`re.IGNORECASE` does to ASCII letters (`_fold`), and what is flagged is still decided by the
+patterns themselves.
 """
 
 from __future__ import annotations
@@ -50,6 +59,31 @@ PATTERNS: Final = tuple(
     )
 )
 
+# For each pattern of `PATTERNS`, in order: groups of lowercase words, at least one word of
+# each group being part of any text the pattern matches (the words of its alternations, the
+# colon it ends with, a marker itself). A group's words are in the text, lowercased, before
+# the pattern is run on it.
+_NEEDS: Final[tuple[tuple[tuple[str, ...], ...], ...]] = (
+    (
+        ("ignore", "disregard", "forget", "override"),
+        ("instruction", "prompt", "rules", "directions", "guidelines"),
+    ),
+    (("system", "developer", "assistant"), ("note", "prompt", "message", "instruction"), (":",)),
+    (("new", "updated", "real"), ("instruction",), (":",)),
+    (("you",), ("are",), ("now",)),
+    (("from",), ("now",), ("on",), ("you",)),
+    (
+        ("reveal", "print", "output", "show", "repeat", "leak", "disclose"),
+        ("prompt", "instructions", "api", "secret", "password", "token", "env"),
+    ),
+    (("<|im_start|>", "<|system|>", "[inst]", "[/inst]", "<<sys>>"),),
+)
+
+# The characters outside ASCII that `re.IGNORECASE` takes for an ASCII letter although
+# `str.lower` does not make them one: capital I with a dot, dotless i, long s (found by
+# trying every code point; a test tries them again).
+_IGNORECASE_EXTRA: Final = (("\u0130", "i"), ("\u0131", "i"), ("\u017f", "s"))
+
 MAX_LISTED = 5
 """Passages listed per source; the rest are still left out."""
 MAX_LISTED_CHARS = 200
@@ -65,14 +99,35 @@ class Screened:
     suspicious: list[str]
 
 
+def _fold(text: str) -> str:
+    """`text` lowercased as `re.IGNORECASE` compares letters, for finding ASCII words in it."""
+    if not text.isascii():
+        for char, letter in _IGNORECASE_EXTRA:
+            if char in text:
+                text = text.replace(char, letter)
+    return text.lower()
+
+
+def _candidates(text: str) -> list[re.Pattern[str]]:
+    """The patterns that could match somewhere in `text`: those whose words it contains."""
+    folded = _fold(text)
+    return [
+        pattern
+        for pattern, needs in zip(PATTERNS, _NEEDS, strict=True)
+        if all(any(word in folded for word in group) for group in needs)
+    ]
+
+
 def is_suspicious(sentence: str) -> bool:
     """Whether `sentence` addresses the reader with instructions, by the rule above."""
-    return any(pattern.search(sentence) for pattern in PATTERNS)
+    return any(pattern.search(sentence) for pattern in _candidates(sentence))
 
 
 def screen(text: str) -> Screened:
     """`text` without its suspicious sentences; the line structure of the rest is kept."""
-    if not any(pattern.search(text) for pattern in PATTERNS):
+    # A pattern that cannot match the text cannot match a sentence of it either.
+    candidates = _candidates(text)
+    if not any(pattern.search(text) for pattern in candidates):
         return Screened(text, [])
     kept: list[str] = []
     found: list[str] = []
@@ -80,7 +135,7 @@ def screen(text: str) -> Screened:
         sentence = match.group()
         if not sentence:
             continue
-        if is_suspicious(sentence):
+        if any(pattern.search(sentence) for pattern in candidates):
             found.append(" ".join(sentence.split())[:MAX_LISTED_CHARS])
             # Keep the line break the sentence ended with, so paragraphs stay apart.
             if sentence.endswith("\n"):
