@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 from agents import Agent, Model, ModelSettings, ModelTracing, Runner, set_tracing_disabled
-from agents.agent_output import AgentOutputSchema
-from agents.exceptions import UserError
+from agents.agent_output import AgentOutputSchema, AgentOutputSchemaBase
+from agents.exceptions import ModelBehaviorError, UserError
 from pydantic import BaseModel
 
 from research_llm.agents import (
@@ -151,3 +151,17 @@ async def test_every_agent_reports_usage(
     assert usage.input_tokens == len(str(agent.instructions).split()) + len(prompt.split())
     assert usage.output_tokens == len(answer.split()) > 0
     assert usage.total_tokens == usage.input_tokens + usage.output_tokens
+
+
+def test_each_output_schema_is_built_once_and_validates_as_the_sdks() -> None:
+    model = OfflineModel()
+    first, second = build_planner(model).output_type, build_planner(model).output_type
+    assert first is second
+    assert isinstance(first, AgentOutputSchemaBase)
+    reference = AgentOutputSchema(PlanOutput)
+    assert first.json_schema() == reference.json_schema()
+    assert first.name() == reference.name() and first.is_strict_json_schema()
+    answer = '{"searches": [{"query": "q", "reason": "r"}]}'
+    assert first.validate_json(answer) == reference.validate_json(answer)
+    with pytest.raises(ModelBehaviorError):
+        first.validate_json('{"searches": "none"}')

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents import Agent, AgentOutputSchema, Model
+from agents import Agent, AgentOutputSchema, AgentOutputSchemaBase, Model
 from pydantic import BaseModel, Field
 
 from research_llm import citations
@@ -192,14 +192,37 @@ rules as the writer: cite claims as [n] with source ids, only ids in `sources`, 
 bibliography. List your `changes`."""
 
 
-@functools.cache
-def _output_schema(output_type: type[BaseModel]) -> AgentOutputSchema:
-    """The structured output of `output_type`, built once per process.
+class _OutputSchema(AgentOutputSchemaBase):
+    """The structured output of one pydantic model, built once per process.
 
     Given the class, the Agents SDK builds its schema (a pydantic `TypeAdapter` and the strict
-    JSON schema) again on every call; built, it is immutable and shared by every call.
+    JSON schema) again on every call; built, it is immutable and shared by every call. The
+    SDK's own `AgentOutputSchema` is not handed over as it is: it is a dataclass, which the
+    runner deep-copies (`TypeAdapter` and all) for every run while it names the agent.
     """
-    return AgentOutputSchema(output_type)
+
+    def __init__(self, output_type: type[BaseModel]) -> None:
+        self._schema = AgentOutputSchema(output_type)
+
+    def is_plain_text(self) -> bool:
+        return False
+
+    def name(self) -> str:
+        return self._schema.name()
+
+    def json_schema(self) -> dict[str, Any]:
+        return self._schema.json_schema()
+
+    def is_strict_json_schema(self) -> bool:
+        return self._schema.is_strict_json_schema()
+
+    def validate_json(self, json_str: str) -> Any:
+        return self._schema.validate_json(json_str)
+
+
+@functools.cache
+def _output_schema(output_type: type[BaseModel]) -> _OutputSchema:
+    return _OutputSchema(output_type)
 
 
 def _agent(
