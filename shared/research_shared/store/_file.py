@@ -32,6 +32,7 @@ from research_shared.store._objects import (
 )
 
 _PARTIAL = ".partial-"
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 class FileObjectStore(ObjectStore):
@@ -54,14 +55,23 @@ class FileObjectStore(ObjectStore):
             self._put(self._path(key), data, durable)
 
     def _put(self, path: Path, data: bytes, durable: bool) -> None:
+        # Plain system calls: the folder is made only when the file cannot be created for the
+        # want of it, and no buffered file object sits between the bytes and the file.
         partial = path.with_name(f"{_PARTIAL}{uuid.uuid4().hex}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with partial.open("wb") as out:
-                out.write(data)
-                out.flush()
+            try:
+                fd = os.open(partial, _CREATE, 0o644)
+            except FileNotFoundError:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(partial, _CREATE, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
                 if durable:
-                    os.fsync(out.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(partial, path)
         except OSError as err:
             partial.unlink(missing_ok=True)
