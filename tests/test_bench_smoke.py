@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("bare", "floor", "ours")
 POOLS = ("orchestrator", "search", "llm")
@@ -117,3 +119,44 @@ def test_the_benchmark_reports_every_figure(tmp_path: Path) -> None:
         assert heading in done.stdout
     for heading in ("== recovery", "== history", "runs waiting for a plan approval"):
         assert heading in done.stdout
+
+
+def test_the_store_floor_reports_both_ways(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "store_floor.py"),
+            "--runs",
+            "2",
+            "--rounds",
+            "1",
+            "--floor-ms",
+            "100",
+            "--dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"store_floor failed:\n{done.stderr[-4000:]}"
+    lines = done.stdout.splitlines()
+    assert lines[0] == "per run: 72 writes (35 flushed), 71 reads; 1 x 2 runs a way, alternating"
+    for way in ("system calls only", "ours (Records, FileObjectStore, sealed)"):
+        [line] = [line for line in lines if line.startswith(way)]
+        least, median, most, share = (float(x) for x in line[len(way) :].split())
+        assert 0 < least <= median <= most, line
+        assert share == pytest.approx(median / 10, abs=0.01), line
+    assert list(tmp_path.iterdir()) == [], "the store floor left files behind"
+
+
+def test_the_store_floor_refuses_bad_options() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "store_floor.py"), "--runs", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
