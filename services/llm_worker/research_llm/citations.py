@@ -216,13 +216,13 @@ def _flagged(source: SourceDocument) -> list[str]:
 
 
 def _content_words(text: str) -> set[str]:
-    words = set()
-    for word in _WORD.findall(text.lower()):
-        word = word.strip("'-")
-        if len(word) < 3 or word in _STOP_WORDS:
-            continue
-        words.add(word[:-1] if word.endswith("s") and len(word) > 3 else word)
-    return words
+    # Each distinct word is filtered and stemmed once, however often the text repeats it.
+    distinct = {word.strip("'-") for word in _WORD.findall(text.lower())}
+    return {
+        word[:-1] if word.endswith("s") and len(word) > 3 else word
+        for word in distinct
+        if len(word) >= 3 and word not in _STOP_WORDS
+    }
 
 
 def _normal(url: str) -> str:
