@@ -110,6 +110,7 @@ class LlmActivities:
         self._synthesize_model = synthesize_model
         self._heartbeat_seconds = heartbeat_seconds
         self._prices = dict(prices or {})
+        self._agents: dict[tuple[Callable[[Model], Agent[None]], str], Agent[None]] = {}
 
     @activity.defn(name=TRIAGE_ACTIVITY)
     async def triage(self, input: TriageInput) -> TriageResult:
@@ -241,7 +242,7 @@ class LlmActivities:
         self, step: str, build: Callable[[Model], Agent[None]], model: str, prompt: str
     ) -> tuple[RunResult, LlmUsage]:
         """Run the agent `build` makes on `model` with `prompt`; its result and priced usage."""
-        agent = build(self._models.model_for(model))
+        agent = self._agent(build, model)
         info = activity.info()
         log.info("model step started", step=step, attempt=info.attempt, provider=self._models.name)
         with metrics.track_activity(step):
@@ -273,6 +274,14 @@ class LlmActivities:
         metrics.LLM_TOKENS.labels(step, "output").inc(usage.output_tokens)
         log.info("model step finished", step=step, calls=usage.calls, cost_usd=usage.cost_usd)
         return result, usage
+
+    def _agent(self, build: Callable[[Model], Agent[None]], model: str) -> Agent[None]:
+        """The agent `build` makes on `model`, made once: an agent is configuration, which
+        the Agents SDK reads and never changes, so every call shares it."""
+        agent = self._agents.get((build, model))
+        if agent is None:
+            agent = self._agents[(build, model)] = build(self._models.model_for(model))
+        return agent
 
     def _priced(self, usage: LlmUsage, model: str) -> LlmUsage:
         """`usage` with its cost, when the price table knows the model."""
