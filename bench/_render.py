@@ -203,6 +203,6 @@ def render(figures: dict[str, Any]) -> str:
         lines += _recovery(figures["recovery"])
     if "history" in figures:
         lines += _history(figures["history"])
-    if "waiting" in figures:
-        lines += _waiting(figures["waiting"])
+    for waited in figures.get("waiting", []):
+        lines += _waiting(waited)
     return "\n".join(lines)

@@ -8,6 +8,7 @@ import asyncio
 import functools
 import statistics
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, timedelta
@@ -369,6 +370,14 @@ async def _bounded(jobs: list[Callable[[], Awaitable[T]]], at_once: int) -> list
     return await asyncio.gather(*(one(job) for job in jobs))
 
 
+async def restart_pool(bench: Bench, name: str) -> None:
+    """Stop the pool `name` (no run has work in it) and start it again, ready."""
+    note(f"restarting {name}")
+    bench.procs.supervisor.kill(name)
+    bench.procs.supervisor.start(bench.procs.supervisor.specs[name])
+    await bench.procs.wait_ready([name], "worker started", 120)
+
+
 async def waiting(bench: Bench, count: int, at_once: int = 50) -> dict[str, Any]:
     """`count` runs of ours waiting for a person to approve their plan: the orchestrator's
     memory idle, with all of them waiting, and once every one is approved and complete."""
@@ -384,11 +393,17 @@ async def waiting(bench: Bench, count: int, at_once: int = 50) -> dict[str, Any]
     tasks_before = total(await asyncio.to_thread(scrape, sdk_port), tasks_name)
     calls_before = await bench.control.calls()
     cpu_idle = bench.procs.cpu_seconds().get(orchestrator, 0.0)
-    ids = [f"bench-{bench.tag}-waiting-{n:05d}" for n in range(count)]
+    # Ids of this call's own: a second count's runs must not meet the first's (a start with
+    # the id of a finished run would return that run, and nothing would wait).
+    batch = uuid.uuid4().hex[:6]
+    ids = [f"bench-{bench.tag}-waiting-{batch}-{n:05d}" for n in range(count)]
 
     def starter(n: int) -> Callable[[], Awaitable[Any]]:
         request = ours_request(
-            shape, question(bench.tag, n) + " waiting", bench.features.cache, approve_plan=True
+            shape,
+            question(bench.tag, n) + f" waiting {batch}",
+            bench.features.cache,
+            approve_plan=True,
         )
         return lambda: bench.research.start(request, id=ids[n])
 

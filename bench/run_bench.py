@@ -23,7 +23,8 @@ Then, each a section (`--sections` picks some):
 - recovery: our search worker SIGKILLed with a run's searches in flight;
 - history: one run of `--history-searches` searches over `--history-page-chars` pages;
 - waiting: `--waiting` runs waiting for a plan approval, the orchestrator's memory, then
-  all approved and completed;
+  all approved and completed; for each count of a list (`--waiting 1000,10000`), each on a
+  freshly started orchestrator pool;
 - profile (with `--profile DIR`): py-spy on each of our pools during runs at concurrency 5.
 
 Nothing here asserts a timing: it measures and reports. docs/benchmarks.md has the figures.
@@ -240,13 +241,30 @@ async def bench(args: argparse.Namespace, procs: Processes) -> dict[str, Any]:
             run, Shape("history", searches=args.history_searches, hits=5), args.history_page_chars
         )
     if "waiting" in args.sections and args.waiting:
-        figures["waiting"] = await _sections.waiting(run, args.waiting)
+        figures["waiting"] = []
+        for number, count in enumerate(args.waiting):
+            if number:
+                # Each count starts from an idle orchestrator, not one the last count grew.
+                await _sections.restart_pool(run, "ours-orchestrator")
+            figures["waiting"].append(await _sections.waiting(run, count))
     figures["load_average_after"] = load_average()
     await ours_payloads.aclose()
     return figures
 
 
 # -- entry point -------------------------------------------------------------------------------
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, got {text!r}"
+        ) from None
+    if any(count < 0 for count in counts):
+        raise argparse.ArgumentTypeError("the counts of waiting runs may not be negative")
+    return [count for count in counts if count]
 
 
 def _levels(text: str) -> list[int]:
@@ -357,7 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=8192,
         help="page length of the history run (default 8192)",
     )
-    add("--waiting", type=int, default=1000, help="runs waiting on people (default 1000; 0 skips)")
+    add(
+        "--waiting",
+        type=_counts,
+        default=[1000],
+        help="runs waiting on people, or counts separated by commas, each measured on its own "
+        "(default 1000; 0 skips)",
+    )
     add(
         "--profile",
         type=Path,
@@ -394,8 +418,8 @@ def check(args: argparse.Namespace) -> str | None:
             return f"--{option.replace('_', '-')} must be between {MIN_SEARCHES} and {MAX_SEARCHES}"
     if not 1 <= args.hits <= 10:
         return "--hits must be between 1 and 10"
-    if args.provider_delay < 0 or args.waiting < 0 or args.profile_seconds < 1:
-        return "--provider-delay and --waiting may not be negative, --profile-seconds is at least 1"
+    if args.provider_delay < 0 or args.profile_seconds < 1:
+        return "--provider-delay may not be negative, --profile-seconds is at least 1"
     if args.page_chars is not None and args.page_chars < 1:
         return "--page-chars must be positive"
     return None

@@ -30,7 +30,7 @@ SMOKE = [
     "--critical-searches", "2",
     "--critical-runs", "1",
     "--history-searches", "2",
-    "--waiting", "3",
+    "--waiting", "3,2",
     "--profile-seconds", "1",
 ]  # fmt: skip
 
@@ -103,11 +103,13 @@ def test_the_benchmark_reports_every_figure(tmp_path: Path) -> None:
     for kind in KINDS:
         assert figures["history"]["kinds"][kind]["history_bytes"] > 0
 
-    waiting = figures["waiting"]
-    assert waiting["completed"] == 3
-    for key in ("idle", "waiting", "after"):
-        assert number(waiting[f"orchestrator_rss_{key}_bytes"], key) > 0
-    number(waiting["approve_to_all_complete_seconds"], "approve to complete")
+    # Each count of waiting runs, in order, each from a freshly started orchestrator.
+    assert [waiting["runs"] for waiting in figures["waiting"]] == [3, 2]
+    for waiting in figures["waiting"]:
+        assert waiting["completed"] == waiting["runs"]
+        for key in ("idle", "waiting", "after"):
+            assert number(waiting[f"orchestrator_rss_{key}_bytes"], key) > 0
+        number(waiting["approve_to_all_complete_seconds"], "approve to complete")
 
     for pool in POOLS:
         summary = figures["profile"]["pools"][pool]
