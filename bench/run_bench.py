@@ -242,10 +242,10 @@ async def bench(args: argparse.Namespace, procs: Processes) -> dict[str, Any]:
         )
     if "waiting" in args.sections and args.waiting:
         figures["waiting"] = []
-        for number, count in enumerate(args.waiting):
-            if number:
-                # Each count starts from an idle orchestrator, not one the last count grew.
-                await _sections.restart_pool(run, "ours-orchestrator")
+        for count in args.waiting:
+            # Each count starts from an idle orchestrator, not one the sections before it or
+            # the last count grew.
+            await _sections.restart_pool(run, "ours-orchestrator")
             figures["waiting"].append(await _sections.waiting(run, count))
     figures["load_average_after"] = load_average()
     await ours_payloads.aclose()
