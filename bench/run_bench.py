@@ -255,25 +255,24 @@ async def bench(args: argparse.Namespace, procs: Processes) -> dict[str, Any]:
 # -- entry point -------------------------------------------------------------------------------
 
 
-def _counts(text: str) -> list[int]:
+def _numbers(text: str) -> list[int]:
     try:
-        counts = [int(part) for part in text.split(",") if part.strip()]
+        return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected numbers separated by commas, got {text!r}"
         ) from None
+
+
+def _counts(text: str) -> list[int]:
+    counts = _numbers(text)
     if any(count < 0 for count in counts):
         raise argparse.ArgumentTypeError("the counts of waiting runs may not be negative")
     return [count for count in counts if count]
 
 
 def _levels(text: str) -> list[int]:
-    try:
-        levels = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected numbers separated by commas, got {text!r}"
-        ) from None
+    levels = _numbers(text)
     if any(level < 1 for level in levels):
         raise argparse.ArgumentTypeError("every concurrency must be at least 1")
     return levels
