@@ -665,6 +665,35 @@ def test_every_dev_server_registers_every_search_attribute_the_code_uses(
         assert embedded.get(name) == kind, f"the embedded dev server lacks {name}={kind}"
 
 
+def test_every_dev_server_reads_its_task_queues_faster_than_the_default(
+    tmp_path: Path,
+) -> None:
+    """One history shard reads each task queue 20 times a second by default, which holds
+    every step of a run back ~40 ms once a burst has used them up: both dev servers raise
+    the three rates, to the same values."""
+    (server,) = [
+        d
+        for d in objects(render("dev"), "Deployment")
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") == "temporal-dev-server"
+    ]
+    (container,) = server["spec"]["template"]["spec"]["containers"]
+
+    def rates(args: list[str]) -> dict[str, int]:
+        values = [v for f, v in itertools.pairwise(args) if f == "--dynamic-config-value"]
+        return {
+            key: int(value)
+            for key, _, value in (v.partition("=") for v in values)
+            if key.endswith("ProcessorMaxPollRPS")
+        }
+
+    embedded = rates(list(dev_server_spec(tmp_path / "t.db", 7233).args))
+    assert set(embedded) == {
+        f"history.{queue}ProcessorMaxPollRPS" for queue in ("transfer", "timer", "visibility")
+    }
+    assert min(embedded.values()) > 20
+    assert rates(container["args"]) == embedded
+
+
 def test_prod_overlay_uses_temporal_cloud_and_scales_every_pool() -> None:
     docs = render("prod")
     scaled = {s["spec"]["scaleTargetRef"]["name"]: s for s in objects(docs, "ScaledObject")}

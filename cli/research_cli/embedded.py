@@ -36,6 +36,7 @@ __all__ = [
     "API",
     "FAIRNESS_SETTING",
     "POOLS",
+    "QUEUE_READ_RATES",
     "SERVER",
     "EmbeddedError",
     "EmbeddedStack",
@@ -56,6 +57,18 @@ FAIRNESS_SETTING = "matching.enableFairness"
 """The server's dynamic config key that turns fairness keys on (and with them priorities)."""
 SERVER = "server"
 API = "api"
+
+QUEUE_READ_RATES = tuple(
+    f"history.{queue}ProcessorMaxPollRPS=1000" for queue in ("transfer", "timer", "visibility")
+)
+"""How often the dev server's history service may read each of its task queues, per second.
+
+The dev server has one history shard, and each queue of it is read at most 20 times a second
+by default, whatever the load: every workflow task and activity task handed to a worker goes
+through the transfer queue, so past the first 20 reads of a burst each step of a run waited
+about 40 ms for its turn (docs/benchmarks.md, "The dev server's queue reads"). A cluster reads
+these queues per shard, of which it has hundreds; one shard needs a higher rate to match.
+"""
 CODEC = "codec"
 
 T = TypeVar("T")
@@ -95,6 +108,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _flags(flag: str, values: tuple[str, ...]) -> list[str]:
+    return [part for value in values for part in (flag, value)]
+
+
 def dev_server_spec(
     db_file: Path,
     port: int,
@@ -129,6 +146,7 @@ def dev_server_spec(
         "matching.numTaskqueueReadPartitions=1",
         "--dynamic-config-value",
         "matching.numTaskqueueWritePartitions=1",
+        *_flags("--dynamic-config-value", QUEUE_READ_RATES),
         "--log-level",
         "warn",
     ]
