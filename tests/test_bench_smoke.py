@@ -162,3 +162,26 @@ def test_the_store_floor_refuses_bad_options() -> None:
         timeout=60,
     )
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_the_step_probe_reports_both_servers() -> None:
+    """`bench/hops.py` starts the embedded dev server and the same one with the default
+    queue read rates, and reports a time per step and a task wait for each."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "hops.py"),
+            *("--steps", "2", "--runs", "1", "--warmup", "0", "--rounds", "1", "--json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, f"hops failed:\n{done.stderr[-4000:]}"
+    rows = json.loads(done.stdout)
+    assert [row["server"] for row in rows] == ["embedded", "default read rates"]
+    for row in rows:
+        for figure in ("execution_ms", "step_ms", "workflow_task_wait_ms"):
+            assert number(row[figure], f"{row['server']} {figure}") >= 0
+        assert row["step_ms"] == pytest.approx(row["execution_ms"] / 2, abs=0.1)
