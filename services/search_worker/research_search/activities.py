@@ -141,16 +141,17 @@ class SearchActivities:
                 non_retryable=True,
             )
         info = activity.info()
-        manifest = await self._attempts_and_times(input.manifest)
-        manifest = manifest.model_copy(
-            update={
-                "workflow_id": info.workflow_id or "",
-                "run_id": info.workflow_run_id or "",
-                "recorded_at": datetime.now(UTC).isoformat(),
-            }
+        manifest = input.manifest.model_copy(
+            update={"workflow_id": info.workflow_id or "", "run_id": info.workflow_run_id or ""}
         )
+        # The history is read while the sources' text is checked: the one waits on the
+        # server, the other reads the store, and neither needs the other.
+        manifest, unverified = await asyncio.gather(
+            self._attempts_and_times(manifest),
+            audit.unverified_sources(self._records, manifest),
+        )
+        manifest = manifest.model_copy(update={"recorded_at": datetime.now(UTC).isoformat()})
         key, digest, size = await audit.write_manifest(self._records, manifest)
-        unverified = await audit.unverified_sources(self._records, manifest)
         log.info("audit manifest recorded", key=key, sources_unverified=len(unverified))
         return RecordAuditResult(
             key=key,
