@@ -15,7 +15,7 @@ format: install
 format-check: install
 	.venv/bin/ruff format --check .
 typecheck: install
-	.venv/bin/mypy && .venv/bin/mypy bench/run_bench.py bench/bare.py bench/providers.py bench/store_floor.py bench/hops.py
+	.venv/bin/mypy && .venv/bin/mypy bench/run_bench.py bench/bare.py bench/providers.py bench/store_floor.py bench/hops.py bench/step_cpu.py
 # After changing a dependency in pyproject.toml: regenerate requirements/*.txt.
 lock:
 	bash scripts/lock.sh

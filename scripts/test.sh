@@ -74,5 +74,5 @@ export PATH="$TOOLS/bin:$PATH"
 
 echo "== ruff check" && ruff check .
 echo "== ruff format --check" && ruff format --check .
-echo "== mypy" && mypy && mypy bench/run_bench.py bench/bare.py bench/providers.py bench/store_floor.py bench/hops.py
+echo "== mypy" && mypy && mypy bench/run_bench.py bench/bare.py bench/providers.py bench/store_floor.py bench/hops.py bench/step_cpu.py
 echo "== pytest" && pytest "$@"

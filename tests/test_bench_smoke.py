@@ -185,3 +185,28 @@ def test_the_step_probe_reports_both_servers() -> None:
         for figure in ("execution_ms", "step_ms", "workflow_task_wait_ms"):
             assert number(row[figure], f"{row['server']} {figure}") >= 0
         assert row["step_ms"] == pytest.approx(row["execution_ms"] / 2, abs=0.1)
+
+
+def test_the_step_cpu_probe_reports_every_kind(tmp_path: Path) -> None:
+    """`bench/step_cpu.py` times a search and a plan call three ways and cleans up."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "step_cpu.py"),
+            *("--calls", "2", "--rounds", "1", "--dir", str(tmp_path), "--json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, f"step_cpu failed:\n{done.stderr[-4000:]}"
+    figures = json.loads(done.stdout)
+    assert set(figures) == {"search", "plan"}
+    for step, kinds in figures.items():
+        assert list(kinds) == ["floor", "library", "ours"], step
+        for kind, row in kinds.items():
+            least, median, most = (row[f] for f in ("least_ms", "median_ms", "most_ms"))
+            assert 0 < number(least, f"{step} {kind}") <= median <= most, row
+            assert number(row["loop_thread_median_ms"], f"{step} {kind}") > 0, row
+    assert list(tmp_path.iterdir()) == [], "step_cpu left files behind"
