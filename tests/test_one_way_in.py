@@ -31,6 +31,10 @@ ALLOWED = {
         "baseline_runner.run",
     ): "the benchmark's baselines (bare and floor) run the workflow of bench/bare.py, not a "
     "research run; ResearchClient serves DeepResearchWorkflow only",
+    ("bench/hops.py", "measure"): "the step probe runs a workflow of no-op activities of its "
+    "own to time the server's hops, not a research run",
+    ("bench/hops.py", "task_waits"): "the step probe reads its own no-op workflow's history "
+    "for the waits between a task's scheduling and start",
 }
 
 
