@@ -40,6 +40,7 @@ from temporalio.worker import Worker
 
 from research_cli.embedded import (
     QUEUE_READ_RATES,
+    EmbeddedError,
     dev_server_spec,
     free_port,
     wait_for_server,
@@ -63,14 +64,9 @@ class Steps:
 
 
 def server_spec(server: str, folder: Path, port: int) -> ProcessSpec:
-    spec = dev_server_spec(folder / "temporal.db", port, log_file=folder / "temporal.log")
-    if server == "embedded":
-        return spec
-    args = list(spec.args)
-    for value in QUEUE_READ_RATES:
-        at = args.index(value)
-        del args[at - 1 : at + 1]
-    return ProcessSpec(spec.name, args, spec.log_file, spec.env, spec.cwd, spec.label)
+    rates = QUEUE_READ_RATES if server == "embedded" else ()
+    log = folder / "temporal.log"
+    return dev_server_spec(folder / "temporal.db", port, log_file=log, queue_read_rates=rates)
 
 
 async def task_waits(client: Client, workflow_id: str) -> list[float]:
@@ -146,9 +142,23 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if min(args.steps, args.runs, args.rounds) < 1 or args.warmup < 0:
-        parser.error("--steps, --runs and --rounds are at least 1, --warmup at least 0")
+        # One line, as bench/store_floor.py says it: argparse's own would add the usage.
+        print(
+            "error: --steps, --runs and --rounds must be at least 1, --warmup at least 0",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     return args
 
 
+def entrypoint() -> int:
+    args = parse()
+    try:
+        return asyncio.run(main(args))
+    except EmbeddedError as err:  # no temporal binary, or a server that never answered
+        print(f"hops: {err}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(parse())))
+    sys.exit(entrypoint())

@@ -45,7 +45,14 @@ from tavily import AsyncTavilyClient
 from temporalio.converter import DataConverter
 from temporalio.testing import ActivityEnvironment
 
-from bench._stack import PLAN_MODEL, WRITE_MODEL, Processes, new_encryption_key, start_providers
+from bench._stack import (
+    PLAN_MODEL,
+    WRITE_MODEL,
+    BenchError,
+    Processes,
+    new_encryption_key,
+    start_providers,
+)
 from bench.bare import EXTRACT_CONCURRENCY, FloorActivities
 from research_llm.activities import LlmActivities
 from research_llm.agents import build_planner, plan_prompt
@@ -216,10 +223,24 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dir", default=None, help="folder of the payload store (default: temp)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    # One line each, as bench/store_floor.py says it: argparse's own would add the usage.
     if args.calls < 1 or args.rounds < 1:
-        parser.error("--calls and --rounds are at least 1")
+        print("error: --calls and --rounds must be at least 1", file=sys.stderr)
+        sys.exit(2)
+    if args.dir is not None and not Path(args.dir).is_dir():
+        print(f"error: --dir {args.dir} is not a folder", file=sys.stderr)
+        sys.exit(2)
     return args
 
 
+def entrypoint() -> int:
+    args = parse()
+    try:
+        return asyncio.run(main(args))
+    except BenchError as err:  # the providers' process did not start
+        print(f"step_cpu: {err}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(parse())))
+    sys.exit(entrypoint())

@@ -40,6 +40,17 @@ def number(value: Any, where: str) -> float:
     return float(value)
 
 
+def run_script(script: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """`python bench/SCRIPT ARGS...` from the repository root, its output captured."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def test_the_benchmark_reports_every_figure(tmp_path: Path) -> None:
     saved = tmp_path / "figures.json"
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("TEMPORAL_")}
@@ -124,22 +135,9 @@ def test_the_benchmark_reports_every_figure(tmp_path: Path) -> None:
 
 
 def test_the_store_floor_reports_both_ways(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "store_floor.py"),
-            "--runs",
-            "2",
-            "--rounds",
-            "1",
-            "--floor-ms",
-            "100",
-            "--dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    done = run_script(
+        "store_floor.py",
+        *("--runs", "2", "--rounds", "1", "--floor-ms", "100", "--dir", str(tmp_path)),
         timeout=120,
     )
     assert done.returncode == 0, f"store_floor failed:\n{done.stderr[-4000:]}"
@@ -153,30 +151,26 @@ def test_the_store_floor_reports_both_ways(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [], "the store floor left files behind"
 
 
-def test_the_store_floor_refuses_bad_options() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "store_floor.py"), "--runs", "0"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("store_floor.py", "--runs", "0"),
+        ("hops.py", "--steps", "0"),
+        ("step_cpu.py", "--calls", "0"),
+        ("step_cpu.py", "--dir", "/no/such/folder"),
+    ],
+)
+def test_the_bench_tools_refuse_bad_options_in_one_line(command: tuple[str, ...]) -> None:
+    done = run_script(*command, timeout=60)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: ") and not done.stdout, done
 
 
 def test_the_step_probe_reports_both_servers() -> None:
     """`bench/hops.py` starts the embedded dev server and the same one with the default
     queue read rates, and reports a time per step and a task wait for each."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "hops.py"),
-            *("--steps", "2", "--runs", "1", "--warmup", "0", "--rounds", "1", "--json"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
+    done = run_script(
+        "hops.py", *("--steps", "2", "--runs", "1", "--warmup", "0", "--rounds", "1", "--json")
     )
     assert done.returncode == 0, f"hops failed:\n{done.stderr[-4000:]}"
     rows = json.loads(done.stdout)
@@ -189,16 +183,8 @@ def test_the_step_probe_reports_both_servers() -> None:
 
 def test_the_step_cpu_probe_reports_every_kind(tmp_path: Path) -> None:
     """`bench/step_cpu.py` times a search and a plan call three ways and cleans up."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "step_cpu.py"),
-            *("--calls", "2", "--rounds", "1", "--dir", str(tmp_path), "--json"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
+    done = run_script(
+        "step_cpu.py", *("--calls", "2", "--rounds", "1", "--dir", str(tmp_path), "--json")
     )
     assert done.returncode == 0, f"step_cpu failed:\n{done.stderr[-4000:]}"
     figures = json.loads(done.stdout)

@@ -644,6 +644,17 @@ def test_dev_overlay_runs_offline_against_its_own_dev_server() -> None:
     assert not objects(docs, "ScaledObject")
 
 
+def dev_server_container() -> dict[str, Any]:
+    """The dev overlay's Temporal dev server container."""
+    (server,) = [
+        d
+        for d in objects(render("dev"), "Deployment")
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") == "temporal-dev-server"
+    ]
+    (container,) = server["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
 def test_every_dev_server_registers_every_search_attribute_the_code_uses(
     tmp_path: Path,
 ) -> None:
@@ -651,12 +662,7 @@ def test_every_dev_server_registers_every_search_attribute_the_code_uses(
     overlay's server and the embedded one register each attribute the code declares."""
     used = search_attributes_in_code()
     assert names.OWNER_SEARCH_ATTRIBUTE in used, "the scan of the code found nothing"
-    (server,) = [
-        d
-        for d in objects(render("dev"), "Deployment")
-        if d["metadata"]["labels"].get("app.kubernetes.io/component") == "temporal-dev-server"
-    ]
-    (container,) = server["spec"]["template"]["spec"]["containers"]
+    container = dev_server_container()
     assert container["args"][:2] == ["server", "start-dev"]
     in_cluster = registered_by_flags(container["args"])
     embedded = registered_by_flags(list(dev_server_spec(tmp_path / "t.db", 7233).args))
@@ -671,12 +677,7 @@ def test_every_dev_server_reads_its_task_queues_faster_than_the_default(
     """One history shard reads each task queue 20 times a second by default, which holds
     every step of a run back ~40 ms once a burst has used them up: both dev servers raise
     the three rates, to the same values."""
-    (server,) = [
-        d
-        for d in objects(render("dev"), "Deployment")
-        if d["metadata"]["labels"].get("app.kubernetes.io/component") == "temporal-dev-server"
-    ]
-    (container,) = server["spec"]["template"]["spec"]["containers"]
+    container = dev_server_container()
 
     def rates(args: list[str]) -> dict[str, int]:
         values = [v for f, v in itertools.pairwise(args) if f == "--dynamic-config-value"]

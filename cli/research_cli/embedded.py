@@ -108,10 +108,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _flags(flag: str, values: tuple[str, ...]) -> list[str]:
-    return [part for value in values for part in (flag, value)]
-
-
 def dev_server_spec(
     db_file: Path,
     port: int,
@@ -119,9 +115,12 @@ def dev_server_spec(
     log_file: Path | None = None,
     namespace: str = "default",
     ui_codec_endpoint: str | None = None,
+    queue_read_rates: Sequence[str] = QUEUE_READ_RATES,
 ) -> ProcessSpec:
     """`temporal server start-dev` on `db_file`, as the supervisor starts it; the UI asks
-    `ui_codec_endpoint` (a codec server) to decode payloads when given."""
+    `ui_codec_endpoint` (a codec server) to decode payloads when given. `queue_read_rates`
+    are the history queues' read rates it sets (`bench/hops.py` passes none, to measure the
+    server's defaults)."""
     args = [
         temporal_binary(),
         "server",
@@ -146,7 +145,7 @@ def dev_server_spec(
         "matching.numTaskqueueReadPartitions=1",
         "--dynamic-config-value",
         "matching.numTaskqueueWritePartitions=1",
-        *_flags("--dynamic-config-value", QUEUE_READ_RATES),
+        *(part for rate in queue_read_rates for part in ("--dynamic-config-value", rate)),
         "--log-level",
         "warn",
     ]
