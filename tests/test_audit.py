@@ -14,18 +14,32 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import ActivityEnvironment
 
-from research_shared.models import CitationCheck, Outcome, Phase, ResearchReport
+from research_search.activities import SearchActivities
+from research_shared import audit
+from research_shared.models import (
+    AuditManifest,
+    AuditModelStep,
+    AuditSearch,
+    CitationCheck,
+    Outcome,
+    Phase,
+    RecordAuditInput,
+    ResearchReport,
+)
 from research_shared.names import (
     CANCEL_SIGNAL,
     FINISH_NOW_SIGNAL,
     REVIEW_PLAN_UPDATE,
 )
+from research_shared.store import FileObjectStore, Records
 from tests.helpers.durability import (
     PLAN_STEP,
     model_step,
@@ -35,7 +49,7 @@ from tests.helpers.durability import (
 )
 from tests.helpers.fakes.faultserver import Fault
 from tests.helpers.processes import DevServer
-from tests.helpers.runs import audit_manifest
+from tests.helpers.runs import NoSearch, audit_manifest
 from tests.helpers.workflow_stubs import Stubs, running_workers, start, wait_for
 
 Steer = Callable[[WorkflowHandle[Any, ResearchReport], Stubs], Awaitable[None]]
@@ -150,8 +164,9 @@ async def test_the_manifest_counts_retries_and_cache_hits_and_names_the_provider
     client: Client, dev_server: DevServer, tmp_path: Path
 ) -> None:
     """A search the provider refused once and a plan the model refused once are retried
-    (two attempts each, from the run's history); a later run that reuses the searches
-    records cache hits. Both manifests verify against the store and their histories."""
+    (two attempts each, as their results' stamps say, and the history agrees); a later run
+    that reuses the searches records cache hits. Both manifests verify against the store and
+    their histories."""
     queries = [f"audited search {n} {uuid.uuid4().hex[:6]}" for n in range(2)]
     request = {
         "question": "What does the audit of a retried run say?",
@@ -181,8 +196,73 @@ async def test_the_manifest_counts_retries_and_cache_hits_and_names_the_provider
     assert not any(s["cached"] for s in searches.values()) and retried["cache_hits"] == 0
     steps = {m["step"]: m["attempts"] for m in retried["model_steps"]}
     assert steps["plan"] == 2 and steps["synthesize"] == 1
+    await agrees_with_the_history(client, first.id, retried)
 
     reused = await audit_manifest(again.id, dev_server.address)
     assert reused["cache_hits"] == 2
     assert all(s["cached"] and s["provider"] == "tavily" for s in reused["searches"])
     assert all(s["attempts"] == 1 for s in reused["searches"])
+
+
+async def agrees_with_the_history(
+    client: Client, workflow_id: str, manifest: dict[str, Any]
+) -> None:
+    """Each step's attempts and times in `manifest` are those the run's history has: it was
+    scheduled when the history says, made as many attempts, and finished before the server
+    recorded its completion."""
+    events = (await client.get_workflow_handle(workflow_id).fetch_history()).events
+    ran = {r.scheduled_at: r for r in audit.activity_records(events)}
+    entries = [*manifest["searches"], *manifest["model_steps"]]
+    assert len(entries) == len(manifest["searches"]) + 2  # plan, synthesize
+    for entry in entries:
+        found = ran[entry["started_at"]]
+        assert found.attempts == entry["attempts"], entry
+        started, finished = (
+            datetime.fromisoformat(t) for t in (found.scheduled_at, found.finished_at)
+        )
+        assert started <= datetime.fromisoformat(entry["finished_at"]) <= finished, entry
+
+
+# -- when record_audit reads the history ----------------------------------------------------
+
+
+def stamped(**fields: Any) -> AuditManifest:
+    return AuditManifest(
+        outcome="completed",
+        searches=[
+            AuditSearch(query="a", provider="tavily", attempts=1),
+            AuditSearch(query="b", outcome="skipped"),
+        ],
+        model_steps=[AuditModelStep(step="plan", attempts=2)],
+    ).model_copy(update=fields)
+
+
+@pytest.mark.parametrize(
+    ("manifest", "needed"),
+    [
+        (stamped(), False),
+        (stamped(searches=[AuditSearch(query="a", outcome="failed", error_type="E")]), True),
+        (stamped(searches=[AuditSearch(query="a", outcome="cancelled")]), True),
+        (stamped(searches=[AuditSearch(query="a", provider="tavily")]), True),  # an older worker
+        (stamped(model_steps=[AuditModelStep(step="plan")]), True),
+    ],
+    ids=["all stamped", "failed search", "cancelled search", "unstamped search", "unstamped step"],
+)
+def test_the_history_is_read_only_for_steps_without_a_stamp(
+    manifest: AuditManifest, needed: bool
+) -> None:
+    assert audit.history_needed(manifest) is needed
+
+
+async def test_a_manifest_of_stamped_steps_is_written_without_the_history(tmp_path: Path) -> None:
+    """With no client at all, `record_audit` still writes a manifest whose every step is
+    stamped: it asks the server nothing."""
+    records = Records(FileObjectStore(tmp_path))
+    env = ActivityEnvironment()  # no client: reading the history would raise
+    result = await env.run(
+        SearchActivities(NoSearch(), records=records).record_audit,
+        RecordAuditInput(manifest=stamped()),
+    )
+    reading = await audit.read_manifest(records, env.info.workflow_id or "")
+    assert reading is not None and reading.sha256 == result.sha256
+    assert [s.attempts for s in reading.manifest.searches] == [1, 0]

@@ -32,7 +32,6 @@ from temporalio.worker import Worker
 from research_cli.embedded import free_port, start_dev_server, stop_process, wait_for_server
 from research_cli.store_commands import payloads_in, referenced_key
 from research_search.activities import SearchActivities
-from research_search.providers import SearchProgress
 from research_shared import audit
 from research_shared.encryption import ENCRYPTED_ENCODING
 from research_shared.models import (
@@ -42,7 +41,6 @@ from research_shared.models import (
     AuditSource,
     Phase,
     RecordAuditInput,
-    SearchHit,
 )
 from research_shared.names import REVIEW_PLAN_UPDATE
 from research_shared.payloads import open_payloads
@@ -56,6 +54,7 @@ from research_shared.store import (
     segment,
 )
 from tests.helpers.processes import DevServer
+from tests.helpers.runs import NoSearch
 from tests.helpers.store_workflows import HOLD_ACTIVITY, Echo, HoldWithDetails, RecordAudit
 from tests.helpers.workflow_stubs import Stubs, running_workers, start, wait_for
 
@@ -64,24 +63,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
 
 PAGES = ["Durable execution replays the history.", "Workers may die at any moment."]
-
-
-class NoSearch:
-    """A provider the audit tests never call."""
-
-    name = "none"
-
-    async def search(
-        self,
-        query: str,
-        max_results: int,
-        progress: SearchProgress | None = None,
-        on_progress: Any = None,
-    ) -> list[SearchHit]:
-        raise AssertionError("not called")
-
-    async def aclose(self) -> None:
-        return None
 
 
 async def cli(

@@ -16,16 +16,36 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 
+from temporalio import activity
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.converter import DataConverter
 
-from research_shared.models import AuditManifest, WebSearchInput
+from research_shared.models import AttemptStamp, AuditManifest, WebSearchInput
 from research_shared.names import WEB_SEARCH_ACTIVITY
 from research_shared.store import Records, layout
+
+
+def attempt_stamp() -> AttemptStamp:
+    """The stamp of the running activity attempt, for its result: this attempt's number, when
+    the activity was first scheduled, and now."""
+    info = activity.info()
+    return AttemptStamp(
+        attempt=info.attempt,
+        scheduled_at=info.scheduled_time.astimezone(UTC).isoformat(),
+        finished_at=datetime.now(UTC).isoformat(),
+    )
+
+
+def history_needed(manifest: AuditManifest) -> bool:
+    """Whether the run's history must be read for the manifest's attempts and times: a step
+    that ran has none when it failed or was cancelled (it returned no result to stamp), or
+    was stamped by no worker (one older than the stamps)."""
+    ran = [s for s in manifest.searches if s.outcome != "skipped"]
+    return any(s.attempts == 0 for s in ran) or any(m.attempts == 0 for m in manifest.model_steps)
 
 
 def manifest_bytes(manifest: AuditManifest) -> bytes:

@@ -284,6 +284,17 @@ class Clarification(_Contract):
     answer: str | None = None
 
 
+class AttemptStamp(_Contract):
+    """Which attempt of an activity made its result, when the activity was first scheduled
+    (the server's time, as the history has it) and when that attempt finished (the worker's
+    clock). What the audit manifest records of a step that succeeded, without reading the
+    run's history."""
+
+    attempt: int = Field(default=0, ge=0)
+    scheduled_at: str = ""
+    finished_at: str = ""
+
+
 class TriageInput(_Contract):
     """Input of the `triage` activity."""
 
@@ -296,6 +307,9 @@ class TriageResult(_Contract):
     needs_clarification: bool
     reason: str = ""
     usage: LlmUsage = Field(default_factory=LlmUsage)
+    stamp: AttemptStamp | None = Field(
+        default=None, description="The attempt that made this result; None from older workers."
+    )
 
 
 class ClarifyInput(_Contract):
@@ -310,6 +324,9 @@ class ClarifyResult(_Contract):
 
     questions: list[str]
     usage: LlmUsage = Field(default_factory=LlmUsage)
+    stamp: AttemptStamp | None = Field(
+        default=None, description="The attempt that made this result; None from older workers."
+    )
 
 
 class PlanInput(_Contract):
@@ -326,6 +343,9 @@ class PlanResult(_Contract):
     queries: list[SearchQuery]
     model: str = ""
     usage: LlmUsage = Field(default_factory=LlmUsage)
+    stamp: AttemptStamp | None = Field(
+        default=None, description="The attempt that made this result; None from older workers."
+    )
 
 
 class WebSearchInput(_Contract):
@@ -365,6 +385,9 @@ class WebSearchResult(_Contract):
     hits: list[SearchHit] = Field(default_factory=list)
     cached: bool = Field(
         default=False, description="Answered from the cross-run search cache, not the provider."
+    )
+    stamp: AttemptStamp | None = Field(
+        default=None, description="The attempt that made this result; None from older workers."
     )
 
 
@@ -431,6 +454,9 @@ class SynthesisResult(_Contract):
     model: str = ""
     usage: LlmUsage = Field(default_factory=LlmUsage)
     citation_check: CitationCheck = Field(default_factory=CitationCheck)
+    stamp: AttemptStamp | None = Field(
+        default=None, description="The attempt that made this result; None from older workers."
+    )
 
 
 class SourceNote(_Contract):
@@ -462,6 +488,9 @@ class ReflectResult(_Contract):
     gaps: list[str] = Field(default_factory=list)
     follow_up_queries: list[SearchQuery] = Field(default_factory=list)
     usage: LlmUsage = Field(default_factory=LlmUsage)
+    stamp: AttemptStamp | None = Field(
+        default=None, description="The attempt that made this result; None from older workers."
+    )
 
 
 class ReviewInput(_Contract):
@@ -481,6 +510,9 @@ class ReviewResult(_Contract):
     approved: bool
     notes: list[str] = Field(default_factory=list)
     usage: LlmUsage = Field(default_factory=LlmUsage)
+    stamp: AttemptStamp | None = Field(
+        default=None, description="The attempt that made this result; None from older workers."
+    )
 
 
 class ReviseInput(SynthesizeInput):

@@ -1,4 +1,5 @@
-"""Starting a research run as the tests do, and reading its audit back with the CLI."""
+"""Starting a research run as the tests do, and reading its audit back with the CLI; a search
+provider for the tests of `record_audit`, which never search."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from research_shared.models import ResearchReport
+from research_search.providers import SearchProgress
+from research_shared.models import ResearchReport, SearchHit
 from research_shared.names import WORKFLOW_TYPE
 
 
@@ -46,3 +48,21 @@ async def audit_manifest(workflow_id: str, address: str) -> dict[str, Any]:
     assert shown["verified"] is True, shown
     manifest: dict[str, Any] = shown["manifest"]
     return manifest
+
+
+class NoSearch:
+    """A provider the audit tests never call."""
+
+    name = "none"
+
+    async def search(
+        self,
+        query: str,
+        max_results: int,
+        progress: SearchProgress | None = None,
+        on_progress: Any = None,
+    ) -> list[SearchHit]:
+        raise AssertionError("not called")
+
+    async def aclose(self) -> None:
+        return None

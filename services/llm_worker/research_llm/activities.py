@@ -45,6 +45,7 @@ from research_llm.agents import (
 )
 from research_llm.providers.openai_compatible import to_application_error, usage_of
 from research_shared import errors, metrics
+from research_shared.audit import attempt_stamp
 from research_shared.heartbeat import heartbeat_every
 from research_shared.models import (
     MAX_GAPS,
@@ -123,6 +124,7 @@ class LlmActivities:
             needs_clarification=output.needs_clarification,
             reason=output.reason.strip(),
             usage=usage,
+            stamp=attempt_stamp(),
         )
 
     @activity.defn(name=CLARIFY_ACTIVITY)
@@ -141,7 +143,9 @@ class LlmActivities:
             raise ApplicationError(
                 "the clarifier returned no question", type=errors.MODEL_OUTPUT_INVALID
             )
-        return ClarifyResult(questions=questions[: input.max_questions], usage=usage)
+        return ClarifyResult(
+            questions=questions[: input.max_questions], usage=usage, stamp=attempt_stamp()
+        )
 
     @activity.defn(name=PLAN_ACTIVITY)
     async def plan(self, input: PlanInput) -> PlanResult:
@@ -156,7 +160,10 @@ class LlmActivities:
                 "the planner returned no search query", type=errors.MODEL_OUTPUT_INVALID
             )
         return PlanResult(
-            queries=queries[: input.max_searches], model=self._plan_model, usage=usage
+            queries=queries[: input.max_searches],
+            model=self._plan_model,
+            usage=usage,
+            stamp=attempt_stamp(),
         )
 
     @activity.defn(name=REFLECT_ACTIVITY)
@@ -184,6 +191,7 @@ class LlmActivities:
             gaps=gaps[:MAX_GAPS],
             follow_up_queries=[] if done else follow_ups,
             usage=usage,
+            stamp=attempt_stamp(),
         )
 
     @activity.defn(name=SYNTHESIZE_ACTIVITY)
@@ -207,6 +215,7 @@ class LlmActivities:
             approved=output.approved or not notes,
             notes=notes[:MAX_REVIEW_NOTES],
             usage=usage,
+            stamp=attempt_stamp(),
         )
 
     @activity.defn(name=REVISE_ACTIVITY)
@@ -236,6 +245,7 @@ class LlmActivities:
             model=self._synthesize_model,
             usage=usage,
             citation_check=checked.check,
+            stamp=attempt_stamp(),
         )
 
     async def _run(

@@ -1,8 +1,10 @@
 """The audit manifest of a run, from what the workflow knows when the report is done.
 
-The `record_audit` activity adds what only the history holds (the attempts and times of each
-activity) and writes the manifest into the payload store; `deep-research audit ID` prints
-and verifies it. Pure functions of the run's state, so replay-safe.
+Each step that returned a result gives its attempts and times from the result's stamp. The
+`record_audit` activity reads them from the history only for steps that have none (a failed
+or cancelled search; a result of an older worker), and writes the manifest into the payload
+store; `deep-research audit ID` prints and verifies it. Pure functions of the run's state, so
+replay-safe.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from research_shared.models import (
+    AttemptStamp,
     AuditCitations,
     AuditManifest,
     AuditModelStep,
     AuditRound,
     AuditSearch,
     AuditSource,
+    LlmUsage,
     ResearchRequest,
     SearchFailure,
     SearchQuery,
@@ -41,6 +45,10 @@ def search_entries(
             entry.provider = outcome.provider
             entry.cached = outcome.cached
             entry.hits = len(outcome.hits)
+            if outcome.stamp is not None:
+                entry.attempts = outcome.stamp.attempt
+                entry.started_at = outcome.stamp.scheduled_at
+                entry.finished_at = outcome.stamp.finished_at
         elif isinstance(outcome, SearchFailure):
             cancelled = outcome.error_type == cancelled_type
             entry.outcome = "cancelled" if cancelled else "failed"
@@ -50,6 +58,25 @@ def search_entries(
             entry.error_type = skipped.get(index, "")
         entries.append(entry)
     return entries
+
+
+def model_step(step: str, result: object, started_at: str, finished_at: str) -> AuditModelStep:
+    """The entry of a model step that returned `result`: its attempt and times from the
+    result's stamp; from an older worker, which stamps none, the workflow's own times
+    (`started_at`, `finished_at`) and no attempts, which the history then gives."""
+    stamp = getattr(result, "stamp", None)
+    entry = AuditModelStep(
+        step=step,
+        model=str(getattr(result, "model", "")),
+        usage=getattr(result, "usage", LlmUsage()),
+        started_at=started_at,
+        finished_at=finished_at,
+    )
+    if isinstance(stamp, AttemptStamp):
+        entry.attempts = stamp.attempt
+        entry.started_at = stamp.scheduled_at
+        entry.finished_at = stamp.finished_at
+    return entry
 
 
 def manifest(

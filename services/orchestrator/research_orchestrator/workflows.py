@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     # imports this package afresh for each run, and a submodule taken from it that way was
     # executed afresh too; names imported from the submodule pass through.
     from research_orchestrator._audit import manifest as audit_manifest
+    from research_orchestrator._audit import model_step as audit_model_step
     from research_orchestrator._audit import search_entries as audit_search_entries
     from research_orchestrator._budget import BudgetTracker
     from research_orchestrator._sources import (
@@ -1034,12 +1035,11 @@ class DeepResearchWorkflow:
         self._budget.step_took((workflow.now() - started).total_seconds())
         if self._deep:
             self._model_steps.append(
-                AuditModelStep(
-                    step=getattr(stub, "__name__", ""),
-                    model=str(getattr(result, "model", "")),
-                    usage=getattr(result, "usage", LlmUsage()),
-                    started_at=started.isoformat(),
-                    finished_at=workflow.now().isoformat(),
+                audit_model_step(
+                    getattr(stub, "__name__", ""),
+                    result,
+                    started.isoformat(),
+                    workflow.now().isoformat(),
                 )
             )
         return result

@@ -92,7 +92,8 @@ class SearchActivities:
             if cached is not None:
                 metrics.SEARCH_CACHE_HITS.labels(self._provider.name).inc()
                 log.info("search answered from the cache", query=input.query)
-                return await self._kept(info.workflow_id, cached)
+                kept = await self._kept(info.workflow_id, cached)
+                return kept.model_copy(update={"stamp": audit.attempt_stamp()})
         resumed = _progress_from(info.heartbeat_details, input) if info.attempt > 1 else None
         if resumed is not None:
             log.info(
@@ -124,7 +125,7 @@ class SearchActivities:
         await self._remember(input, result)
         metrics.SEARCH_HITS.labels(self._provider.name).inc(len(result.hits))
         log.info("search finished", query=input.query, hits=len(result.hits))
-        return result
+        return result.model_copy(update={"stamp": audit.attempt_stamp()})
 
     @activity.defn(name=RECORD_AUDIT_ACTIVITY)
     async def record_audit(self, input: RecordAuditInput) -> RecordAuditResult:
@@ -144,8 +145,8 @@ class SearchActivities:
         manifest = input.manifest.model_copy(
             update={"workflow_id": info.workflow_id or "", "run_id": info.workflow_run_id or ""}
         )
-        # The history is read while the sources' text is checked: the one waits on the
-        # server, the other reads the store, and neither needs the other.
+        # The history, when it is needed, is read while the sources' text is checked: the
+        # one waits on the server, the other reads the store, and neither needs the other.
         manifest, unverified = await asyncio.gather(
             self._attempts_and_times(manifest),
             audit.unverified_sources(self._records, manifest),
@@ -162,7 +163,12 @@ class SearchActivities:
         )
 
     async def _attempts_and_times(self, manifest: AuditManifest) -> AuditManifest:
-        """The manifest with what the run's own history says: attempts and times."""
+        """The manifest with each step's attempts and times. The workflow gives them from the
+        stamps of the steps' results; the run's own history is read, and then says them for
+        every step, only when a step that ran has none (it failed, was cancelled, or was run
+        by a worker older than the stamps)."""
+        if not audit.history_needed(manifest):
+            return manifest
         info = activity.info()
         client = activity.client()
         handle = client.get_workflow_handle(info.workflow_id or "", run_id=info.workflow_run_id)
