@@ -84,6 +84,12 @@ async def exercise(store: ObjectStore) -> None:
     await store.put("calls/run-1/a", b"first")
     await store.put("calls/run-1/a", b"second")  # replaced whole
     await store.put("calls/run-2/b", b"other")
+    # Several at once, each whole, in folders that do not exist yet; and none at all.
+    await store.put_many([("content/run-3/x", b"x"), ("content/run-3/y", b"y" * 5000)])
+    assert [await store.get(f"content/run-3/{k}") for k in "xy"] == [b"x", b"y" * 5000]
+    await store.put_many([])
+    for key in ("content/run-3/x", "content/run-3/y"):
+        await store.delete(key)
     # Not flushed to disk, but read back alike.
     await store.put("searches/lazy", b"lazy", durable=False)
     assert await store.get("searches/lazy") == b"lazy"
@@ -123,6 +129,19 @@ async def test_folder_store(tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "store").rglob(".partial-*")]
     with pytest.raises(ValueError, match="not a store key"):
         await store.put("../outside", b"x")
+
+
+async def test_folder_store_writes_several_all_or_none_of_each(tmp_path: Path) -> None:
+    """A batch that cannot write one of its objects raises and leaves no partial file; the
+    objects it wrote before the failure are whole."""
+    store = FileObjectStore(tmp_path / "store")
+    await store.put("content/run/taken", b"a file")
+    # "content/run/taken" is a file, so nothing can be written under it as a folder.
+    with pytest.raises(StoreError, match=r"cannot write .*taken/b in the payload store"):
+        await store.put_many([("content/run/a", b"a"), ("content/run/taken/b", b"b")])
+    assert not [p for p in (tmp_path / "store").rglob(".partial-*")]
+    assert await store.get("content/run/taken") == b"a file"
+    assert not await store.exists("content/run/a")  # nothing is renamed into place early
 
 
 async def test_s3_store(s3_store: S3ObjectStore) -> None:

@@ -61,11 +61,19 @@ def content_sha256(text: str) -> str:
 
 async def keep_content(records: Records, workflow_id: str, text: str) -> str:
     """Keep `text` in the store for `workflow_id`'s audit; returns its hash."""
-    digest = content_sha256(text)
-    await records.put(
-        layout.content_key(workflow_id, digest), text.encode("utf-8", "surrogatepass")
-    )
+    [digest] = await keep_contents(records, workflow_id, [text])
     return digest
+
+
+async def keep_contents(records: Records, workflow_id: str, texts: Sequence[str]) -> list[str]:
+    """Keep each of `texts` in the store for `workflow_id`'s audit, all in one write of the
+    store; returns their hashes, in order."""
+    data = [text.encode("utf-8", "surrogatepass") for text in texts]
+    digests = [hashlib.sha256(item).hexdigest() for item in data]
+    await records.put_many(
+        [(layout.content_key(workflow_id, d), item) for d, item in zip(digests, data, strict=True)]
+    )
+    return digests
 
 
 async def content_matches(records: Records, workflow_id: str, digest: str) -> bool:

@@ -219,9 +219,8 @@ class SearchActivities:
         """`result` with each hit's text kept in the store for this run's audit, and hashed."""
         if self._records is None or not workflow_id:
             return result
-        records = self._records
-        digests = await asyncio.gather(
-            *(audit.keep_content(records, workflow_id, hit.content) for hit in result.hits)
+        digests = await audit.keep_contents(
+            self._records, workflow_id, [hit.content for hit in result.hits]
         )
         hits = [
             hit.model_copy(update={"content_sha256": digest})

@@ -5,7 +5,8 @@ folder and is renamed over the target, so a reader (another pool, a process kill
 through a write) sees the old bytes or the new ones, never part of either.
 
 Where the work runs: a write flushed to disk (`durable=True`) waits on the disk for
-milliseconds and runs in a thread, off the event loop. Reads and unflushed writes run on the
+milliseconds and runs in a thread, off the event loop; `put_many` writes its objects in one
+hop to a thread, and flushes them once all are written. Reads and unflushed writes run on the
 event loop itself: they are a few system calls that the page cache answers (a 4 KB record:
 about 0.02 ms to read, 0.2 ms to write, measured on the benchmark machine), less than a hop
 to a thread and back costs a process that makes dozens of them a search (handing the work to
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,28 +55,55 @@ class FileObjectStore(ObjectStore):
         else:
             self._put(self._path(key), data, durable)
 
+    async def put_many(self, items: Sequence[tuple[str, bytes]], *, durable: bool = True) -> None:
+        # One hop to a thread for all of them: each hop costs more than a small write.
+        if not items:
+            return
+        paths = [(self._path(key), data) for key, data in items]
+        if durable:
+            await asyncio.to_thread(self._put_many, paths, durable)
+        else:
+            self._put_many(paths, durable)
+
     def _put(self, path: Path, data: bytes, durable: bool) -> None:
-        # Plain system calls: the folder is made only when the file cannot be created for the
-        # want of it, and no buffered file object sits between the bytes and the file.
-        partial = path.with_name(f"{_PARTIAL}{uuid.uuid4().hex}")
+        self._put_many([(path, data)], durable)
+
+    def _put_many(self, items: Sequence[tuple[Path, bytes]], durable: bool) -> None:
+        # Plain system calls: the folder is made only when a file cannot be created for the
+        # want of it, and no buffered file object sits between the bytes and the file. Every
+        # file is written before any is flushed: on a journaling file system the first flush
+        # commits the others' data with it, and theirs then find little left to do.
+        written: list[tuple[int, Path, Path]] = []  # descriptor, partial file, target
+        current = items[0][0] if items else self.root
         try:
             try:
-                fd = os.open(partial, _CREATE, 0o644)
-            except FileNotFoundError:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(partial, _CREATE, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if durable:
+                for path, data in items:
+                    current = path
+                    partial = path.with_name(f"{_PARTIAL}{uuid.uuid4().hex}")
+                    try:
+                        fd = os.open(partial, _CREATE, 0o644)
+                    except FileNotFoundError:
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        fd = os.open(partial, _CREATE, 0o644)
+                    written.append((fd, partial, path))
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                for fd, _, path in written if durable else ():
+                    current = path
                     os.fsync(fd)
             finally:
-                os.close(fd)
-            os.replace(partial, path)
+                for fd, _, _ in written:
+                    os.close(fd)
+            for _, partial, path in written:
+                current = path
+                os.replace(partial, path)
         except OSError as err:
-            partial.unlink(missing_ok=True)
-            raise StoreError(f"cannot write {path} in the payload store: {err.strerror}") from None
+            for _, partial, _ in written:
+                partial.unlink(missing_ok=True)
+            raise StoreError(
+                f"cannot write {current} in the payload store: {err.strerror}"
+            ) from None
 
     async def check(self) -> None:
         await asyncio.to_thread(self._check)

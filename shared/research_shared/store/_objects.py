@@ -7,9 +7,10 @@ store can move from one to the other by copying its objects.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
@@ -75,6 +76,11 @@ class ObjectStore(ABC):
         because losing one costs a provider call, never a run (readers take an object cut
         short by a crash as missing).
         """
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]], *, durable: bool = True) -> None:
+        """`put` each `(key, data)` of `items`, at once where the backend can; each object is
+        all or nothing by itself, and all are written once this returns."""
+        await asyncio.gather(*(self.put(key, data, durable=durable) for key, data in items))
 
     @abstractmethod
     async def get(self, key: str) -> bytes:

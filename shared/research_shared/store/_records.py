@@ -5,6 +5,7 @@ cached searches, page text, audit manifests. With a key configured they are seal
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from research_shared.encryption import Keyring, open_record, seal_record
@@ -25,6 +26,12 @@ class Records:
     async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         """Store `data` under `key` (`ObjectStore.put` says what `durable` means)."""
         await self.objects.put(key, seal_record(data, self.keyring), durable=durable)
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]], *, durable: bool = True) -> None:
+        """`put` each `(key, data)` of `items` (`ObjectStore.put_many`)."""
+        await self.objects.put_many(
+            [(key, seal_record(data, self.keyring)) for key, data in items], durable=durable
+        )
 
     async def get(self, key: str) -> bytes | None:
         """The plaintext under `key`, None when there is none."""
