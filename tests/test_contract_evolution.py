@@ -19,6 +19,7 @@ from temporalio.client import Client
 from research_search.providers import SearchProgress
 from research_shared.converter import DATA_CONVERTER
 from research_shared.models import (
+    AttemptStamp,
     AuditCitations,
     AuditManifest,
     AuditModelStep,
@@ -71,6 +72,9 @@ from tests.helpers.workflow_stubs import Stubs, running_workers, with_fields
 
 NEWER = {"added_in_a_later_version": {"nested": [1, 2]}}
 USAGE = LlmUsage(calls=1, input_tokens=2, output_tokens=3)
+STAMP = AttemptStamp(
+    attempt=2, scheduled_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:00:01+00:00"
+)
 
 # One value of every model our services exchange or clients read back.
 EXCHANGED: list[BaseModel] = [
@@ -81,10 +85,13 @@ EXCHANGED: list[BaseModel] = [
     PlanInput(
         question="q", max_searches=2, clarifications=[Clarification(question="a", answer="b")]
     ),
-    PlanResult(queries=[SearchQuery(query="x", reason="y")], model="m", usage=USAGE),
+    PlanResult(queries=[SearchQuery(query="x", reason="y")], model="m", usage=USAGE, stamp=STAMP),
     WebSearchInput(query="x", max_results=2),
     WebSearchResult(
-        query="x", provider="p", hits=[SearchHit(title="t", url="u", snippet="s", content="c")]
+        query="x",
+        provider="p",
+        hits=[SearchHit(title="t", url="u", snippet="s", content="c")],
+        stamp=STAMP,
     ),
     SynthesizeInput(
         question="q",
