@@ -71,8 +71,9 @@ class FileObjectStore(ObjectStore):
     def _put_many(self, items: Sequence[tuple[Path, bytes]], durable: bool) -> None:
         # Plain system calls: the folder is made only when a file cannot be created for the
         # want of it, and no buffered file object sits between the bytes and the file. Every
-        # file is written before any is flushed: on a journaling file system the first flush
-        # commits the others' data with it, and theirs then find little left to do.
+        # file is written before any is flushed: on a journaling file system in ordered mode
+        # (ext4's default) the first flush commits the others' data with it, and theirs then
+        # find little left to do.
         written: list[tuple[int, Path, Path]] = []  # descriptor, partial file, target
         current = items[0][0] if items else self.root
         try:
