@@ -207,20 +207,33 @@ async def test_the_manifest_counts_retries_and_cache_hits_and_names_the_provider
 async def agrees_with_the_history(
     client: Client, workflow_id: str, manifest: dict[str, Any]
 ) -> None:
-    """Each step's attempts and times in `manifest` are those the run's history has: it was
-    scheduled when the history says, made as many attempts, and finished before the server
-    recorded its completion."""
+    """Each step's attempts and times in `manifest` are those the run's history gives it (as
+    `record_audit` reads them when it must): scheduled at the same time, as many attempts, and
+    finished before the server recorded its completion."""
+    stamped = AuditManifest.model_validate(manifest)
+    blank = {"attempts": 0, "started_at": "", "finished_at": ""}
+    unstamped = stamped.model_copy(
+        update={
+            "searches": [s.model_copy(update=blank) for s in stamped.searches],
+            "model_steps": [m.model_copy(update=blank) for m in stamped.model_steps],
+        }
+    )
     events = (await client.get_workflow_handle(workflow_id).fetch_history()).events
-    ran = {r.scheduled_at: r for r in audit.activity_records(events)}
-    entries = [*manifest["searches"], *manifest["model_steps"]]
-    assert len(entries) == len(manifest["searches"]) + 2  # plan, synthesize
-    for entry in entries:
-        found = ran[entry["started_at"]]
-        assert found.attempts == entry["attempts"], entry
-        started, finished = (
-            datetime.fromisoformat(t) for t in (found.scheduled_at, found.finished_at)
-        )
-        assert started <= datetime.fromisoformat(entry["finished_at"]) <= finished, entry
+    history = await audit.with_history(unstamped, events, client.data_converter)
+    pairs: list[tuple[AuditSearch | AuditModelStep, AuditSearch | AuditModelStep]] = [
+        *zip(stamped.searches, history.searches, strict=True),
+        *zip(stamped.model_steps, history.model_steps, strict=True),
+    ]
+    assert len(pairs) == len(stamped.searches) + 2  # plan, synthesize
+    for ours, theirs in pairs:
+        assert theirs.attempts > 0, theirs  # the history has the step
+        assert (ours.attempts, ours.started_at) == (theirs.attempts, theirs.started_at)
+        finished = datetime.fromisoformat(ours.finished_at)
+        assert (
+            datetime.fromisoformat(theirs.started_at)
+            <= finished
+            <= datetime.fromisoformat(theirs.finished_at)
+        ), (ours, theirs)
 
 
 # -- when record_audit reads the history ----------------------------------------------------

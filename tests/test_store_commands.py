@@ -89,7 +89,7 @@ async def test_record_audit_then_audit_verifies_against_store_and_history(
 ) -> None:
     records = Records(FileObjectStore(Path(urlsplit(payload_store).path)))
     workflow_id = f"audited-{uuid.uuid4().hex[:8]}"
-    digests = [await audit.keep_content(records, workflow_id, page) for page in PAGES]
+    digests = await audit.keep_contents(records, workflow_id, PAGES)
     manifest = AuditManifest(
         workflow_id="set by the activity, not by the caller",
         request={"question": "Does the audit verify?"},

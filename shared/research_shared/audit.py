@@ -54,17 +54,6 @@ def manifest_bytes(manifest: AuditManifest) -> bytes:
     return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
-def content_sha256(text: str) -> str:
-    """The hash a source's text is kept under."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-async def keep_content(records: Records, workflow_id: str, text: str) -> str:
-    """Keep `text` in the store for `workflow_id`'s audit; returns its hash."""
-    [digest] = await keep_contents(records, workflow_id, [text])
-    return digest
-
-
 async def keep_contents(records: Records, workflow_id: str, texts: Sequence[str]) -> list[str]:
     """Keep each of `texts` in the store for `workflow_id`'s audit, all in one write of the
     store; returns their hashes, in order."""

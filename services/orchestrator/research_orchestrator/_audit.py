@@ -45,10 +45,7 @@ def search_entries(
             entry.provider = outcome.provider
             entry.cached = outcome.cached
             entry.hits = len(outcome.hits)
-            if outcome.stamp is not None:
-                entry.attempts = outcome.stamp.attempt
-                entry.started_at = outcome.stamp.scheduled_at
-                entry.finished_at = outcome.stamp.finished_at
+            _take_stamp(entry, outcome.stamp)
         elif isinstance(outcome, SearchFailure):
             cancelled = outcome.error_type == cancelled_type
             entry.outcome = "cancelled" if cancelled else "failed"
@@ -64,7 +61,6 @@ def model_step(step: str, result: object, started_at: str, finished_at: str) -> 
     """The entry of a model step that returned `result`: its attempt and times from the
     result's stamp; from an older worker, which stamps none, the workflow's own times
     (`started_at`, `finished_at`) and no attempts, which the history then gives."""
-    stamp = getattr(result, "stamp", None)
     entry = AuditModelStep(
         step=step,
         model=str(getattr(result, "model", "")),
@@ -72,11 +68,17 @@ def model_step(step: str, result: object, started_at: str, finished_at: str) -> 
         started_at=started_at,
         finished_at=finished_at,
     )
-    if isinstance(stamp, AttemptStamp):
+    stamp = getattr(result, "stamp", None)
+    _take_stamp(entry, stamp if isinstance(stamp, AttemptStamp) else None)
+    return entry
+
+
+def _take_stamp(entry: AuditSearch | AuditModelStep, stamp: AttemptStamp | None) -> None:
+    """Set `entry`'s attempts and times from the stamp of its step's result, if it has one."""
+    if stamp is not None:
         entry.attempts = stamp.attempt
         entry.started_at = stamp.scheduled_at
         entry.finished_at = stamp.finished_at
-    return entry
 
 
 def manifest(
