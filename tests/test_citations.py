@@ -66,6 +66,15 @@ def test_cited_sentences_are_checked_for_support() -> None:
     assert "- Quantum computers will replace" in appendix
 
 
+def test_only_the_cited_sources_are_read_for_support() -> None:
+    # A source's text runs to thousands of characters; a report cites few of its sources.
+    words = citations.SourceWords(SOURCES)
+    body = "Tide tables list the times of high water [1]. Each day has low water too [1]."
+    assert citations.unsupported_sentences(body, words) == []
+    assert list(words) == [1]  # source 2 is not cited, so its text was not read
+    assert words[9] == set()  # an id that names no source supports nothing
+
+
 def test_the_appendix_lists_sources_failures_and_injected_passages() -> None:
     failure = SearchFailure(query="q", error_type="ProviderAuthError", message="bad key")
     text = citations.appendix(SOURCES, [failure])

@@ -121,7 +121,7 @@ def check(body: str, summary: str, sources: Sequence[SourceDocument]) -> Checked
     summary, unknown_summary = _drop_unknown(summary, known)
     body, links_body = drop_foreign_links(body, addresses)
     summary, links_summary = drop_foreign_links(summary, addresses)
-    texts = {s.id: _content_words(f"{_title(s)} {s.snippet} {s.content}") for s in sources}
+    texts = SourceWords(sources)
     unsupported = list(
         dict.fromkeys([*unsupported_sentences(body, texts), *unsupported_sentences(summary, texts)])
     )
@@ -138,7 +138,27 @@ def check(body: str, summary: str, sources: Sequence[SourceDocument]) -> Checked
     )
 
 
-def unsupported_sentences(markdown: str, source_words: dict[int, set[str]]) -> list[str]:
+class SourceWords(dict[int, set[str]]):
+    """The content words of each source by id, each worked out the first time a sentence
+    cites it: a report cites few of its sources, and a source's text runs to thousands of
+    characters. An id that names no source has none."""
+
+    def __init__(self, sources: Sequence[SourceDocument]) -> None:
+        super().__init__()
+        self._sources = {s.id: s for s in sources}
+
+    def __missing__(self, id: int) -> set[str]:
+        source = self._sources.get(id)
+        words = (
+            set()
+            if source is None
+            else _content_words(f"{_title(source)} {source.snippet} {source.content}")
+        )
+        self[id] = words
+        return words
+
+
+def unsupported_sentences(markdown: str, source_words: SourceWords) -> list[str]:
     """Cited sentences whose cited sources hold too few of their content words."""
     found: list[str] = []
     for match in _SENTENCE.finditer(markdown):
@@ -150,7 +170,7 @@ def unsupported_sentences(markdown: str, source_words: dict[int, set[str]]) -> l
         words = _content_words(_CITATION.sub(" ", sentence))
         if len(words) < MIN_CONTENT_WORDS:
             continue
-        best = max(len(words & source_words.get(i, set())) / len(words) for i in ids)
+        best = max(len(words & source_words[i]) / len(words) for i in ids)
         if best < SUPPORT_THRESHOLD:
             found.append(sentence)
     return found
