@@ -28,12 +28,14 @@ flagged passage is only left out of what may be quoted, and listed, never hidden
 
 Screening is on the hot path of both workers (every hit's text, every source of every
 prompt), and Python's regular expressions are slow at it: each pattern tries its alternatives
-at every position, about 0.6 ms for 4,000 characters of clean text. So a pattern is only run
-on a text that contains the words it cannot match without (`_NEEDS`), looked for in the
-lowercased text with `in`, which is a fast substring search. That changes no answer: the
-words are ones every match of the pattern contains, the lowercasing matches what
-`re.IGNORECASE` does to ASCII letters (`_fold`), and what is flagged is still decided by the
-patterns themselves.
+at every position, 0.2 to 0.6 ms for 8,000 characters of text. So the words a pattern needs
+are looked for first, in the lowercased text, with `in` and `str.find`, which are fast
+substring searches. A pattern is only tried on a text that contains the words it cannot
+match without (`_NEEDS`), and then only where one of the words it begins with begins
+(`_STARTS`), anchored there. That changes no answer: every match of a pattern contains those
+words and begins with one of them, the lowercasing matches what `re.IGNORECASE` does to ASCII
+letters and keeps every character where it was (`_fold`), and what is flagged is still
+decided by the patterns themselves.
 """
 
 from __future__ import annotations
@@ -79,6 +81,18 @@ _NEEDS: Final[tuple[tuple[tuple[str, ...], ...], ...]] = (
     (("<|im_start|>", "<|system|>", "[inst]", "[/inst]", "<<sys>>"),),
 )
 
+# For each pattern of `PATTERNS`, in order: the lowercase words one of which every match of
+# the pattern begins with.
+_STARTS: Final[tuple[tuple[str, ...], ...]] = (
+    ("ignore", "disregard", "forget", "override"),
+    ("system", "developer", "assistant"),
+    ("new", "updated", "real"),
+    ("you",),
+    ("from",),
+    ("reveal", "print", "output", "show", "repeat", "leak", "disclose"),
+    ("<|im_start|>", "<|system|>", "[inst]", "[/inst]", "<<sys>>"),
+)
+
 # The characters outside ASCII that `re.IGNORECASE` takes for an ASCII letter although
 # `str.lower` does not make them one: capital I with a dot, dotless i, long s (found by
 # trying every code point; a test tries them again).
@@ -100,7 +114,9 @@ class Screened:
 
 
 def _fold(text: str) -> str:
-    """`text` lowercased as `re.IGNORECASE` compares letters, for finding ASCII words in it."""
+    """`text` lowercased as `re.IGNORECASE` compares letters, for finding ASCII words in it;
+    every character stays where it was (only U+0130 lowercases to two, and it is replaced
+    first)."""
     if not text.isascii():
         for char, letter in _IGNORECASE_EXTRA:
             if char in text:
@@ -108,26 +124,44 @@ def _fold(text: str) -> str:
     return text.lower()
 
 
-def _candidates(text: str) -> list[re.Pattern[str]]:
-    """The patterns that could match somewhere in `text`: those whose words it contains."""
-    folded = _fold(text)
+_Candidate = tuple[re.Pattern[str], tuple[str, ...]]
+
+
+def _candidates(folded: str) -> list[_Candidate]:
+    """The patterns that could match somewhere in the text `folded` is of, those whose words
+    it contains, each with the words its matches begin with."""
     return [
-        pattern
-        for pattern, needs in zip(PATTERNS, _NEEDS, strict=True)
+        (pattern, starts)
+        for pattern, needs, starts in zip(PATTERNS, _NEEDS, _STARTS, strict=True)
         if all(any(word in folded for word in group) for group in needs)
     ]
 
 
+def _matches(candidate: _Candidate, text: str, folded: str) -> bool:
+    """Whether the pattern matches somewhere in `text` (`folded` is `_fold(text)`): tried
+    only where a word it begins with begins."""
+    pattern, starts = candidate
+    for word in starts:
+        at = folded.find(word)
+        while at != -1:
+            if pattern.match(text, at):
+                return True
+            at = folded.find(word, at + 1)
+    return False
+
+
 def is_suspicious(sentence: str) -> bool:
     """Whether `sentence` addresses the reader with instructions, by the rule above."""
-    return any(pattern.search(sentence) for pattern in _candidates(sentence))
+    folded = _fold(sentence)
+    return any(_matches(c, sentence, folded) for c in _candidates(folded))
 
 
 def screen(text: str) -> Screened:
     """`text` without its suspicious sentences; the line structure of the rest is kept."""
+    folded = _fold(text)
     # A pattern that cannot match the text cannot match a sentence of it either.
-    candidates = _candidates(text)
-    if not any(pattern.search(text) for pattern in candidates):
+    candidates = _candidates(folded)
+    if not any(_matches(c, text, folded) for c in candidates):
         return Screened(text, [])
     kept: list[str] = []
     found: list[str] = []
@@ -135,7 +169,10 @@ def screen(text: str) -> Screened:
         sentence = match.group()
         if not sentence:
             continue
-        if any(pattern.search(sentence) for pattern in candidates):
+        # The folded text keeps every character where it was, so its slice is the
+        # sentence's.
+        folded_sentence = folded[match.start() : match.end()]
+        if any(_matches(c, sentence, folded_sentence) for c in candidates):
             found.append(" ".join(sentence.split())[:MAX_LISTED_CHARS])
             # Keep the line break the sentence ended with, so paragraphs stay apart.
             if sentence.endswith("\n"):
