@@ -28,7 +28,7 @@ flagged passage is only left out of what may be quoted, and listed, never hidden
 
 Screening is on the hot path of both workers (every hit's text, every source of every
 prompt), and Python's regular expressions are slow at it: each pattern tries its alternatives
-at every position, 0.2 to 0.6 ms for 8,000 characters of text. So the words a pattern needs
+at every position, up to 0.6 ms a pattern for 8,000 characters. So the words a pattern needs
 are looked for first, in the lowercased text, with `in` and `str.find`, which are fast
 substring searches. A pattern is only tried on a text that contains the words it cannot
 match without (`_NEEDS`), and then only where one of the words it begins with begins
