@@ -256,6 +256,15 @@ def test_every_character_ignorecase_takes_for_an_ascii_letter_is_folded() -> Non
             assert injection._fold(char) == letter, (hex(ord(char)), letter)
 
 
+def test_folding_keeps_every_character_where_it_was() -> None:
+    # The fast path finds a pattern's first words in the folded text and tries the pattern
+    # at the same position of the text itself, and slices a sentence's fold by the
+    # sentence's own span: one character must fold to exactly one.
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    assert [hex(ord(c)) for c in every if len(injection._fold(c)) != 1] == []
+    assert len(injection._fold(every)) == len(every)
+
+
 # Sentences each pattern matches, slot by slot (every alternative of the rule), in any case.
 _SLOTS = (
     (
