@@ -133,10 +133,38 @@ def summarize(raw: str) -> dict[str, Any]:
         ]
 
     if not samples:
-        return {"samples": 0, "self": [], "self_by_area": [], "inclusive_by_area": []}
+        return {
+            "samples": 0,
+            "samples_by_area": {},
+            "self": [],
+            "self_by_area": [],
+            "inclusive_by_area": [],
+        }
     return {
         "samples": samples,
+        "samples_by_area": dict(own_area),
         "self": share(own, TOP),
         "self_by_area": share(own_area),
         "inclusive_by_area": [row for row in share(inclusive) if row[0] not in CATCH_ALL],
     }
+
+
+def per_run(samples_by_area: dict[str, int], runs: int) -> dict[str, float]:
+    """Each area's sampled time in ms per run: a busy sample stands for 1/RATE s of a
+    thread running there."""
+    return {
+        area: round(count * 1000 / RATE / runs, 2)
+        for area, count in sorted(samples_by_area.items(), key=lambda item: -item[1])
+    }
+
+
+def side_by_side(by_kind: dict[str, dict[str, float]]) -> list[list[Any]]:
+    """Rows of [area, floor ms, ours ms, ours - floor] per run, the largest extra first,
+    then the pool's total."""
+    floor, ours = by_kind["floor"], by_kind["ours"]
+    extras = sorted(
+        ((area, floor.get(area, 0.0), ours.get(area, 0.0)) for area in set(floor) | set(ours)),
+        key=lambda row: (row[1] - row[2], row[0]),
+    )
+    rows = [*extras, ("total", sum(floor.values()), sum(ours.values()))]
+    return [[area, round(f, 1), round(o, 1), round(o - f, 1)] for area, f, o in rows]

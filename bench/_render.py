@@ -164,18 +164,25 @@ def _waiting(w: dict[str, Any]) -> list[str]:
 def _profile(p: dict[str, Any]) -> list[str]:
     lines = [
         "",
-        f"== profile: py-spy at {p['rate_hz']} Hz for {p['seconds']:g} s, runs of ours at "
-        f"concurrency {p['concurrency']} ({p['runs']} runs)",
+        f"== profile: py-spy at {p['rate_hz']} Hz for {p['seconds']:g} s a kind, runs at "
+        f"concurrency {p['concurrency']} (floor {p['kinds']['floor']['runs']} runs, ours "
+        f"{p['kinds']['ours']['runs']})",
     ]
     for pool in POOLS:
         s = p["pools"][pool]
+        floor = p["kinds"]["floor"]["pools"][pool]
         lines.append(
-            f"{pool}: {s['samples']} busy samples, "
-            f"{1000 * s['cpu_seconds_per_run']:.1f} ms CPU per run"
+            f"{pool}: ours {s['samples']} busy samples, "
+            f"{1000 * s['cpu_seconds_per_run']:.1f} ms CPU per run "
+            f"(floor {1000 * floor['cpu_seconds_per_run']:.1f})"
         )
-        lines.append("  areas (self): " + ", ".join(f"{n} {v}%" for n, v in s["self_by_area"][:8]))
+        lines.append(f"  {'area, sampled ms per run':<42} {'floor':>7} {'ours':>7} {'extra':>7}")
+        lines += [
+            f"  {area:<42} {f:>7.1f} {o:>7.1f} {d:>+7.1f}"
+            for area, f, o, d in p["ms_per_run_by_area"][pool]
+        ]
         lines.append(
-            "  areas (anywhere on the stack): "
+            "  ours' areas (anywhere on the stack): "
             + ", ".join(f"{n} {v}%" for n, v in s["inclusive_by_area"][:10])
         )
         lines += [f"  {v:>5}%  {n}" for n, v in s["self"][:10]]

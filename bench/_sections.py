@@ -55,6 +55,8 @@ from research_shared.client import ResearchClient
 from research_shared.models import Outcome, ResearchReport
 
 T = TypeVar("T")
+# The kinds the profile samples, the floor first: ours' extra is what it shows.
+PROFILED = ("floor", "ours")
 # Histories described per kind and concurrency: enough for a mean, without a call per run.
 HISTORY_SAMPLE = 20
 
@@ -476,9 +478,34 @@ async def waiting(bench: Bench, count: int, at_once: int = 50) -> dict[str, Any]
 async def profile(
     bench: Bench, shape: Shape, concurrency: int, seconds: float, folder: Path
 ) -> dict[str, Any]:
-    """py-spy on each of our pools while runs of ours go on at `concurrency`."""
+    """py-spy on each pool of the floor, then of ours, while runs of that kind go on at
+    `concurrency`; each area's sampled time per run side by side, and ours' extra."""
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-    runner = bench.runner("ours", shape, f"{bench.tag}-profile")
+    kinds = {
+        kind: await _profile_kind(bench, kind, shape, concurrency, seconds, folder)
+        for kind in PROFILED
+    }
+    return {
+        "concurrency": concurrency,
+        "seconds": seconds,
+        "rate_hz": _profile.RATE,
+        "kinds": kinds,
+        # Ours' pools stay where the report has always had them.
+        "runs": kinds["ours"]["runs"],
+        "pools": kinds["ours"]["pools"],
+        "ms_per_run_by_area": {
+            pool: _profile.side_by_side(
+                {kind: kinds[kind]["pools"][pool]["ms_per_run_by_area"] for kind in PROFILED}
+            )
+            for pool in POOLS
+        },
+    }
+
+
+async def _profile_kind(
+    bench: Bench, kind: str, shape: Shape, concurrency: int, seconds: float, folder: Path
+) -> dict[str, Any]:
+    runner = bench.runner(kind, shape, f"{bench.tag}-profile")
     stop = asyncio.Event()
     counter = iter(range(10**9))
     done: list[Sample] = []
@@ -486,39 +513,35 @@ async def profile(
     async def lane() -> None:
         while not stop.is_set():
             index = next(counter)
-            done.append(await runner(index, f"bench-{bench.tag}-profile-{index:05d}"))
+            done.append(await runner(index, f"bench-{bench.tag}-profile-{kind}-{index:05d}"))
 
     note(
-        f"profile: py-spy on our pools for {seconds:g}s, runs of ours at concurrency {concurrency}"
+        f"profile: py-spy on the {kind} pools for {seconds:g}s, runs of {kind} at "
+        f"concurrency {concurrency}"
     )
     lanes = [asyncio.create_task(lane()) for _ in range(concurrency)]
-    cpu_before = bench.procs.cpu_seconds()
     try:
         await asyncio.sleep(1)  # every lane busy before sampling starts
-        files = {pool: folder / f"ours-{pool}.txt" for pool in POOLS}
+        cpu_before, runs_before = bench.procs.cpu_seconds(), len(done)
+        files = {pool: folder / f"{kind}-{pool}.txt" for pool in POOLS}
         await asyncio.gather(
             *(
-                _profile.record(bench.procs.pid(f"ours-{pool}"), seconds, files[pool])
+                _profile.record(bench.procs.pid(f"{kind}-{pool}"), seconds, files[pool])
                 for pool in POOLS
             )
         )
+        cpu_after, runs = bench.procs.cpu_seconds(), max(1, len(done) - runs_before)
     finally:
         stop.set()
         await asyncio.gather(*lanes)
-    cpu_after = bench.procs.cpu_seconds()
     pools = {}
     for pool in POOLS:
-        name = f"ours-{pool}"
+        name = f"{kind}-{pool}"
         summary = _profile.summarize(files[pool].read_text())
         pools[pool] = {
             "raw_file": str(files[pool]),
-            "cpu_seconds_per_run": (cpu_after[name] - cpu_before[name]) / max(1, len(done)),
+            "cpu_seconds_per_run": (cpu_after[name] - cpu_before[name]) / runs,
+            "ms_per_run_by_area": _profile.per_run(summary["samples_by_area"], runs),
             **summary,
         }
-    return {
-        "concurrency": concurrency,
-        "seconds": seconds,
-        "runs": len(done),
-        "rate_hz": _profile.RATE,
-        "pools": pools,
-    }
+    return {"runs": runs, "pools": pools}

@@ -25,7 +25,8 @@ Then, each a section (`--sections` picks some):
 - waiting: `--waiting` runs waiting for a plan approval, the orchestrator's memory, then
   all approved and completed; for each count of a list (`--waiting 1000,10000`), each on a
   freshly started orchestrator pool;
-- profile (with `--profile DIR`): py-spy on each of our pools during runs at concurrency 5.
+- profile (with `--profile DIR`): py-spy on each pool of the floor, then of ours, during runs
+  of that kind at `--profile-concurrency`: each area's sampled time per run, side by side.
 
 Nothing here asserts a timing: it measures and reports. docs/benchmarks.md has the figures.
 
@@ -211,7 +212,7 @@ async def bench(args: argparse.Namespace, procs: Processes) -> dict[str, Any]:
         figures["comparison"] = comparison
     if args.profile:
         figures["profile"] = await _sections.profile(
-            run, shallow, 5, args.profile_seconds, args.profile
+            run, shallow, args.profile_concurrency, args.profile_seconds, args.profile
         )
     await control.configure()
     if "critical" in args.sections:
@@ -385,10 +386,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         type=Path,
         default=None,
-        help="py-spy each of our pools during runs at concurrency 5; raw samples go into "
-        "this folder",
+        help="py-spy each pool of the floor and of ours during runs of that kind; raw "
+        "samples go into this folder",
     )
     add("--profile-seconds", type=float, default=20.0, help="how long to sample (default 20)")
+    add(
+        "--profile-concurrency",
+        type=int,
+        default=5,
+        help="runs at once while sampling (default 5)",
+    )
     add(
         "--no-store",
         action="store_true",
@@ -419,6 +426,8 @@ def check(args: argparse.Namespace) -> str | None:
         return "--hits must be between 1 and 10"
     if args.provider_delay < 0 or args.profile_seconds < 1:
         return "--provider-delay may not be negative, --profile-seconds is at least 1"
+    if args.profile_concurrency < 1:
+        return "--profile-concurrency must be at least 1"
     if args.page_chars is not None and args.page_chars < 1:
         return "--page-chars must be positive"
     return None

@@ -122,10 +122,20 @@ def test_the_benchmark_reports_every_figure(tmp_path: Path) -> None:
             assert number(waiting[f"orchestrator_rss_{key}_bytes"], key) > 0
         number(waiting["approve_to_all_complete_seconds"], "approve to complete")
 
+    profile = figures["profile"]
     for pool in POOLS:
-        summary = figures["profile"]["pools"][pool]
-        assert summary["samples"] > 0, f"py-spy took no sample of our {pool} pool"
-        assert summary["self"] and summary["self_by_area"]
+        for kind in ("floor", "ours"):
+            summary = profile["kinds"][kind]["pools"][pool]
+            assert summary["samples"] > 0, f"py-spy took no sample of the {kind} {pool} pool"
+            assert summary["self"] and summary["self_by_area"]
+        assert profile["pools"][pool] == profile["kinds"]["ours"]["pools"][pool]
+        # Each area's time per run, both kinds side by side: the rows add up to the total.
+        *areas, (name, floor, ours, extra) = profile["ms_per_run_by_area"][pool]
+        assert name == "total" and areas, pool
+        assert floor == pytest.approx(sum(row[1] for row in areas), abs=0.1 * len(areas))
+        assert ours == pytest.approx(sum(row[2] for row in areas), abs=0.1 * len(areas))
+        assert extra == pytest.approx(ours - floor, abs=0.11)
+        assert [row[3] for row in areas] == sorted((row[3] for row in areas), reverse=True)
 
     # The text report renders every section.
     for heading in ("== one round", "== three rounds", "== profile", "== critical path"):
@@ -158,6 +168,7 @@ def test_the_store_floor_reports_both_ways(tmp_path: Path) -> None:
         ("hops.py", "--steps", "0"),
         ("step_cpu.py", "--calls", "0"),
         ("step_cpu.py", "--dir", "/no/such/folder"),
+        ("run_bench.py", "--profile-concurrency", "0"),
     ],
 )
 def test_the_bench_tools_refuse_bad_options_in_one_line(command: tuple[str, ...]) -> None:
