@@ -169,7 +169,7 @@ def _profile(p: dict[str, Any]) -> list[str]:
         f"{p['kinds']['ours']['runs']})",
     ]
     for pool in POOLS:
-        s = p["pools"][pool]
+        s = p["kinds"]["ours"]["pools"][pool]
         floor = p["kinds"]["floor"]["pools"][pool]
         lines.append(
             f"{pool}: ours {s['samples']} busy samples, "

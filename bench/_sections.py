@@ -490,9 +490,6 @@ async def profile(
         "seconds": seconds,
         "rate_hz": _profile.RATE,
         "kinds": kinds,
-        # Ours' pools stay where the report has always had them.
-        "runs": kinds["ours"]["runs"],
-        "pools": kinds["ours"]["pools"],
         "ms_per_run_by_area": {
             pool: _profile.side_by_side(
                 {kind: kinds[kind]["pools"][pool]["ms_per_run_by_area"] for kind in PROFILED}
