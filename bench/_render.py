@@ -58,6 +58,12 @@ def _comparison(name: str, shape: dict[str, Any]) -> list[str]:
                 f"worker CPU x{_num(r['worker_cpu_per_run'])}, "
                 f"history x{_num(r['history_bytes_per_run'])}"
             )
+        low, high = level["ours_over_floor_p50_interval"]
+        lines.append(
+            "ours/floor p50 by round: "
+            + ", ".join(f"x{_num(r)}" for r in level["ours_over_floor_p50_by_round"])
+            + f"; 90 % bootstrap interval x{_num(low)} to x{_num(high)}"
+        )
         floor_calls = level["kinds"]["floor"]["provider_calls_per_run"]
         ours_calls = level["kinds"]["ours"]["provider_calls_per_run"]
         same = "the same" if level["same_provider_calls"] else "NOT the same"

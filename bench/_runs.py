@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -205,6 +206,21 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(fraction * len(ordered)))
     return ordered[rank - 1]
+
+
+def p50_ratio_interval(
+    ours: list[float], other: list[float], resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """The 5th and 95th percentiles of ours' p50 over the other's, each kind's runs drawn
+    again with replacement `resamples` times (a percentile bootstrap): how far the measured
+    ratio could move with other runs of the same machine. Seeded, so an invocation's figures
+    are reproducible from its latencies."""
+    draw = random.Random(seed).choices
+    ratios = sorted(
+        percentile(draw(ours, k=len(ours)), 0.5) / percentile(draw(other, k=len(other)), 0.5)
+        for _ in range(resamples)
+    )
+    return percentile(ratios, 0.05), percentile(ratios, 0.95)
 
 
 _ACTIVITIES = ("plan", "web_search", "reflect", "synthesize", "review", "revise", "record_audit")

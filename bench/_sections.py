@@ -29,6 +29,8 @@ from bench._runs import (
     kind_order,
     ours_request,
     ours_runner,
+    p50_ratio_interval,
+    percentile,
     question,
     round_sizes,
     run_many,
@@ -131,14 +133,16 @@ async def comparison(
         total_runs = max(runs, 2 * rounds * concurrency)
         results = {kind: KindResult(kind) for kind in KINDS}
         load = load_average()
+        by_round: list[dict[str, float]] = []  # each kind's p50 in each round
         for number, size in enumerate(round_sizes(total_runs, rounds)):
+            by_round.append({})
             for kind in kind_order(number, KINDS):
                 note(
                     f"{shape.name}, concurrency {concurrency}, round {number + 1}: "
                     f"{size} {kind} runs"
                 )
                 tag = f"{bench.tag}-{shape.name}-c{concurrency}-r{number}-{kind}"
-                await timed_round(
+                timed = await timed_round(
                     results[kind],
                     bench.runner(kind, shape, tag),
                     size,
@@ -147,6 +151,7 @@ async def comparison(
                     bench.procs,
                     bench.control,
                 )
+                by_round[-1][kind] = percentile([sample.latency for sample in timed], 0.5)
                 bench.check_alive()
         for result in results.values():
             ids = [s.workflow_id for s in result.samples[:HISTORY_SAMPLE]]
@@ -160,6 +165,13 @@ async def comparison(
                 "kinds": kinds,
                 "ours_over_floor": _ratios(kinds["ours"], kinds["floor"]),
                 "ours_over_bare": _ratios(kinds["ours"], kinds["bare"]),
+                # How much the serial ratio moves: round by round, and drawn again from the
+                # runs (the 90 % interval of a bootstrap).
+                "ours_over_floor_p50_by_round": [r["ours"] / r["floor"] for r in by_round],
+                "ours_over_floor_p50_interval": p50_ratio_interval(
+                    [sample.latency for sample in results["ours"].samples],
+                    [sample.latency for sample in results["floor"].samples],
+                ),
                 "same_provider_calls": (
                     kinds["ours"]["provider_calls_per_run"]
                     == kinds["floor"]["provider_calls_per_run"]

@@ -89,6 +89,9 @@ def test_the_benchmark_reports_every_figure(tmp_path: Path) -> None:
                 assert number(s["history_bytes_per_run"], where) > 0
                 assert number(s["history_events_per_run"], where) > 0
                 assert s["searches_per_run"]["min"] == shape["searches"]
+            low, high = level["ours_over_floor_p50_interval"]
+            assert 0 < number(low, where) <= number(high, where)
+            assert len(level["ours_over_floor_p50_by_round"]) == 1  # --rounds 1
             for other in ("floor", "bare"):
                 for name, value in level[f"ours_over_{other}"].items():
                     number(value, f"{where}: ours/{other} {name}")
@@ -158,6 +161,19 @@ def test_the_profile_sets_each_area_beside_the_floor() -> None:
         ["event loop", 21.1, 0.0, -21.1],
         ["total", 48.3, 57.0, 8.7],
     ]
+
+
+def test_the_serial_ratio_interval_holds_what_the_runs_allow() -> None:
+    """The bootstrap's interval of ours' p50 over the floor's: exact when every run took the
+    same time, around 1 when both kinds drew from the same times, reproducible."""
+    sys.path.insert(0, str(ROOT))
+    from bench._runs import p50_ratio_interval
+
+    assert p50_ratio_interval([0.4] * 9, [0.2] * 9) == (2.0, 2.0)
+    same = [0.300 + 0.002 * i for i in range(20)]
+    low, high = p50_ratio_interval(same, list(reversed(same)))
+    assert low < 1.0 < high and high - low < 0.1
+    assert p50_ratio_interval(same, same[::2]) == p50_ratio_interval(same, same[::2])
 
 
 def test_the_store_floor_reports_both_ways(tmp_path: Path) -> None:
