@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench._profile import side_by_side
+from bench._runs import p50_ratio_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("bare", "floor", "ours")
@@ -149,9 +151,6 @@ def test_the_benchmark_reports_every_figure(tmp_path: Path) -> None:
 def test_the_profile_sets_each_area_beside_the_floor() -> None:
     """An area only one kind spent time in still gets a row; the largest extra comes first,
     the total last."""
-    sys.path.insert(0, str(ROOT))
-    from bench._profile import side_by_side
-
     rows = side_by_side(
         {"floor": {"HTTP": 27.2, "event loop": 21.1}, "ours": {"HTTP": 44.1, "store": 12.9}}
     )
@@ -166,9 +165,6 @@ def test_the_profile_sets_each_area_beside_the_floor() -> None:
 def test_the_serial_ratio_interval_holds_what_the_runs_allow() -> None:
     """The bootstrap's interval of ours' p50 over the floor's: exact when every run took the
     same time, around 1 when both kinds drew from the same times, reproducible."""
-    sys.path.insert(0, str(ROOT))
-    from bench._runs import p50_ratio_interval
-
     assert p50_ratio_interval([0.4] * 9, [0.2] * 9) == (2.0, 2.0)
     same = [0.300 + 0.002 * i for i in range(20)]
     low, high = p50_ratio_interval(same, list(reversed(same)))
