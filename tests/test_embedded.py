@@ -46,6 +46,16 @@ def processes_of(data_dir: Path) -> list[int]:
     return found
 
 
+def parent_of(pid: int) -> int | None:
+    """The parent's pid of `pid`, None once it has exited."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name in parentheses may hold spaces; the fields after it do not.
+    return int(stat.rpartition(")")[2].split()[1])
+
+
 def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "research_cli", *args]
 
@@ -345,7 +355,10 @@ def assert_sigterm_stops_everything(
     started: set[int] = set()
     try:
         until_up(proc)
-        started = set(processes_of(data_dir)) - {proc.pid}
+        # What the command started itself. The search worker may still be building the
+        # built-in corpus in a fresh data folder, with render processes of its own; those
+        # are grandchildren, and the check after the SIGTERM below finds them if left.
+        started = {pid for pid in processes_of(data_dir) if parent_of(pid) == proc.pid}
         assert len(started) == processes, started
 
         proc.send_signal(signal.SIGTERM)
