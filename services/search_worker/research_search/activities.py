@@ -243,6 +243,11 @@ class ProgressHeartbeat:
     next attempt is given; an attempt that fails sends what it had before it ends, and
     before any progress of its own it sends what it resumed from, so an attempt that fails
     early does not erase the work of the ones before it.
+
+    A first attempt has nothing to keep yet, so its first beat waits one interval: a search
+    that ends sooner (most of them) costs the server no heartbeat. The server's heartbeat
+    timeout runs from the attempt's start until a first beat, so a worker that dies before
+    one is noticed as soon as before.
     """
 
     def __init__(self, interval: float, resumed: SearchProgress | None = None) -> None:
@@ -269,6 +274,8 @@ class ProgressHeartbeat:
             activity.heartbeat(self._latest)
 
     async def _beat_every_interval(self) -> None:
+        if self._latest is None:  # nothing resumed: nothing an early failure could erase
+            await asyncio.sleep(self._interval)
         while True:
             self._beat()
             await asyncio.sleep(self._interval)
