@@ -2,8 +2,9 @@
 
 A tiny workflow runs the activity with a short heartbeat timeout, so what is tested is what
 Temporal does with the activity's heartbeats: a retry resumes from the progress the failed
-attempt heartbeated, a cancellation reaches a search that waits on a slow page, and an
-answer too large for the history is cut down instead of failing every attempt.
+attempt heartbeated, an attempt that hangs before its first beat is still given up at the
+heartbeat timeout, a cancellation reaches a search that waits on a slow page, and an answer
+too large for the history is cut down instead of failing every attempt.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     import pytest
     from prometheus_client import REGISTRY
-    from temporalio.api.enums.v1 import EventType
+    from temporalio.api.enums.v1 import EventType, TimeoutType
     from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
     from temporalio.exceptions import CancelledError
     from temporalio.worker import Worker
@@ -81,13 +82,17 @@ class SearchOnce:
 
 @asynccontextmanager
 async def search_worker(
-    client: Client, task_queue: str, fake: FakeTavilyServer, **provider_options: Any
+    client: Client,
+    task_queue: str,
+    fake: FakeTavilyServer,
+    heartbeat_seconds: float = HEARTBEAT_SECONDS,
+    **provider_options: Any,
 ) -> AsyncIterator[None]:
     """A worker hosting the test workflow and the real activity with the real provider."""
     provider = TavilySearch(
         fake.api_key, base_url=fake.base_url, timeout_seconds=30, **provider_options
     )
-    activities = SearchActivities(provider, heartbeat_seconds=HEARTBEAT_SECONDS)
+    activities = SearchActivities(provider, heartbeat_seconds=heartbeat_seconds)
     try:
         async with Worker(
             client,
@@ -118,11 +123,12 @@ async def search_to_the_end(
     fake: FakeTavilyServer,
     query: str,
     max_results: int,
+    heartbeat_seconds: float = HEARTBEAT_SECONDS,
     **provider_options: Any,
 ) -> tuple[WorkflowHandle[Any, WebSearchResult], WebSearchResult]:
     """One search through `search_worker`, waited for to its end: the run's handle (its
     history tells the attempts) and the result."""
-    async with search_worker(client, task_queue, fake, **provider_options):
+    async with search_worker(client, task_queue, fake, heartbeat_seconds, **provider_options):
         handle = await start_search(client, task_queue, query, max_results)
         async with asyncio.timeout(WAIT_SECONDS):
             return handle, await handle.result()
@@ -226,6 +232,31 @@ async def test_pages_fetched_side_by_side_are_each_fetched_once(
         assert set(fetched) == {hit.url for hit in result.hits}
         # The failed page is the only one asked for twice.
         assert sorted(fetched.values()) == [1, 1, 1, 1, 1, 2]
+
+
+async def test_an_attempt_that_hangs_before_its_first_beat_is_given_up_at_the_heartbeat_timeout(
+    client: Client, task_queue: str
+) -> None:
+    # A first attempt's first beat waits one interval, here longer than the test: the
+    # server's heartbeat timeout must run from the attempt's start, or only the 60 s
+    # start-to-close would free the search (and the wait below gives up at 30 s).
+    with FakeTavilyServer() as fake:
+        fake.inject(Fault(delay=WAIT_SECONDS * 2, match=lambda path, _: path == "/search"))
+        handle, result = await search_to_the_end(
+            client, task_queue, fake, "a hung ranking", 2, heartbeat_seconds=WAIT_SECONDS * 4
+        )
+        assert fake.queries_received() == ["a hung ranking"] * 2
+
+    history = await handle.fetch_history()
+    [started] = [
+        event.activity_task_started_event_attributes
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
+    assert started.attempt == 2
+    timeout = started.last_failure.timeout_failure_info.timeout_type
+    assert timeout == TimeoutType.TIMEOUT_TYPE_HEARTBEAT
+    assert len(result.hits) == 2
 
 
 # -- cancelling --------------------------------------------------------------------------
